@@ -1,0 +1,654 @@
+/**
+ * The HTTP/1.1 opening handshake of RFC 6455 §4, both sides, as pure
+ * functions: parse a head, check it, build the answer. No I/O happens here;
+ * `lib/http.ts` reads and writes the bytes.
+ *
+ * ```
+ *   client                                   server
+ *     | GET /path HTTP/1.1                     |
+ *     | Upgrade: websocket, Sec-WebSocket-Key  |  parseRequestHead()
+ *     |--------------------------------------->|  checkUpgradeRequest()
+ *     |                                        |
+ *     | HTTP/1.1 101 Switching Protocols       |  buildUpgradeResponse()
+ *     | Sec-WebSocket-Accept: base64(SHA-1)    |  or buildErrorResponse()
+ *     |<---------------------------------------|
+ *  parseResponseHead()                         |
+ *  checkUpgradeResponse()                      |
+ *     |<============ WebSocket frames ========>|
+ * ```
+ *
+ * Refusals are thrown as {@linkcode HandshakeError}. On the server side its
+ * status is the HTTP status to answer with. On the client side a server
+ * refusal carries the server's status, and a response that breaks RFC 6455
+ * §4.1 carries {@linkcode INVALID_RESPONSE} (0), since no HTTP status
+ * describes it.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { HandshakeError, UsageError } from "./errors.ts";
+
+/** The GUID appended to the client's key before hashing (RFC 6455 §1.3). */
+export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** The only protocol version we speak (RFC 6455 §4.1 item 9, §4.4). */
+export const WEBSOCKET_VERSION = "13";
+
+/**
+ * The largest request or response head we accept, in bytes (RFC 9112 §2.3,
+ * RFC 6585 §5). A browser's upgrade request is well under 1 KiB even with a
+ * few cookies; 8 KiB bounds the memory a pending handshake may hold and
+ * matches Apache's 8190-byte field limit and Node.js's long-time default.
+ */
+export const DEFAULT_MAX_HEAD_SIZE = 8 * 1024;
+
+/**
+ * The {@linkcode HandshakeError.status} a client uses when the server's
+ * response breaks RFC 6455 §4.1 (wrong accept value, missing Upgrade, …):
+ * it is not a refusal by the server, so no HTTP status fits.
+ */
+export const INVALID_RESPONSE = 0;
+
+// ---------------------------------------------------------------------------
+// Grammar (RFC 9110 §5.6, RFC 9112 §2–§5)
+
+/** token = 1*tchar (RFC 9110 §5.6.2). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** field-value characters: VCHAR, obs-text, SP and HTAB (RFC 9110 §5.5). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** origin-form = absolute-path [ "?" query ] (RFC 9112 §3.2.1, RFC 3986). */
+const ORIGIN_FORM = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
+/** Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2). */
+const HOST =
+  /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+/** A serialized origin, `scheme "://" host [ ":" port ]` (RFC 6454 §6.2). */
+const ORIGIN =
+  /^([A-Za-z][A-Za-z0-9+.\-]*):\/\/([A-Za-z0-9\-._~!$&'()*+,;=%:[\]]+)$/;
+/** A base64 encoding of 16 bytes: 22 characters and `==` (RFC 4648 §4). */
+const KEY = /^[A-Za-z0-9+/]{22}==$/;
+
+/** Headers the handshake itself sets, which a caller may not override. */
+const HANDSHAKE_HEADERS = new Set([
+  "host",
+  "upgrade",
+  "connection",
+  "origin",
+  "sec-websocket-key",
+  "sec-websocket-version",
+  "sec-websocket-protocol",
+  "sec-websocket-extensions",
+  "sec-websocket-accept",
+  "content-length",
+  "transfer-encoding",
+]);
+
+/** Reason phrases for the statuses this project sends (RFC 9110 §15). */
+const REASON_PHRASES: Readonly<Record<number, string>> = {
+  101: "Switching Protocols",
+  200: "OK",
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  426: "Upgrade Required",
+  431: "Request Header Fields Too Large", // RFC 6585 §5
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+/** The reason phrase for a status (RFC 9110 §15), or "" for one not in our table. */
+export function reasonPhrase(status: number): string {
+  return REASON_PHRASES[status] ?? "";
+}
+
+/** Splits a list-valued field into its elements, dropping empty ones (RFC 9110 §5.6.1). */
+function splitList(value: string | null): string[] {
+  if (value === null) return [];
+  return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** Whether a list-valued field holds `token`, ASCII case-insensitively. */
+function listHasToken(value: string | null, token: string): boolean {
+  return splitList(value).some((e) => e.toLowerCase() === token);
+}
+
+/** Maps each byte to the code point of the same value, so obs-text survives. */
+function latin1(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Finding and parsing a head
+
+/**
+ * Returns the index just past the first CRLFCRLF in `buf[start, end)`, or -1
+ * (RFC 9112 §2.1). To search incrementally, pass where the last search
+ * stopped minus 3, so a CRLFCRLF split across reads is still found.
+ */
+export function findHeadEnd(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+): number {
+  const last = Math.min(end, buf.length) - 4;
+  for (let i = Math.max(start, 0); i <= last; i++) {
+    if (
+      buf[i] === 0x0d && buf[i + 1] === 0x0a && buf[i + 2] === 0x0d &&
+      buf[i + 3] === 0x0a
+    ) {
+      return i + 4;
+    }
+  }
+  return -1;
+}
+
+/** A parsed request line and header section (RFC 9112 §3, §5). */
+export interface RequestHead {
+  /** The method, case-sensitive (RFC 9110 §9.1). */
+  method: string;
+  /** The request target, always origin-form: `/path?query` (RFC 9112 §3.2.1). */
+  target: string;
+  /** The HTTP version as sent, e.g. `HTTP/1.1` (RFC 9112 §2.3). */
+  version: string;
+  /** The header fields; names compare case-insensitively. */
+  headers: Headers;
+}
+
+/** A parsed status line and header section (RFC 9112 §4, §5). */
+export interface ResponseHead {
+  /** The three-digit status code (RFC 9110 §15). */
+  status: number;
+  /** The reason phrase, possibly empty (RFC 9112 §4). */
+  reason: string;
+  /** The header fields; names compare case-insensitively. */
+  headers: Headers;
+}
+
+/** Splits a head into its start line and field lines, refusing bare CR or LF. */
+function splitHead(
+  bytes: Uint8Array,
+  fail: (message: string) => HandshakeError,
+): string[] {
+  const text = latin1(bytes);
+  if (!text.endsWith("\r\n\r\n")) {
+    throw fail("the head does not end with an empty line");
+  }
+  const lines = text.slice(0, -4).split("\r\n");
+  // RFC 9112 §2.2: ignore empty lines received before the start line.
+  while (lines.length > 0 && lines[0] === "") lines.shift();
+  if (lines.length === 0) throw fail("the head is empty");
+  for (const line of lines) {
+    if (line.includes("\r") || line.includes("\n")) {
+      throw fail("a line ends in a bare CR or LF instead of CRLF");
+    }
+  }
+  return lines;
+}
+
+/**
+ * Parses field lines strictly (RFC 9112 §5): a token name, no whitespace
+ * before the colon, only field-value characters. An obs-fold line is refused,
+ * or, when `unfold` is set (a user agent reading a response, RFC 9112 §5.2),
+ * joined to the previous value with one SP.
+ */
+function parseFields(
+  lines: string[],
+  fail: (message: string) => HandshakeError,
+  unfold: boolean,
+): { headers: Headers; hostCount: number } {
+  const fields: [string, string][] = [];
+  let hostCount = 0;
+  for (const line of lines) {
+    if (line[0] === " " || line[0] === "\t") {
+      if (!unfold || fields.length === 0) {
+        throw fail("obsolete line folding (obs-fold) is not allowed");
+      }
+      const prev = fields[fields.length - 1];
+      prev[1] = `${prev[1]} ${line.trim()}`.trim();
+      continue;
+    }
+    const colon = line.indexOf(":");
+    if (colon <= 0) throw fail("a header line has no field name and colon");
+    const name = line.slice(0, colon);
+    if (/[ \t]$/.test(name)) {
+      throw fail(
+        `whitespace between the field name "${name.trim()}" and the colon`,
+      );
+    }
+    if (!TOKEN.test(name)) throw fail("a header field name is not a token");
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    if (!FIELD_VALUE.test(value)) {
+      throw fail(`the ${name} header holds a control character`);
+    }
+    if (name.toLowerCase() === "host") hostCount++;
+    fields.push([name, value]);
+  }
+  const headers = new Headers();
+  for (const [name, value] of fields) headers.append(name, value);
+  return { headers, hostCount };
+}
+
+/**
+ * Parses a request head, CRLFCRLF included, strictly per RFC 9112 §3 and §5.
+ * Malformed syntax, obs-fold, whitespace before a colon, a target that is not
+ * origin-form, or a missing or repeated Host (RFC 9112 §3.2) throw a
+ * HandshakeError with 400. A well-formed version below HTTP/1.1 or of another
+ * major version throws 505: RFC 6455 §4.2.1 requires HTTP/1.1 or higher, and
+ * 505 says exactly that (RFC 9110 §15.6.6). HTTP/1.2+ is read as 1.1.
+ */
+export function parseRequestHead(bytes: Uint8Array): RequestHead {
+  const fail = (message: string) => new HandshakeError(400, message);
+  const [requestLine, ...fieldLines] = splitHead(bytes, fail);
+
+  const parts = requestLine.split(" ");
+  if (parts.length !== 3 || parts.some((p) => p === "")) {
+    throw fail("the request line is not `method SP target SP version`");
+  }
+  const [method, target, version] = parts;
+  if (!TOKEN.test(method)) throw fail("the method is not a token");
+  if (!ORIGIN_FORM.test(target)) {
+    throw fail("the request target must be a path like /chat?room=1");
+  }
+  const v = /^HTTP\/([0-9])\.([0-9])$/.exec(version);
+  if (v === null) throw fail("the HTTP version is malformed");
+  if (v[1] !== "1" || v[2] === "0") {
+    throw new HandshakeError(
+      505,
+      `WebSocket needs HTTP/1.1 or higher, not ${version}`,
+    );
+  }
+
+  const { headers, hostCount } = parseFields(fieldLines, fail, false);
+  if (hostCount === 0) throw fail("the Host header is missing");
+  if (hostCount > 1) throw fail("the Host header appears more than once");
+  if (!HOST.test(headers.get("host")!)) {
+    throw fail("the Host header is invalid");
+  }
+  return { method, target, version, headers };
+}
+
+/**
+ * Parses a response head, CRLFCRLF included (RFC 9112 §4, §5). Malformed
+ * syntax throws a HandshakeError with {@linkcode INVALID_RESPONSE}.
+ */
+export function parseResponseHead(bytes: Uint8Array): ResponseHead {
+  const fail = (message: string) =>
+    new HandshakeError(
+      INVALID_RESPONSE,
+      `invalid response from the server: ${message}`,
+    );
+  const [statusLine, ...fieldLines] = splitHead(bytes, fail);
+  // status-line = HTTP-version SP status-code SP [ reason-phrase ]; the SP
+  // after the code is tolerated when missing, as many clients do.
+  const m = /^HTTP\/1\.[0-9] ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?$/.exec(
+    statusLine,
+  );
+  if (m === null) throw fail("the status line is malformed");
+  const { headers } = parseFields(fieldLines, fail, true);
+  return { status: Number(m[1]), reason: m[2] ?? "", headers };
+}
+
+// ---------------------------------------------------------------------------
+// Server side: RFC 6455 §4.2
+
+/** What a server accepts beyond the defaults (RFC 6455 §4.2.2, RFC 6454). */
+export interface UpgradePolicy {
+  /**
+   * Extra allowed origins. A pattern without `://` matches the Origin's
+   * `host[:port]`; one with `://` matches `scheme://host[:port]`. `*` matches
+   * any run of characters within it, case-insensitively: `*.example.com`,
+   * `localhost:*`, `https://*.example.com`. A same-host Origin is always
+   * allowed.
+   */
+  origins?: string[];
+  /** The subprotocols the server speaks (RFC 6455 §1.9). */
+  subprotocols?: string[];
+}
+
+/** Compiles an origin glob to an anchored, case-insensitive RegExp. */
+function globToRegExp(pattern: string): RegExp {
+  const body = pattern.split("*").map((part) =>
+    part.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
+  ).join("[^/]*");
+  return new RegExp(`^${body}$`, "i");
+}
+
+/**
+ * Applies the origin rule (RFC 6455 §4.2.2 item 4, §10.2): no Origin is
+ * allowed; an Origin whose host equals Host case-insensitively is allowed
+ * (as gorilla and coder/websocket do); otherwise a policy pattern must match.
+ * `null` and unparsable origins are refused with 403.
+ */
+function checkOrigin(
+  origin: string | null,
+  host: string,
+  patterns: string[],
+): void {
+  if (origin === null) return;
+  const m = ORIGIN.exec(origin);
+  if (m === null) {
+    throw new HandshakeError(
+      403,
+      "the Origin header is not a scheme://host origin",
+    );
+  }
+  const scheme = m[1].toLowerCase();
+  const originHost = m[2].toLowerCase();
+  if (originHost === host.toLowerCase()) return;
+  for (const pattern of patterns) {
+    const subject = pattern.includes("://")
+      ? `${scheme}://${originHost}`
+      : originHost;
+    if (globToRegExp(pattern).test(subject)) return;
+  }
+  throw new HandshakeError(403, `the origin ${origin} is not allowed`);
+}
+
+/**
+ * Checks an upgrade request against RFC 6455 §4.2.1 and the policy, and
+ * returns the client's key and the chosen subprotocol. Throws HandshakeError:
+ * 405 with `Allow: GET` for another method; 400 for a missing Host, Upgrade
+ * without `websocket`, Connection without `upgrade`, a key that is not 16
+ * base64-encoded bytes, a missing or non-numeric Sec-WebSocket-Version (as ws
+ * does), or a body (its bytes would be read as frames); 426 with
+ * `Sec-WebSocket-Version: 13` for another version number (§4.4); 403 for a
+ * refused origin. The subprotocol is the first one the client offers, in the
+ * client's order of preference (§4.1 item 10), that the server speaks; null
+ * when none is shared, and then no header goes in the response.
+ */
+export function checkUpgradeRequest(
+  head: RequestHead,
+  policy: UpgradePolicy = {},
+): { key: string; protocol: string | null } {
+  const h = head.headers;
+  if (head.method !== "GET") {
+    throw new HandshakeError(
+      405,
+      `a WebSocket upgrade must use GET, not ${head.method}`,
+      { Allow: "GET" },
+    );
+  }
+  const host = h.get("host");
+  if (host === null) {
+    throw new HandshakeError(400, "the Host header is missing");
+  }
+  if (!listHasToken(h.get("upgrade"), "websocket")) {
+    throw new HandshakeError(
+      400,
+      "the Upgrade header must contain websocket",
+    );
+  }
+  if (!listHasToken(h.get("connection"), "upgrade")) {
+    throw new HandshakeError(
+      400,
+      "the Connection header must contain upgrade",
+    );
+  }
+  const version = h.get("sec-websocket-version");
+  if (version === null || !/^[0-9]{1,3}$/.test(version)) {
+    throw new HandshakeError(
+      400,
+      "the Sec-WebSocket-Version header is missing or not a number",
+    );
+  }
+  if (version !== WEBSOCKET_VERSION) {
+    throw new HandshakeError(
+      426,
+      `WebSocket version ${version} is not supported; use 13`,
+      { "Sec-WebSocket-Version": WEBSOCKET_VERSION },
+    );
+  }
+  const key = h.get("sec-websocket-key");
+  if (key === null || !KEY.test(key) || atob(key).length !== 16) {
+    throw new HandshakeError(
+      400,
+      "the Sec-WebSocket-Key header must be 16 bytes in base64",
+    );
+  }
+  if (
+    h.has("transfer-encoding") ||
+    (h.has("content-length") && h.get("content-length") !== "0")
+  ) {
+    throw new HandshakeError(400, "an upgrade request must not have a body");
+  }
+
+  checkOrigin(h.get("origin"), host, policy.origins ?? []);
+
+  const offered = splitList(h.get("sec-websocket-protocol"));
+  if (!offered.every((p) => TOKEN.test(p))) {
+    throw new HandshakeError(
+      400,
+      "the Sec-WebSocket-Protocol header must be a list of tokens",
+    );
+  }
+  const supported = policy.subprotocols ?? [];
+  const protocol = offered.find((p) => supported.includes(p)) ?? null;
+  return { key, protocol };
+}
+
+/** The Sec-WebSocket-Accept value: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2 item 5.4). */
+export function computeAcceptKey(key: string): string {
+  return createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64");
+}
+
+/** The server's 101 response that completes the handshake (RFC 6455 §4.2.2 item 5). */
+export function buildUpgradeResponse(
+  key: string,
+  protocol: string | null,
+): string {
+  if (protocol !== null && !TOKEN.test(protocol)) {
+    throw new TypeError(
+      `subprotocol ${JSON.stringify(protocol)} is not a token`,
+    );
+  }
+  return "HTTP/1.1 101 Switching Protocols\r\n" +
+    "Upgrade: websocket\r\n" +
+    "Connection: Upgrade\r\n" +
+    `Sec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n` +
+    (protocol === null ? "" : `Sec-WebSocket-Protocol: ${protocol}\r\n`) +
+    "\r\n";
+}
+
+/**
+ * A complete plain HTTP/1.1 response (RFC 9112 §4, §6.3): status line with
+ * reason phrase, `Content-Type` (text/plain UTF-8 unless given),
+ * `Content-Length` in UTF-8 bytes, and `Connection: close` unless
+ * `opts.keepAlive` is true. Extra headers may not set Content-Length or
+ * Connection, nor hold CR or LF.
+ */
+export function buildHttpResponse(
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+  opts: { keepAlive?: boolean } = {},
+): string {
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    throw new RangeError(`${status} is not an HTTP status code`);
+  }
+  const fields: [string, string][] = [];
+  let hasContentType = false;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) {
+      throw new TypeError(`invalid response header ${JSON.stringify(name)}`);
+    }
+    const lower = name.toLowerCase();
+    if (lower === "content-length" || lower === "connection") {
+      throw new TypeError(`${name} is set by buildHttpResponse()`);
+    }
+    if (lower === "content-type") hasContentType = true;
+    fields.push([name, value]);
+  }
+  if (!hasContentType) {
+    fields.unshift(["Content-Type", "text/plain; charset=utf-8"]);
+  }
+  fields.push([
+    "Content-Length",
+    String(new TextEncoder().encode(body).length),
+  ]);
+  if (opts.keepAlive !== true) fields.push(["Connection", "close"]);
+  const reason = reasonPhrase(status);
+  return `HTTP/1.1 ${status} ${reason}\r\n` +
+    fields.map(([n, v]) => `${n}: ${v}\r\n`).join("") +
+    "\r\n" + body;
+}
+
+/** The refusal for a HandshakeError: its status, headers, and message as the body (RFC 6455 §4.2.1). */
+export function buildErrorResponse(err: HandshakeError): string {
+  return buildHttpResponse(err.status, `${err.message}\n`, err.headers);
+}
+
+// ---------------------------------------------------------------------------
+// Client side: RFC 6455 §4.1
+
+/** A fresh Sec-WebSocket-Key: 16 random bytes in base64 (RFC 6455 §4.1 item 7). */
+export function generateKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes));
+}
+
+/** Options for {@linkcode buildUpgradeRequest}. */
+export interface UpgradeRequestOptions {
+  /** Extra header fields, e.g. `["Authorization", "Bearer x"]`. */
+  headers?: [string, string][];
+  /** The Origin to send (RFC 6455 §4.1 item 8, RFC 6454). */
+  origin?: string;
+  /** Subprotocols to offer, most preferred first (RFC 6455 §4.1 item 10). */
+  subprotocols?: string[];
+}
+
+/**
+ * The client's opening handshake (RFC 6455 §4.1): `GET path?query HTTP/1.1`,
+ * Host with the port only when it is not the scheme's default and IPv6
+ * literals in brackets (§3), then Upgrade, Connection, Sec-WebSocket-Key,
+ * Sec-WebSocket-Version, and the optional Origin, Sec-WebSocket-Protocol and
+ * extra headers. Throws UsageError for a non-ws(s) URL, a fragment (§3),
+ * credentials in the URL, a header with CR/LF or a non-token name, a header
+ * that would override the handshake's own, or a subprotocol that is not a
+ * token or is offered twice.
+ */
+export function buildUpgradeRequest(
+  url: URL,
+  key: string,
+  opts: UpgradeRequestOptions = {},
+): string {
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new UsageError(`${url.href} is not a ws:// or wss:// URL`);
+  }
+  if (url.hash !== "" || url.href.includes("#")) {
+    throw new UsageError(
+      `${url.href} has a fragment; WebSocket URLs may not have one (RFC 6455 §3)`,
+    );
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new UsageError(
+      "credentials in the URL are not sent; pass an Authorization header instead",
+    );
+  }
+  // WHATWG URL already drops the default port (80 for ws, 443 for wss) and
+  // keeps IPv6 literals in brackets; spelled out here so the rule is visible.
+  const defaultPort = url.protocol === "wss:" ? "443" : "80";
+  const host = url.port === "" || url.port === defaultPort
+    ? url.hostname
+    : `${url.hostname}:${url.port}`;
+
+  const lines = [
+    `GET ${url.pathname || "/"}${url.search} HTTP/1.1`,
+    `Host: ${host}`,
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    `Sec-WebSocket-Key: ${key}`,
+    `Sec-WebSocket-Version: ${WEBSOCKET_VERSION}`,
+  ];
+  if (opts.origin !== undefined) {
+    if (!FIELD_VALUE.test(opts.origin) || opts.origin.trim() === "") {
+      throw new UsageError("the origin must be one line of text");
+    }
+    lines.push(`Origin: ${opts.origin}`);
+  }
+  const protocols = opts.subprotocols ?? [];
+  for (const [i, p] of protocols.entries()) {
+    if (!TOKEN.test(p)) {
+      throw new UsageError(`subprotocol ${JSON.stringify(p)} is not a token`);
+    }
+    if (protocols.indexOf(p) !== i) {
+      throw new UsageError(`subprotocol ${p} is offered twice`);
+    }
+  }
+  if (protocols.length > 0) {
+    lines.push(`Sec-WebSocket-Protocol: ${protocols.join(", ")}`);
+  }
+  for (const [name, value] of opts.headers ?? []) {
+    if (!TOKEN.test(name)) {
+      throw new UsageError(
+        `header name ${JSON.stringify(name)} is not a valid HTTP token`,
+      );
+    }
+    if (!FIELD_VALUE.test(value)) {
+      throw new UsageError(
+        `the value of header ${name} holds CR, LF or another control character`,
+      );
+    }
+    if (HANDSHAKE_HEADERS.has(name.toLowerCase())) {
+      throw new UsageError(
+        `header ${name} is set by the handshake and cannot be overridden`,
+      );
+    }
+    lines.push(`${name}: ${value.trim()}`);
+  }
+  return lines.join("\r\n") + "\r\n\r\n";
+}
+
+/**
+ * Checks the server's response against RFC 6455 §4.1 and returns the
+ * accepted subprotocol, or null. A status other than 101 throws a
+ * HandshakeError with that status ("server refused the upgrade: 403
+ * Forbidden"); a 101 that breaks §4.1 (Upgrade not `websocket`, Connection
+ * without `upgrade`, a wrong accept value, any extension, a subprotocol not
+ * offered) throws one with {@linkcode INVALID_RESPONSE}.
+ */
+export function checkUpgradeResponse(
+  resp: ResponseHead,
+  key: string,
+  offered: { subprotocols?: string[] } = {},
+): { protocol: string | null } {
+  if (resp.status !== 101) {
+    const reason = resp.reason || reasonPhrase(resp.status);
+    throw new HandshakeError(
+      resp.status,
+      `server refused the upgrade: ${resp.status}${reason ? ` ${reason}` : ""}`,
+    );
+  }
+  const fail = (message: string) =>
+    new HandshakeError(
+      INVALID_RESPONSE,
+      `invalid upgrade response: ${message}`,
+    );
+  const h = resp.headers;
+  if ((h.get("upgrade") ?? "").toLowerCase() !== "websocket") {
+    throw fail("the Upgrade header is not websocket");
+  }
+  if (!listHasToken(h.get("connection"), "upgrade")) {
+    throw fail("the Connection header does not contain upgrade");
+  }
+  if (h.get("sec-websocket-accept") !== computeAcceptKey(key)) {
+    throw fail("Sec-WebSocket-Accept does not match the key we sent");
+  }
+  if (splitList(h.get("sec-websocket-extensions")).length > 0) {
+    throw fail("the server chose an extension, but we offered none");
+  }
+  const protocol = h.get("sec-websocket-protocol");
+  if (protocol === null) return { protocol: null };
+  if (!(offered.subprotocols ?? []).includes(protocol)) {
+    throw fail(
+      `the server chose subprotocol ${protocol}, which we did not offer`,
+    );
+  }
+  return { protocol };
+}

@@ -1,0 +1,138 @@
+/**
+ * The little I/O the handshake needs: read one HTTP head off a stream without
+ * losing the bytes behind it, and write a buffer completely.
+ *
+ * @module
+ */
+
+import { HandshakeError } from "./errors.ts";
+import { findHeadEnd, INVALID_RESPONSE } from "./handshake.ts";
+
+/** Anything with `Deno.Conn`'s read: fills `p`, resolves the count or null at EOF. */
+export interface Reader {
+  /** Reads up to `p.length` bytes into `p`. */
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+/** Anything with `Deno.Conn`'s write: writes a prefix of `p`, resolves its length. */
+export interface Writer {
+  /** Writes some of `p`. */
+  write(p: Uint8Array): Promise<number>;
+}
+
+/** Options for {@linkcode readHead}. */
+export interface ReadHeadOptions {
+  /** The largest head accepted, CRLFCRLF included; see DEFAULT_MAX_HEAD_SIZE. */
+  maxHeadSize: number;
+  /** Aborting rejects with the signal's reason, e.g. a handshake timeout. */
+  signal?: AbortSignal;
+  /** Bytes already read from the stream, placed before anything read now. */
+  initial?: Uint8Array;
+  /**
+   * Whose head this is. "request" (the default) refuses with 431 or 400 as a
+   * server answers; "response" fails with status 0 (INVALID_RESPONSE), since
+   * a client has nobody to answer.
+   */
+  kind?: "request" | "response";
+}
+
+/** The first read's buffer size; it doubles up to maxHeadSize as needed. */
+const INITIAL_BUFFER_SIZE = 4096;
+
+/** Resolves like `p`, or rejects with `signal.reason` first; `p` is then left to settle quietly. */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      // The read stays pending until the caller closes the conn; it then
+      // rejects, and nobody is listening, so swallow that rejection.
+      p.catch(() => {});
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/**
+ * Reads one HTTP head (RFC 9112 §2.1) up to and including its CRLFCRLF.
+ * Returns `head` and the bytes that came after it in the same reads (`rest`:
+ * for an upgrade, the first WebSocket frames), or null on EOF before any
+ * byte. A head longer than `maxHeadSize` is refused with 431 (RFC 6585 §5);
+ * EOF inside a head with 400. On abort it rejects with the signal's reason
+ * and leaves one read pending: the caller must then close the conn.
+ */
+export async function readHead(
+  conn: Reader,
+  opts: ReadHeadOptions,
+): Promise<{ head: Uint8Array; rest: Uint8Array } | null> {
+  const { maxHeadSize, signal } = opts;
+  const isResponse = opts.kind === "response";
+  const initial = opts.initial ?? new Uint8Array(0);
+  signal?.throwIfAborted();
+
+  let buf = new Uint8Array(
+    Math.max(initial.length, Math.min(INITIAL_BUFFER_SIZE, maxHeadSize)),
+  );
+  buf.set(initial);
+  let filled = initial.length;
+  let searched = 0; // findHeadEnd has looked at buf[0, searched)
+
+  while (true) {
+    const end = findHeadEnd(buf, Math.max(searched - 3, 0), filled);
+    searched = filled;
+    if (end > maxHeadSize || (end === -1 && filled >= maxHeadSize)) {
+      throw isResponse
+        ? new HandshakeError(
+          INVALID_RESPONSE,
+          `the response head is longer than ${maxHeadSize} bytes`,
+        )
+        : new HandshakeError(
+          431,
+          `the request head is longer than ${maxHeadSize} bytes`,
+        );
+    }
+    if (end !== -1) {
+      return { head: buf.slice(0, end), rest: buf.slice(end, filled) };
+    }
+    if (filled === buf.length) {
+      const bigger = new Uint8Array(Math.min(buf.length * 2, maxHeadSize));
+      bigger.set(buf.subarray(0, filled));
+      buf = bigger;
+    }
+    const n = await abortable(conn.read(buf.subarray(filled)), signal);
+    if (n === null) {
+      if (filled === 0) return null;
+      throw isResponse
+        ? new HandshakeError(
+          INVALID_RESPONSE,
+          "the connection closed before the response head ended",
+        )
+        : new HandshakeError(
+          400,
+          "connection closed before the request head ended",
+        );
+    }
+    filled += n;
+  }
+}
+
+/** Writes all of `data`, looping over partial writes. */
+export async function writeAll(conn: Writer, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const n = await conn.write(data.subarray(off));
+    if (n <= 0) throw new Error("write made no progress");
+    off += n;
+  }
+}
