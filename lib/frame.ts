@@ -1,0 +1,295 @@
+/**
+ * The RFC 6455 §5.2 base framing protocol: a pure frame header reader and
+ * writer. Payloads are never copied here; the connection reads them from its
+ * own buffer at `headerLength` and unmasks them in place with `unmask()`.
+ *
+ * ```text
+ *  0                   1                   2                   3
+ *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ * +-+-+-+-+-------+-+-------------+-------------------------------+
+ * |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+ * |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+ * |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+ * | |1|2|3|       |K|             |                               |
+ * +-+-+-+-+-------+-+-------------+ - - - - - - - - - - - - - - - +
+ * |     Extended payload length continued, if payload len == 127  |
+ * + - - - - - - - - - - - - - - - +-------------------------------+
+ * |                               |Masking-key, if MASK set to 1  |
+ * +-------------------------------+-------------------------------+
+ * | Masking-key (continued)       |          Payload Data         |
+ * +-------------------------------- - - - - - - - - - - - - - - - +
+ * ```
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc6455#section-5.2
+ * @module
+ */
+
+import { ProtocolViolation } from "./errors.ts";
+import { maskInto } from "./mask.ts";
+
+/** Frame opcodes, RFC 6455 §5.2 and §11.8, with the reserved gaps shown. */
+export const Opcode = {
+  Continuation: 0x0,
+  Text: 0x1,
+  Binary: 0x2,
+  // 0x3–0x7 are reserved for further non-control frames.
+  Close: 0x8,
+  Ping: 0x9,
+  Pong: 0xA,
+  // 0xB–0xF are reserved for further control frames.
+} as const;
+
+/** Whether `opcode` is a control frame (Close, Ping, Pong), RFC 6455 §5.5. */
+export function isControl(opcode: number): boolean {
+  return (opcode & 0x8) !== 0;
+}
+
+/** The largest payload of a control frame, RFC 6455 §5.5. */
+export const MAX_CONTROL_PAYLOAD = 125;
+
+/** The largest frame header: 2 + 8 (64-bit length) + 4 (masking key), §5.2. */
+export const MAX_HEADER_SIZE = 14;
+
+/** Bit masks and length markers of the first two header bytes, §5.2. */
+const FIN = 0x80;
+const RSV = 0x70; // RSV1 | RSV2 | RSV3
+const OPCODE = 0x0f;
+const MASK = 0x80;
+const LEN7 = 0x7f;
+const LEN16_MARKER = 126;
+const LEN64_MARKER = 127;
+const TWO_POW_32 = 0x1_0000_0000;
+/** The high 32 bits of Number.MAX_SAFE_INTEGER (2^53 − 1). */
+const MAX_SAFE_HIGH = 0x1f_ffff;
+
+/** A decoded frame header (RFC 6455 §5.2); the payload follows it in `buf`. */
+export interface FrameHeader {
+  /** FIN: this is the final fragment of a message. */
+  fin: boolean;
+  /** The opcode, one of {@linkcode Opcode}. */
+  opcode: number;
+  /** MASK: the payload is masked (client-to-server frames, §5.3). */
+  masked: boolean;
+  /** Index in `buf` of the 4-byte masking key, or -1 when not masked. */
+  maskOffset: number;
+  /** Payload length in bytes. */
+  payloadLength: number;
+  /** Header length in bytes: the payload starts at `start + headerLength`. */
+  headerLength: number;
+}
+
+/**
+ * Reads the frame header at `buf[start..end)` (RFC 6455 §5.2), or returns
+ * `null` when those bytes are not yet the whole header, so a frame split
+ * across reads needs no special case: read more and call again.
+ *
+ * `expectMasked` is true on a server (client frames MUST be masked, §5.1)
+ * and false on a client (server frames MUST NOT be). Throws
+ * `ProtocolViolation(1002)` for a frame the RFC forbids and
+ * `ProtocolViolation(1009)` for a length JavaScript cannot index.
+ *
+ * Non-minimal lengths (§5.2: "the minimal number of bytes MUST be used") are
+ * rejected with 1002; ws and gorilla accept them, Autobahn does not test it.
+ */
+export function readFrameHeader(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  expectMasked: boolean,
+): FrameHeader | null {
+  // 1. The two fixed bytes.
+  if (end - start < 2) return null;
+  const b0 = buf[start];
+  const b1 = buf[start + 1];
+
+  // 2. FIN, RSV1–3 and the opcode. No extension is negotiated, so any RSV
+  //    bit is an error (§5.2).
+  const fin = (b0 & FIN) !== 0;
+  const opcode = b0 & OPCODE;
+  if ((b0 & RSV) !== 0) {
+    throw new ProtocolViolation(1002, "reserved bits set without an extension");
+  }
+  if (
+    opcode > Opcode.Pong || (opcode > Opcode.Binary && opcode < Opcode.Close)
+  ) {
+    throw new ProtocolViolation(
+      1002,
+      `reserved opcode 0x${opcode.toString(16)}`,
+    );
+  }
+
+  // 3. MASK: a server needs masked frames, a client unmasked ones (§5.1).
+  const masked = (b1 & MASK) !== 0;
+  if (masked !== expectMasked) {
+    throw new ProtocolViolation(
+      1002,
+      expectMasked ? "client frame not masked" : "server frame masked",
+    );
+  }
+
+  // 4. Control frames: at most 125 bytes and never fragmented (§5.5).
+  let length = b1 & LEN7;
+  if (isControl(opcode)) {
+    if (length > MAX_CONTROL_PAYLOAD) {
+      throw new ProtocolViolation(1002, "control frame payload over 125 bytes");
+    }
+    if (!fin) throw new ProtocolViolation(1002, "fragmented control frame");
+  }
+
+  // 5. The extended payload length, in network byte order, minimal form.
+  let pos = start + 2;
+  if (length === LEN16_MARKER) {
+    if (end - pos < 2) return null;
+    length = (buf[pos] << 8) | buf[pos + 1];
+    pos += 2;
+    if (length < LEN16_MARKER) {
+      throw new ProtocolViolation(1002, "non-minimal 16-bit payload length");
+    }
+  } else if (length === LEN64_MARKER) {
+    if (end - pos < 8) return null;
+    const high = ((buf[pos] << 24) | (buf[pos + 1] << 16) |
+      (buf[pos + 2] << 8) | buf[pos + 3]) >>> 0;
+    const low = ((buf[pos + 4] << 24) | (buf[pos + 5] << 16) |
+      (buf[pos + 6] << 8) | buf[pos + 7]) >>> 0;
+    pos += 8;
+    if (high >= 0x8000_0000) {
+      throw new ProtocolViolation(
+        1002,
+        "64-bit payload length has top bit set",
+      );
+    }
+    if (high > MAX_SAFE_HIGH) {
+      throw new ProtocolViolation(1009, "message too big");
+    }
+    length = high * TWO_POW_32 + low;
+    if (length <= 0xffff) {
+      throw new ProtocolViolation(1002, "non-minimal 64-bit payload length");
+    }
+  }
+
+  // 6. The masking key.
+  let maskOffset = -1;
+  if (masked) {
+    if (end - pos < 4) return null;
+    maskOffset = pos;
+    pos += 4;
+  }
+
+  return {
+    fin,
+    opcode,
+    masked,
+    maskOffset,
+    payloadLength: length,
+    headerLength: pos - start,
+  };
+}
+
+/** The header size of a frame with this payload length, RFC 6455 §5.2. */
+export function frameHeaderSize(
+  payloadLength: number,
+  masked: boolean,
+): number {
+  const lengthSize = payloadLength < LEN16_MARKER
+    ? 0
+    : payloadLength <= 0xffff
+    ? 2
+    : 8;
+  return 2 + lengthSize + (masked ? 4 : 0);
+}
+
+/**
+ * Writes a frame header (RFC 6455 §5.2) at `out[offset]`, with the minimal
+ * length form and, when `maskKey` is given, MASK set and the 4-byte key.
+ * Returns the number of bytes written. Throws a `RangeError` for arguments
+ * no peer would accept or for `out` too small: the caller's bug.
+ */
+export function writeFrameHeader(
+  out: Uint8Array,
+  offset: number,
+  fin: boolean,
+  opcode: number,
+  payloadLength: number,
+  maskKey: Uint8Array | null,
+): number {
+  if (
+    !Number.isSafeInteger(payloadLength) || payloadLength < 0 ||
+    (opcode & ~OPCODE) !== 0
+  ) {
+    throw new RangeError(
+      `invalid frame: opcode ${opcode}, ${payloadLength} bytes`,
+    );
+  }
+  if (isControl(opcode) && (!fin || payloadLength > MAX_CONTROL_PAYLOAD)) {
+    throw new RangeError("a control frame must be final and at most 125 bytes");
+  }
+  const size = frameHeaderSize(payloadLength, maskKey !== null);
+  if (offset < 0 || offset + size > out.length) {
+    throw new RangeError("no room for the frame header");
+  }
+
+  out[offset] = (fin ? FIN : 0) | opcode;
+  const maskBit = maskKey !== null ? MASK : 0;
+  let pos = offset + 2;
+  if (payloadLength < LEN16_MARKER) {
+    out[offset + 1] = maskBit | payloadLength;
+  } else if (payloadLength <= 0xffff) {
+    out[offset + 1] = maskBit | LEN16_MARKER;
+    out[pos] = payloadLength >>> 8;
+    out[pos + 1] = payloadLength & 0xff;
+    pos += 2;
+  } else {
+    out[offset + 1] = maskBit | LEN64_MARKER;
+    const high = Math.floor(payloadLength / TWO_POW_32);
+    const low = payloadLength >>> 0;
+    out[pos] = high >>> 24;
+    out[pos + 1] = (high >>> 16) & 0xff;
+    out[pos + 2] = (high >>> 8) & 0xff;
+    out[pos + 3] = high & 0xff;
+    out[pos + 4] = low >>> 24;
+    out[pos + 5] = (low >>> 16) & 0xff;
+    out[pos + 6] = (low >>> 8) & 0xff;
+    out[pos + 7] = low & 0xff;
+    pos += 8;
+  }
+  if (maskKey !== null) {
+    out[pos] = maskKey[0];
+    out[pos + 1] = maskKey[1];
+    out[pos + 2] = maskKey[2];
+    out[pos + 3] = maskKey[3];
+    pos += 4;
+  }
+  return pos - offset;
+}
+
+/** Scratch masking key for {@linkcode encodeFrame}; copied into each frame. */
+const scratchKey = new Uint8Array(4);
+
+/**
+ * Encodes one whole frame, header and payload, into a new buffer
+ * (RFC 6455 §5.2). With `mask: true` (a client, §5.3) the payload is copied
+ * masked with a fresh key from `crypto.getRandomValues`; `payload` itself is
+ * never modified. `fin` defaults to true, `mask` to false.
+ */
+export function encodeFrame(
+  opcode: number,
+  payload: Uint8Array,
+  opts: { fin?: boolean; mask?: boolean } = {},
+): Uint8Array {
+  const fin = opts.fin ?? true;
+  const key = opts.mask ? crypto.getRandomValues(scratchKey) : null;
+  const out = new Uint8Array(
+    frameHeaderSize(payload.length, key !== null) + payload.length,
+  );
+  const headerLength = writeFrameHeader(
+    out,
+    0,
+    fin,
+    opcode,
+    payload.length,
+    key,
+  );
+  if (key !== null) maskInto(payload, out, headerLength, key);
+  else out.set(payload, headerLength);
+  return out;
+}
