@@ -110,7 +110,9 @@ Deno.test("parseClosePayload() reads a code and a UTF-8 reason", () => {
 
 Deno.test("parseClosePayload() rejects a 1-byte payload with 1002", () => {
   assertViolation(Uint8Array.of(0x03), ProtocolError);
-  assertViolation(Uint8Array.of(0xe8), ProtocolError);
+  // Read as a high byte alone, these would look like codes 3072 and 4096.
+  assertViolation(Uint8Array.of(0x0c), ProtocolError);
+  assertViolation(Uint8Array.of(0x10), ProtocolError);
 });
 
 Deno.test("parseClosePayload() rejects codes that may not be on the wire with 1002", () => {
