@@ -316,7 +316,7 @@ export interface UpgradePolicy {
 function globToRegExp(pattern: string): RegExp {
   const body = pattern.split("*").map((part) =>
     part.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
-  ).join("[^/]*");
+  ).join(".*");
   return new RegExp(`^${body}$`, "i");
 }
 
@@ -551,12 +551,9 @@ export function buildUpgradeRequest(
       "credentials in the URL are not sent; pass an Authorization header instead",
     );
   }
-  // WHATWG URL already drops the default port (80 for ws, 443 for wss) and
-  // keeps IPv6 literals in brackets; spelled out here so the rule is visible.
-  const defaultPort = url.protocol === "wss:" ? "443" : "80";
-  const host = url.port === "" || url.port === defaultPort
-    ? url.hostname
-    : `${url.hostname}:${url.port}`;
+  // WHATWG URL drops the default port (80 for ws, 443 for wss) and keeps an
+  // IPv6 literal in brackets, which is exactly the Host of RFC 6455 §4.1.
+  const host = url.host;
 
   const lines = [
     `GET ${url.pathname || "/"}${url.search} HTTP/1.1`,

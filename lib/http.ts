@@ -43,12 +43,9 @@ const INITIAL_BUFFER_SIZE = 4096;
 function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (signal === undefined) return p;
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      // The read stays pending until the caller closes the conn; it then
-      // rejects, and nobody is listening, so swallow that rejection.
-      p.catch(() => {});
-      reject(signal.reason);
-    };
+    // After an abort the read stays pending until the caller closes the
+    // conn; its later rejection lands in the handler below and goes nowhere.
+    const onAbort = () => reject(signal.reason);
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });
     p.then(

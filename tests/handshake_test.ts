@@ -1,0 +1,671 @@
+import assert from "node:assert/strict";
+import { HandshakeError, UsageError } from "../lib/errors.ts";
+import {
+  buildErrorResponse,
+  buildHttpResponse,
+  buildUpgradeRequest,
+  buildUpgradeResponse,
+  checkUpgradeRequest,
+  checkUpgradeResponse,
+  computeAcceptKey,
+  findHeadEnd,
+  generateKey,
+  INVALID_RESPONSE,
+  parseRequestHead,
+  parseResponseHead,
+  type RequestHead,
+  type ResponseHead,
+  type UpgradePolicy,
+} from "../lib/handshake.ts";
+
+const enc = new TextEncoder();
+const RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="; // RFC 6455 §1.3
+const RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/** A valid upgrade request with `overrides` replacing (or, when null, dropping) fields. */
+function requestBytes(
+  overrides: Record<string, string | null> = {},
+  requestLine = "GET /chat HTTP/1.1",
+): Uint8Array {
+  const fields: Record<string, string | null> = {
+    Host: "server.example.com",
+    Upgrade: "websocket",
+    Connection: "Upgrade",
+    "Sec-WebSocket-Key": RFC_KEY,
+    "Sec-WebSocket-Version": "13",
+    ...overrides,
+  };
+  const lines = Object.entries(fields)
+    .filter(([, v]) => v !== null)
+    .map(([k, v]) => `${k}: ${v}`);
+  return enc.encode([requestLine, ...lines].join("\r\n") + "\r\n\r\n");
+}
+
+/** Parses and checks a request, returning the error it throws. */
+function refusal(
+  overrides: Record<string, string | null>,
+  policy: UpgradePolicy = {},
+  requestLine?: string,
+): HandshakeError {
+  try {
+    checkUpgradeRequest(
+      parseRequestHead(requestBytes(overrides, requestLine)),
+      policy,
+    );
+  } catch (e) {
+    assert.ok(e instanceof HandshakeError, `not a HandshakeError: ${e}`);
+    return e;
+  }
+  assert.fail("the request was accepted");
+}
+
+/** Parses raw head text, returning the error it throws. */
+function parseRefusal(text: string): HandshakeError {
+  try {
+    parseRequestHead(enc.encode(text));
+  } catch (e) {
+    assert.ok(e instanceof HandshakeError, `not a HandshakeError: ${e}`);
+    return e;
+  }
+  assert.fail("the head was accepted");
+}
+
+Deno.test("computeAcceptKey() matches the RFC 6455 §1.3 example", () => {
+  assert.equal(computeAcceptKey(RFC_KEY), RFC_ACCEPT);
+});
+
+Deno.test("findHeadEnd() finds CRLFCRLF, also when searched incrementally", async (t) => {
+  const bytes = enc.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\nFRAME");
+  const want = bytes.length - "FRAME".length;
+
+  await t.step("whole buffer", () => {
+    assert.equal(findHeadEnd(bytes, 0, bytes.length), want);
+  });
+  await t.step("every split point, resuming 3 bytes back", () => {
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const first = findHeadEnd(bytes, 0, cut);
+      const got = first !== -1
+        ? first
+        : findHeadEnd(bytes, Math.max(cut - 3, 0), bytes.length);
+      assert.equal(got, want, `split at ${cut}`);
+    }
+  });
+  await t.step("no terminator, or one past `end`", () => {
+    assert.equal(findHeadEnd(bytes, 0, want - 1), -1);
+    assert.equal(findHeadEnd(enc.encode("a\r\n\r"), 0, 4), -1);
+  });
+  await t.step("at the very start, and with a negative start", () => {
+    const empty = enc.encode("\r\n\r\nX");
+    assert.equal(findHeadEnd(empty, 0, empty.length), 4);
+    assert.equal(findHeadEnd(empty, -3, empty.length), 4);
+  });
+});
+
+Deno.test("parseRequestHead() reads the request line and fields", () => {
+  const head = parseRequestHead(
+    requestBytes(
+      { "X-Custom": "  spaced value\t" },
+      "GET /chat?room=1 HTTP/1.1",
+    ),
+  );
+  assert.equal(head.method, "GET");
+  assert.equal(head.target, "/chat?room=1");
+  assert.equal(head.version, "HTTP/1.1");
+  assert.equal(head.headers.get("HOST"), "server.example.com");
+  assert.equal(head.headers.get("x-custom"), "spaced value");
+});
+
+Deno.test("parseRequestHead() refuses malformed heads with 400", async (t) => {
+  const ok = "Host: a\r\n\r\n";
+  const cases: [string, string][] = [
+    ["double space in request line", `GET  / HTTP/1.1\r\n${ok}`],
+    ["method not a token", `GE(T / HTTP/1.1\r\n${ok}`],
+    ["absolute-form target", `GET http://a/ HTTP/1.1\r\n${ok}`],
+    ["asterisk target", `OPTIONS * HTTP/1.1\r\n${ok}`],
+    ["bad percent-encoding", `GET /%zz HTTP/1.1\r\n${ok}`],
+    ["malformed version", `GET / HTTP/1\r\n${ok}`],
+    ["lowercase version", `GET / http/1.1\r\n${ok}`],
+    ["whitespace before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n"],
+    ["obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n"],
+    ["field name not a token", "GET / HTTP/1.1\r\nHost: a\r\nX(y): b\r\n\r\n"],
+    ["no colon", "GET / HTTP/1.1\r\nHost: a\r\nnocolon\r\n\r\n"],
+    ["empty field name", "GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n"],
+    [
+      "control character in value",
+      "GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",
+    ],
+    ["bare LF", "GET / HTTP/1.1\nHost: a\r\n\r\n"],
+    ["bare CR", "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"],
+    ["missing Host", "GET / HTTP/1.1\r\nX: b\r\n\r\n"],
+    ["invalid Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"],
+    ["no terminating empty line", "GET / HTTP/1.1\r\nHost: a\r\n"],
+    ["empty head", "\r\n\r\n"],
+  ];
+  for (const [name, text] of cases) {
+    await t.step(name, () => {
+      const err = parseRefusal(text);
+      assert.equal(err.status, 400, err.message);
+      assert.ok(err.message.length > 0);
+    });
+  }
+});
+
+Deno.test("parseRequestHead() refuses a repeated Host with 400 (RFC 9112 §3.2)", () => {
+  const err = parseRefusal("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n");
+  assert.equal(err.status, 400);
+  assert.match(err.message, /more than once/);
+});
+
+Deno.test("parseRequestHead() refuses HTTP/1.0 and HTTP/2.0 with 505, reads HTTP/1.2 as 1.x", () => {
+  assert.equal(parseRefusal("GET / HTTP/1.0\r\nHost: a\r\n\r\n").status, 505);
+  assert.equal(parseRefusal("GET / HTTP/2.0\r\nHost: a\r\n\r\n").status, 505);
+  const head = parseRequestHead(
+    enc.encode("GET / HTTP/1.2\r\nHost: a\r\n\r\n"),
+  );
+  assert.equal(head.version, "HTTP/1.2");
+});
+
+Deno.test("parseRequestHead() skips empty lines before the request line", () => {
+  const head = parseRequestHead(
+    enc.encode("\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+  );
+  assert.equal(head.target, "/x");
+});
+
+Deno.test("checkUpgradeRequest() accepts the RFC 6455 §1.2 request", () => {
+  const got = checkUpgradeRequest(parseRequestHead(requestBytes()));
+  assert.deepEqual(got, { key: RFC_KEY, protocol: null });
+});
+
+Deno.test("checkUpgradeRequest() refuses a non-GET with 405 and Allow: GET", () => {
+  const err = refusal({}, {}, "POST /chat HTTP/1.1");
+  assert.equal(err.status, 405);
+  assert.deepEqual(err.headers, { Allow: "GET" });
+  // Methods are case-sensitive (RFC 9110 §9.1).
+  assert.equal(refusal({}, {}, "get /chat HTTP/1.1").status, 405);
+});
+
+Deno.test("checkUpgradeRequest() refuses malformed upgrades with 400", async (t) => {
+  const cases: [string, Record<string, string | null>][] = [
+    ["no Upgrade header", { Upgrade: null }],
+    ["Upgrade without websocket", { Upgrade: "h2c" }],
+    ["websocket only as a substring", { Upgrade: "websockets" }],
+    ["no Connection header", { Connection: null }],
+    ["Connection without upgrade", { Connection: "keep-alive" }],
+    ["no key", { "Sec-WebSocket-Key": null }],
+    ["short key", { "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=" }],
+    ["15-byte key", { "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZ===" }],
+    ["long key", { "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZSE=" }],
+    ["key with bad characters", {
+      "Sec-WebSocket-Key": "dGhlIHNhbXBsZ$Bub25jZQ==",
+    }],
+    ["key sent twice", { "Sec-WebSocket-Key": `${RFC_KEY}, ${RFC_KEY}` }],
+    ["missing version", { "Sec-WebSocket-Version": null }],
+    ["version not a number", { "Sec-WebSocket-Version": "thirteen" }],
+    ["version list", { "Sec-WebSocket-Version": "13, 8" }],
+    ["a body", { "Content-Length": "5" }],
+    ["a chunked body", { "Transfer-Encoding": "chunked" }],
+    ["protocol not a token", { "Sec-WebSocket-Protocol": "a b" }],
+  ];
+  for (const [name, overrides] of cases) {
+    await t.step(name, () => {
+      const err = refusal(overrides);
+      assert.equal(err.status, 400, err.message);
+    });
+  }
+});
+
+Deno.test("checkUpgradeRequest() refuses a missing Host in a hand-built head with 400", () => {
+  const head: RequestHead = parseRequestHead(requestBytes());
+  head.headers.delete("host");
+  assert.throws(
+    () => checkUpgradeRequest(head),
+    (e) =>
+      e instanceof HandshakeError && e.status === 400 && /Host/.test(e.message),
+  );
+});
+
+Deno.test("checkUpgradeRequest() answers another version with 426 and Sec-WebSocket-Version: 13", () => {
+  for (const v of ["8", "12", "14"]) {
+    const err = refusal({ "Sec-WebSocket-Version": v });
+    assert.equal(err.status, 426);
+    assert.deepEqual(err.headers, { "Sec-WebSocket-Version": "13" });
+  }
+});
+
+Deno.test("checkUpgradeRequest() matches names and tokens case-insensitively", () => {
+  const bytes = enc.encode(
+    "GET / HTTP/1.1\r\nhOsT: a\r\nUPGRADE: WebSocket\r\n" +
+      "connection: keep-alive, Upgrade\r\nsec-websocket-key: " + RFC_KEY +
+      "\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n",
+  );
+  assert.equal(checkUpgradeRequest(parseRequestHead(bytes)).key, RFC_KEY);
+  // Connection split over two field lines is one list (RFC 9110 §5.3).
+  const split = requestBytes({ Connection: "keep-alive" });
+  const head = parseRequestHead(split);
+  head.headers.append("connection", "UPGRADE");
+  assert.equal(checkUpgradeRequest(head).key, RFC_KEY);
+});
+
+Deno.test("checkUpgradeRequest() applies the origin rule", async (t) => {
+  const host = "server.example.com";
+  await t.step("no Origin is allowed", () => {
+    assert.equal(
+      checkUpgradeRequest(parseRequestHead(requestBytes())).key,
+      RFC_KEY,
+    );
+  });
+  await t.step("same host, any case, is allowed", () => {
+    const head = parseRequestHead(
+      requestBytes({
+        Origin: "https://server.EXAMPLE.com",
+        Host: "SERVER.example.com",
+      }),
+    );
+    assert.equal(checkUpgradeRequest(head).key, RFC_KEY);
+  });
+  await t.step("same host with the same port is allowed", () => {
+    const head = parseRequestHead(
+      requestBytes({ Origin: "http://localhost:8080", Host: "localhost:8080" }),
+    );
+    assert.equal(checkUpgradeRequest(head).key, RFC_KEY);
+  });
+  await t.step("a foreign origin is refused with 403", () => {
+    assert.equal(refusal({ Origin: "https://evil.example" }).status, 403);
+  });
+  await t.step("a different port is a different origin", () => {
+    const err = refusal({
+      Origin: "http://localhost:9999",
+      Host: "localhost:8080",
+    });
+    assert.equal(err.status, 403);
+  });
+  await t.step("null and unparsable origins are refused with 403", () => {
+    for (
+      const origin of [
+        "null",
+        "server.example.com",
+        "https://server.example.com/path",
+      ]
+    ) {
+      assert.equal(refusal({ Origin: origin }).status, 403, origin);
+    }
+  });
+  await t.step("host patterns allow matching origins", () => {
+    const policy = { origins: ["*.example.org", "localhost:*"] };
+    for (
+      const origin of [
+        "https://app.example.org",
+        "http://a.b.EXAMPLE.org",
+        "http://localhost:3000",
+      ]
+    ) {
+      const head = parseRequestHead(requestBytes({ Origin: origin }));
+      assert.equal(checkUpgradeRequest(head, policy).key, RFC_KEY, origin);
+    }
+    for (
+      const origin of [
+        "https://example.org",
+        "https://example.org.evil.com",
+        "http://localhost",
+      ]
+    ) {
+      assert.equal(refusal({ Origin: origin }, policy).status, 403, origin);
+    }
+  });
+  await t.step("patterns with :// match the scheme too", () => {
+    const policy = { origins: ["https://*.example.org"] };
+    const head = parseRequestHead(
+      requestBytes({ Origin: "https://app.example.org" }),
+    );
+    assert.equal(checkUpgradeRequest(head, policy).key, RFC_KEY);
+    assert.equal(
+      refusal({ Origin: "http://app.example.org" }, policy).status,
+      403,
+    );
+  });
+  await t.step("pattern dots are literal, not regex wildcards", () => {
+    const policy = { origins: ["app.example.org"] };
+    assert.equal(
+      refusal({ Origin: "https://appXexampleYorg" }, policy).status,
+      403,
+    );
+  });
+  await t.step("patterns still allow the same host", () => {
+    const head = parseRequestHead(requestBytes({ Origin: `https://${host}` }));
+    assert.equal(
+      checkUpgradeRequest(head, { origins: ["other.test"] }).key,
+      RFC_KEY,
+    );
+  });
+});
+
+Deno.test("checkUpgradeRequest() picks the client's first offered subprotocol the server speaks", async (t) => {
+  const check = (offer: string | null, subprotocols?: string[]) =>
+    checkUpgradeRequest(
+      parseRequestHead(requestBytes({ "Sec-WebSocket-Protocol": offer })),
+      { subprotocols },
+    ).protocol;
+  await t.step("client order wins over server order", () => {
+    assert.equal(check("chat.v2, chat.v1", ["chat.v1", "chat.v2"]), "chat.v2");
+  });
+  await t.step("skips unsupported offers", () => {
+    assert.equal(check("mqtt, chat.v1", ["chat.v1"]), "chat.v1");
+  });
+  await t.step("null when nothing is shared, offered, or supported", () => {
+    assert.equal(check("mqtt", ["chat.v1"]), null);
+    assert.equal(check(null, ["chat.v1"]), null);
+    assert.equal(check("chat.v1"), null);
+  });
+  await t.step("names compare case-sensitively", () => {
+    assert.equal(check("Chat.V1", ["chat.v1"]), null);
+  });
+  await t.step("empty list elements are ignored (RFC 9110 §5.6.1)", () => {
+    assert.equal(check(", ,chat.v1", ["chat.v1"]), "chat.v1");
+  });
+});
+
+Deno.test("buildUpgradeResponse() builds the 101 with accept and optional protocol", () => {
+  const text = buildUpgradeResponse(RFC_KEY, "chat");
+  const resp = parseResponseHead(enc.encode(text));
+  assert.equal(resp.status, 101);
+  assert.equal(resp.reason, "Switching Protocols");
+  assert.equal(resp.headers.get("sec-websocket-accept"), RFC_ACCEPT);
+  assert.equal(resp.headers.get("sec-websocket-protocol"), "chat");
+  assert.deepEqual(
+    checkUpgradeResponse(resp, RFC_KEY, { subprotocols: ["chat"] }),
+    {
+      protocol: "chat",
+    },
+  );
+  const bare = parseResponseHead(
+    enc.encode(buildUpgradeResponse(RFC_KEY, null)),
+  );
+  assert.equal(bare.headers.has("sec-websocket-protocol"), false);
+  assert.throws(() => buildUpgradeResponse(RFC_KEY, "a\r\nX: y"), TypeError);
+});
+
+Deno.test("buildHttpResponse() counts Content-Length in bytes and closes", () => {
+  const body = "héllo ✓ 🎉\n"; // 2-, 3- and 4-byte UTF-8 characters
+  const text = buildHttpResponse(200, body);
+  const [head, gotBody] = text.split("\r\n\r\n");
+  assert.equal(gotBody, body);
+  const resp = parseResponseHead(enc.encode(head + "\r\n\r\n"));
+  assert.equal(resp.status, 200);
+  assert.equal(resp.reason, "OK");
+  assert.equal(
+    Number(resp.headers.get("content-length")),
+    enc.encode(body).length,
+  );
+  assert.notEqual(enc.encode(body).length, body.length);
+  assert.equal(resp.headers.get("content-type"), "text/plain; charset=utf-8");
+  assert.equal(resp.headers.get("connection"), "close");
+});
+
+Deno.test("buildHttpResponse() uses reason phrases, extra headers and keepAlive", () => {
+  const statuses: [number, string][] = [
+    [400, "Bad Request"],
+    [403, "Forbidden"],
+    [404, "Not Found"],
+    [405, "Method Not Allowed"],
+    [408, "Request Timeout"],
+    [426, "Upgrade Required"],
+    [431, "Request Header Fields Too Large"],
+    [500, "Internal Server Error"],
+    [503, "Service Unavailable"],
+    [505, "HTTP Version Not Supported"],
+  ];
+  for (const [status, reason] of statuses) {
+    assert.ok(
+      buildHttpResponse(status, "").startsWith(
+        `HTTP/1.1 ${status} ${reason}\r\n`,
+      ),
+    );
+  }
+  const text = buildHttpResponse(200, "{}", {
+    "Content-Type": "application/json",
+  }, {
+    keepAlive: true,
+  });
+  const resp = parseResponseHead(
+    enc.encode(text.slice(0, text.indexOf("\r\n\r\n") + 4)),
+  );
+  assert.equal(resp.headers.get("content-type"), "application/json");
+  assert.equal(resp.headers.has("connection"), false);
+  assert.throws(() => buildHttpResponse(200, "", { "X": "a\r\nb" }), TypeError);
+  assert.throws(
+    () => buildHttpResponse(200, "", { "Content-Length": "9" }),
+    TypeError,
+  );
+});
+
+Deno.test("buildErrorResponse() carries the error's status, headers and sentence", () => {
+  const err = refusal({ "Sec-WebSocket-Version": "8" });
+  const text = buildErrorResponse(err);
+  const end = text.indexOf("\r\n\r\n") + 4;
+  const resp = parseResponseHead(enc.encode(text.slice(0, end)));
+  assert.equal(resp.status, 426);
+  assert.equal(resp.headers.get("sec-websocket-version"), "13");
+  assert.equal(resp.headers.get("connection"), "close");
+  assert.equal(text.slice(end), `${err.message}\n`);
+});
+
+Deno.test("generateKey() makes distinct 16-byte base64 keys the server accepts", () => {
+  const a = generateKey();
+  const b = generateKey();
+  assert.notEqual(a, b);
+  for (const key of [a, b]) {
+    assert.equal(atob(key).length, 16);
+    const head = parseRequestHead(requestBytes({ "Sec-WebSocket-Key": key }));
+    assert.equal(checkUpgradeRequest(head).key, key);
+  }
+});
+
+/** A deliberately naive parser, independent of lib/, for round-trip checks. */
+function naiveParse(
+  text: string,
+): { line: string; fields: [string, string][] } {
+  assert.ok(text.endsWith("\r\n\r\n"));
+  const [line, ...rest] = text.slice(0, -4).split("\r\n");
+  return {
+    line,
+    fields: rest.map((l) => {
+      const i = l.indexOf(": ");
+      assert.ok(i > 0, `bad line ${JSON.stringify(l)}`);
+      return [l.slice(0, i), l.slice(i + 2)];
+    }),
+  };
+}
+
+Deno.test("buildUpgradeRequest() writes the RFC 6455 §4.1 request", async (t) => {
+  const key = generateKey();
+  await t.step("IPv6 literal with port, path and query", () => {
+    const { line, fields } = naiveParse(
+      buildUpgradeRequest(new URL("ws://[::1]:9000/x?y=1"), key),
+    );
+    assert.equal(line, "GET /x?y=1 HTTP/1.1");
+    assert.deepEqual(fields, [
+      ["Host", "[::1]:9000"],
+      ["Upgrade", "websocket"],
+      ["Connection", "Upgrade"],
+      ["Sec-WebSocket-Key", key],
+      ["Sec-WebSocket-Version", "13"],
+    ]);
+  });
+  await t.step("default ports are left out of Host, others kept", () => {
+    const host = (url: string) =>
+      new Map(naiveParse(buildUpgradeRequest(new URL(url), key)).fields).get(
+        "Host",
+      );
+    assert.equal(host("ws://example.com:80/"), "example.com");
+    assert.equal(host("wss://example.com:443/"), "example.com");
+    assert.equal(host("wss://example.com:80/"), "example.com:80");
+    assert.equal(host("ws://example.com:443/"), "example.com:443");
+    assert.equal(host("ws://EXAMPLE.com"), "example.com");
+  });
+  await t.step("empty path becomes /", () => {
+    assert.equal(
+      naiveParse(buildUpgradeRequest(new URL("ws://a"), key)).line,
+      "GET / HTTP/1.1",
+    );
+  });
+  await t.step(
+    "origin, subprotocols and extra headers, and the server accepts it",
+    () => {
+      const text = buildUpgradeRequest(
+        new URL("ws://localhost:8080/chat"),
+        key,
+        {
+          origin: "http://localhost:8080",
+          subprotocols: ["chat.v2", "chat.v1"],
+          headers: [["Authorization", "Bearer abc"]],
+        },
+      );
+      const fields = new Map(naiveParse(text).fields);
+      assert.equal(fields.get("Origin"), "http://localhost:8080");
+      assert.equal(fields.get("Sec-WebSocket-Protocol"), "chat.v2, chat.v1");
+      assert.equal(fields.get("Authorization"), "Bearer abc");
+      const got = checkUpgradeRequest(parseRequestHead(enc.encode(text)), {
+        subprotocols: ["chat.v1", "chat.v2"],
+      });
+      assert.deepEqual(got, { key, protocol: "chat.v2" });
+    },
+  );
+});
+
+Deno.test("buildUpgradeRequest() refuses bad input with UsageError", async (t) => {
+  const key = generateKey();
+  const cases: [string, string, Parameters<typeof buildUpgradeRequest>[2]][] = [
+    ["http URL", "http://a/", {}],
+    ["fragment", "ws://a/#x", {}],
+    ["empty fragment", "ws://a/#", {}],
+    ["credentials", "ws://u:p@a/", {}],
+    ["CRLF in a value", "ws://a/", { headers: [["X-A", "b\r\nX-Evil: 1"]] }],
+    ["LF in a name", "ws://a/", { headers: [["X\nA", "b"]] }],
+    ["override Host", "ws://a/", { headers: [["host", "b"]] }],
+    ["override key", "ws://a/", { headers: [["Sec-WebSocket-Key", key]] }],
+    ["override version", "ws://a/", {
+      headers: [["Sec-WebSocket-Version", "8"]],
+    }],
+    ["extension header", "ws://a/", {
+      headers: [["Sec-WebSocket-Extensions", "x"]],
+    }],
+    ["CR in origin", "ws://a/", { origin: "http://a\r\nX: y" }],
+    ["subprotocol not a token", "ws://a/", { subprotocols: ["a b"] }],
+    ["subprotocol twice", "ws://a/", { subprotocols: ["a", "a"] }],
+  ];
+  for (const [name, url, opts] of cases) {
+    await t.step(name, () => {
+      assert.throws(
+        () => buildUpgradeRequest(new URL(url), key, opts),
+        UsageError,
+      );
+    });
+  }
+});
+
+Deno.test("parseResponseHead() reads status lines and unfolds obs-fold", () => {
+  const resp = parseResponseHead(
+    enc.encode("HTTP/1.1 403 Forbidden here\r\nX-A: one\r\n  two\r\n\r\n"),
+  );
+  assert.equal(resp.status, 403);
+  assert.equal(resp.reason, "Forbidden here");
+  assert.equal(resp.headers.get("x-a"), "one two");
+  assert.equal(
+    parseResponseHead(enc.encode("HTTP/1.1 204\r\n\r\n")).reason,
+    "",
+  );
+  for (
+    const bad of [
+      "HTTP/1.1 20 OK\r\n\r\n",
+      "HTTP/2 101 x\r\n\r\n",
+      "ICY 200 OK\r\n\r\n",
+    ]
+  ) {
+    assert.throws(
+      () => parseResponseHead(enc.encode(bad)),
+      (e) => e instanceof HandshakeError && e.status === INVALID_RESPONSE,
+      bad,
+    );
+  }
+});
+
+Deno.test("checkUpgradeResponse() enforces RFC 6455 §4.1", async (t) => {
+  const key = generateKey();
+  const response = (
+    overrides: Record<string, string | null> = {},
+    statusLine = "HTTP/1.1 101 Switching Protocols",
+  ): ResponseHead => {
+    const fields: Record<string, string | null> = {
+      Upgrade: "websocket",
+      Connection: "Upgrade",
+      "Sec-WebSocket-Accept": computeAcceptKey(key),
+      ...overrides,
+    };
+    const lines = Object.entries(fields).filter(([, v]) => v !== null).map((
+      [k, v],
+    ) => `${k}: ${v}`);
+    return parseResponseHead(
+      enc.encode([statusLine, ...lines].join("\r\n") + "\r\n\r\n"),
+    );
+  };
+  const invalid = (resp: ResponseHead, offered = {}) =>
+    assert.throws(
+      () => checkUpgradeResponse(resp, key, offered),
+      (e) => e instanceof HandshakeError && e.status === INVALID_RESPONSE,
+    );
+
+  await t.step("accepts a valid 101, names and tokens in any case", () => {
+    assert.deepEqual(checkUpgradeResponse(response(), key), { protocol: null });
+    const loud = response({
+      Upgrade: "WebSocket",
+      Connection: "keep-alive, UPGRADE",
+    });
+    assert.deepEqual(checkUpgradeResponse(loud, key), { protocol: null });
+  });
+  await t.step("a non-101 is a refusal carrying the server's status", () => {
+    assert.throws(
+      () => checkUpgradeResponse(response({}, "HTTP/1.1 403 Forbidden"), key),
+      (e) =>
+        e instanceof HandshakeError && e.status === 403 &&
+        e.message === "server refused the upgrade: 403 Forbidden",
+    );
+    assert.throws(
+      () => checkUpgradeResponse(response({}, "HTTP/1.1 200 OK"), key),
+      (e) => e instanceof HandshakeError && e.status === 200,
+    );
+  });
+  await t.step("wrong accept value", () => {
+    invalid(
+      response({ "Sec-WebSocket-Accept": computeAcceptKey(generateKey()) }),
+    );
+    invalid(response({ "Sec-WebSocket-Accept": null }));
+  });
+  await t.step("missing or wrong Upgrade", () => {
+    invalid(response({ Upgrade: null }));
+    invalid(response({ Upgrade: "websocket, h2c" }));
+  });
+  await t.step("Connection without upgrade", () => {
+    invalid(response({ Connection: "keep-alive" }));
+  });
+  await t.step("any extension", () => {
+    invalid(response({ "Sec-WebSocket-Extensions": "permessage-deflate" }));
+  });
+  await t.step("a subprotocol that was not offered", () => {
+    invalid(response({ "Sec-WebSocket-Protocol": "mqtt" }), {
+      subprotocols: ["chat"],
+    });
+    invalid(response({ "Sec-WebSocket-Protocol": "chat" }));
+    invalid(response({ "Sec-WebSocket-Protocol": "chat, mqtt" }), {
+      subprotocols: ["chat", "mqtt"],
+    });
+  });
+  await t.step("an offered subprotocol is returned", () => {
+    const got = checkUpgradeResponse(
+      response({ "Sec-WebSocket-Protocol": "mqtt" }),
+      key,
+      { subprotocols: ["chat", "mqtt"] },
+    );
+    assert.deepEqual(got, { protocol: "mqtt" });
+  });
+});
