@@ -53,16 +53,12 @@ export function parseDuration(text: string): number {
     const m = PIECE.exec(rest);
     if (m === null && /^\d*\.?\d*$/.test(rest)) {
       throw new UsageError(
-        `invalid duration ${quoted}: missing unit after ${
-          JSON.stringify(rest)
-        }`,
+        `invalid duration ${quoted}: missing unit after ${JSON.stringify(rest)}`,
       );
     }
     if (m === null || (m[1] === "" && (m[2] ?? "") === "")) {
       throw new UsageError(
-        `invalid duration ${quoted}: expected a number at ${
-          JSON.stringify(rest)
-        }`,
+        `invalid duration ${quoted}: expected a number at ${JSON.stringify(rest)}`,
       );
     }
     const [piece, whole, frac = "", unit] = m;

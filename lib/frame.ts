@@ -190,11 +190,7 @@ export function frameHeaderSize(
   payloadLength: number,
   masked: boolean,
 ): number {
-  const lengthSize = payloadLength < LEN16_MARKER
-    ? 0
-    : payloadLength <= 0xffff
-    ? 2
-    : 8;
+  const lengthSize = payloadLength < LEN16_MARKER ? 0 : payloadLength <= 0xffff ? 2 : 8;
   return 2 + lengthSize + (masked ? 4 : 0);
 }
 

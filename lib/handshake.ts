@@ -63,8 +63,7 @@ const ORIGIN_FORM = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
 const HOST =
   /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
 /** A serialized origin, `scheme "://" host [ ":" port ]` (RFC 6454 §6.2). */
-const ORIGIN =
-  /^([A-Za-z][A-Za-z0-9+.\-]*):\/\/([A-Za-z0-9\-._~!$&'()*+,;=%:[\]]+)$/;
+const ORIGIN = /^([A-Za-z][A-Za-z0-9+.\-]*):\/\/([A-Za-z0-9\-._~!$&'()*+,;=%:[\]]+)$/;
 /** A base64 encoding of 16 bytes: 22 characters and `==` (RFC 4648 §4). */
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 
@@ -314,9 +313,9 @@ export interface UpgradePolicy {
 
 /** Compiles an origin glob to an anchored, case-insensitive RegExp. */
 function globToRegExp(pattern: string): RegExp {
-  const body = pattern.split("*").map((part) =>
-    part.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
-  ).join(".*");
+  const body = pattern.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join(
+    ".*",
+  );
   return new RegExp(`^${body}$`, "i");
 }
 
@@ -343,9 +342,7 @@ function checkOrigin(
   const originHost = m[2].toLowerCase();
   if (originHost === host.toLowerCase()) return;
   for (const pattern of patterns) {
-    const subject = pattern.includes("://")
-      ? `${scheme}://${originHost}`
-      : originHost;
+    const subject = pattern.includes("://") ? `${scheme}://${originHost}` : originHost;
     if (globToRegExp(pattern).test(subject)) return;
   }
   throw new HandshakeError(403, `the origin ${origin} is not allowed`);

@@ -411,12 +411,8 @@ export function keepAliveReport(input: KeepAliveReportInput): KeepAliveReport {
 
 /** Lays out rows as columns separated by two spaces. */
 function table(rows: string[][]): string[] {
-  const widths = rows[0].map((_, i) =>
-    Math.max(...rows.map((r) => r[i].length))
-  );
-  return rows.map((r) =>
-    r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()
-  );
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
 }
 
 /** The text `--print-keepalive` prints: an aligned table plus the worst case. */
@@ -427,9 +423,7 @@ export function formatKeepAliveReport(input: KeepAliveReportInput): string {
   const inForce = (v: KeepAliveReportValue, fmt: typeof secs) =>
     !r.enabled ? "-" : v.value === null ? "kernel's" : fmt(v.value);
   const lines = [
-    `TCP keepalive: ${
-      r.enabled ? "on (SO_KEEPALIVE=1)" : "off (SO_KEEPALIVE=0)"
-    }`,
+    `TCP keepalive: ${r.enabled ? "on (SO_KEEPALIVE=1)" : "off (SO_KEEPALIVE=0)"}`,
     ...table([
       ["setting", "in force", "source", "Go default", "kernel default"],
       [

@@ -90,9 +90,12 @@ function flatten(prefix: string, value: unknown, out: string[]): void {
   out.push(`${prefix}=${quote(value)}`);
 }
 
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) return true;
+  return false;
+}
+
 function quote(value: unknown): string {
   const s = typeof value === "string" ? value : JSON.stringify(value);
-  return s === "" || /[\s"=\\]/.test(s) || /[\x00-\x1f]/.test(s)
-    ? JSON.stringify(s)
-    : s;
+  return s === "" || /[\s"=\\]/.test(s) || hasControl(s) ? JSON.stringify(s) : s;
 }

@@ -277,9 +277,7 @@ function ipBytes(text: string): { family: 4 | 6; ip: Uint8Array } | null {
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (v4) {
     const ip = new Uint8Array(v4.slice(1).map(Number));
-    return ip.every((b, i) => b === Number(v4[i + 1]))
-      ? { family: 4, ip }
-      : null;
+    return ip.every((b, i) => b === Number(v4[i + 1])) ? { family: 4, ip } : null;
   }
   const host = text.replace(/^\[|\]$/g, "").replace(/%.*$/, "");
   if (!host.includes(":")) return null;
@@ -383,14 +381,10 @@ function probe(n: Native, fd: number, t: Target): ProbeResult {
   try {
     if (t.peer === null) {
       if (hasPeer) return "other";
-      return getInt(n, fd, p.SOL_SOCKET, p.SO_ACCEPTCONN) !== 0
-        ? "match"
-        : "other";
+      return getInt(n, fd, p.SOL_SOCKET, p.SO_ACCEPTCONN) !== 0 ? "match" : "other";
     }
     if (!hasPeer || !sameAddr(readSockaddr(p), t.peer)) return "other";
-    return getInt(n, fd, p.SOL_SOCKET, p.SO_TYPE) === p.SOCK_STREAM
-      ? "match"
-      : "other";
+    return getInt(n, fd, p.SOL_SOCKET, p.SO_TYPE) === p.SOCK_STREAM ? "match" : "other";
   } catch {
     return "other";
   }

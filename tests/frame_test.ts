@@ -224,9 +224,7 @@ Deno.test("readFrameHeader() returns null until the header is complete", () => {
 });
 
 Deno.test("readFrameHeader() walks several frames in one buffer", () => {
-  const messages = ["a", "", "x".repeat(200), "last"].map((s) =>
-    new TextEncoder().encode(s)
-  );
+  const messages = ["a", "", "x".repeat(200), "last"].map((s) => new TextEncoder().encode(s));
   const frames = [
     encodeFrame(Opcode.Text, messages[0], { mask: true }),
     encodeFrame(Opcode.Ping, messages[1], { mask: true }),

@@ -84,9 +84,7 @@ Deno.test("findHeadEnd() finds CRLFCRLF, also when searched incrementally", asyn
   await t.step("every split point, resuming 3 bytes back", () => {
     for (let cut = 0; cut <= bytes.length; cut++) {
       const first = findHeadEnd(bytes, 0, cut);
-      const got = first !== -1
-        ? first
-        : findHeadEnd(bytes, Math.max(cut - 3, 0), bytes.length);
+      const got = first !== -1 ? first : findHeadEnd(bytes, Math.max(cut - 3, 0), bytes.length);
       assert.equal(got, want, `split at ${cut}`);
     }
   });
@@ -220,8 +218,7 @@ Deno.test("checkUpgradeRequest() refuses a missing Host in a hand-built head wit
   head.headers.delete("host");
   assert.throws(
     () => checkUpgradeRequest(head),
-    (e) =>
-      e instanceof HandshakeError && e.status === 400 && /Host/.test(e.message),
+    (e) => e instanceof HandshakeError && e.status === 400 && /Host/.test(e.message),
   );
 });
 

@@ -238,8 +238,7 @@ Deno.test("keepAliveFromFlags() names the flag in duration and range errors", ()
     () => keepAliveFromFlags({ idle: "15" }),
     {
       name: "UsageError",
-      message:
-        '--keepalive-idle: invalid duration "15": missing unit (did you mean 15s?)',
+      message: '--keepalive-idle: invalid duration "15": missing unit (did you mean 15s?)',
     },
   );
   assert.throws(
@@ -249,8 +248,7 @@ Deno.test("keepAliveFromFlags() names the flag in duration and range errors", ()
   assert.throws(
     () => keepAliveFromFlags({ idle: "40000s" }),
     {
-      message:
-        "--keepalive-idle 40000s is out of range: Linux allows 1s to 32767s",
+      message: "--keepalive-idle 40000s is out of range: Linux allows 1s to 32767s",
     },
   );
   assert.throws(

@@ -121,8 +121,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "readSocketOptions() reports the kernel defaults on an untouched socket",
+  name: "readSocketOptions() reports the kernel defaults on an untouched socket",
   ...ffi,
   async fn() {
     using lo = new Loopback();
@@ -230,15 +229,12 @@ Deno.test({
     });
     assert.equal(eff.user_timeout_ms, 7000);
     assert.equal(readSocketOptions(server)!.user_timeout_ms, 7000);
-    assert.throws(() =>
-      applyToConn(server, keepAliveFromFlags({}), { userTimeoutMs: -1 })
-    );
+    assert.throws(() => applyToConn(server, keepAliveFromFlags({}), { userTimeoutMs: -1 }));
   },
 });
 
 Deno.test({
-  name:
-    "applyToListener() once gives accepted sockets the values with no per-conn call",
+  name: "applyToListener() once gives accepted sockets the values with no per-conn call",
   ...ffi,
   async fn() {
     using lo = new Loopback();
@@ -283,8 +279,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "findConnFd() matches each of many conns to its own fd, also after closes",
+  name: "findConnFd() matches each of many conns to its own fd, also after closes",
   ...ffi,
   async fn() {
     using lo = new Loopback();
@@ -420,13 +415,10 @@ Deno.test("fallbackWarning() says exactly what is in force, on one line", () => 
 /** Runs a script that applies Go's defaults to a loopback conn, with the given permissions. */
 async function runApplyScript(permissions: string[]) {
   const script = await Deno.makeTempFile({ suffix: ".ts" });
-  const lib = (name: string) =>
-    JSON.stringify(import.meta.resolve(`../lib/${name}`));
+  const lib = (name: string) => JSON.stringify(import.meta.resolve(`../lib/${name}`));
   await Deno.writeTextFile(
     script,
-    `import { applyToConn, fallbackWarning, kernelKeepAliveDefaults } from ${
-      lib("sockopt.ts")
-    };
+    `import { applyToConn, fallbackWarning, kernelKeepAliveDefaults } from ${lib("sockopt.ts")};
 import { keepAliveFromFlags } from ${lib("keepalive.ts")};
 const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const port = listener.addr.port;
@@ -464,8 +456,7 @@ client.close(); server.close(); listener.close();
 }
 
 Deno.test({
-  name:
-    "without --allow-ffi, applyToConn() falls back, says so, and only SO_KEEPALIVE is on",
+  name: "without --allow-ffi, applyToConn() falls back, says so, and only SO_KEEPALIVE is on",
   ignore: !linux,
   async fn() {
     const run = await runApplyScript(["--allow-net"]);
