@@ -1,0 +1,192 @@
+/**
+ * keepalive-ws client: a command-line WebSocket client whose TCP keepalive
+ * matches Go's defaults and is reported as it is really in force.
+ *
+ * Run `deno task client --help` for the flags.
+ *
+ * @module
+ */
+
+import {
+  COMMON_FLAGS,
+  commonHelp,
+  commonSettings,
+  durationFlag,
+  EXIT_OK,
+  intFlag,
+  parseFlags,
+  printKeepAlive,
+  runMain,
+} from "./lib/cli.ts";
+import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./lib/client.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/conn.ts";
+import { parseWebSocketUrl } from "./lib/dial.ts";
+import { UsageError } from "./lib/errors.ts";
+import { createLogger } from "./lib/log.ts";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "./lib/server.ts";
+import {
+  fallbackWarning,
+  kernelKeepAliveDefaults,
+  sockoptUnavailableReason,
+} from "./lib/sockopt.ts";
+
+const DEFAULT_URL = "ws://localhost:8080/echo";
+
+const HELP = `keepalive-ws client: a WebSocket client with Go's TCP keepalive defaults.
+
+Usage: deno task client [flags] [URL]        (URL defaults to ${DEFAULT_URL})
+
+Lines on stdin go out as text messages; each message received is printed as one
+line on stdout (binary messages as base64). On stdin EOF the client waits for the
+replies still due (bounded by --wait), closes with 1000 and exits.
+
+Messages:
+  --send MSG               send MSG instead of reading stdin (repeatable)
+  --count N                exit after N messages received
+  --wait D                 stay connected D after the last send (default: until the
+                           replies due arrive, at most 10s)
+  --binary                 send binary messages instead of text
+
+Connection:
+  -H, --header "K: V"      an extra request header (repeatable)
+  --origin ORIGIN          the Origin header to send
+  --subprotocol NAME       a subprotocol to offer (repeatable)
+  --ca FILE                trust this PEM CA certificate for wss://
+  --reconnect              after an abnormal end, reconnect with exponential backoff
+                           and jitter; stops on a normal close or Ctrl-C
+  --reconnect-max-delay D  longest delay between attempts (default 30s)
+
+${commonHelp({ ping: "0 (off)", pong: "0 (off)" })}
+
+Exit codes: 0 closed with 1000 or 1001; 1 refused, failed, timed out or closed
+abnormally (the last line on stderr names the cause); 2 usage error.`;
+
+const CLIENT_FLAGS = {
+  ...COMMON_FLAGS,
+  "send": { type: "string", multiple: true },
+  "count": { type: "string" },
+  "wait": { type: "string" },
+  "binary": { type: "boolean" },
+  "header": { type: "string", short: "H", multiple: true },
+  "origin": { type: "string" },
+  "subprotocol": { type: "string", multiple: true },
+  "ca": { type: "string" },
+  "reconnect": { type: "boolean" },
+  "reconnect-max-delay": { type: "string" },
+} as const;
+
+function parseHeader(text: string): [string, string] {
+  const i = text.indexOf(":");
+  if (i <= 0) {
+    throw new UsageError(`--header takes "Name: value", got "${text}"`);
+  }
+  return [text.slice(0, i).trim(), text.slice(i + 1).trim()];
+}
+
+async function* stdinLines(): AsyncIterable<string> {
+  let pending = "";
+  for await (
+    const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())
+  ) {
+    pending += chunk;
+    let nl;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      yield pending.slice(0, nl).replace(/\r$/, "");
+      pending = pending.slice(nl + 1);
+    }
+  }
+  if (pending) yield pending;
+}
+
+async function main(): Promise<number> {
+  const { values: v, positionals } = parseFlags(Deno.args, CLIENT_FLAGS, true);
+  if (v.help) {
+    console.log(HELP);
+    return EXIT_OK;
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(`expected one URL, got ${positionals.length}`);
+  }
+  const common = commonSettings(v, {
+    pingIntervalMs: 0,
+    pongTimeoutMs: 0,
+    maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
+    handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  });
+  const url = parseWebSocketUrl(positionals[0] ?? DEFAULT_URL);
+  const count = intFlag("--count", v.count, 0, 1);
+  const waitMs = v.wait === undefined ? null : durationFlag("--wait", v.wait, 0);
+  const reconnectMaxDelayMs = durationFlag(
+    "--reconnect-max-delay",
+    v["reconnect-max-delay"],
+    DEFAULT_RECONNECT_MAX_DELAY_MS,
+  );
+  const headers = (v.header ?? []).map(parseHeader);
+  if (v["print-keepalive"]) {
+    printKeepAlive(common.keepAlive, common.logFormat, "client");
+    return EXIT_OK;
+  }
+  let caCerts: string[] | undefined;
+  if (v.ca) {
+    try {
+      caCerts = [await Deno.readTextFile(v.ca)];
+    } catch (err) {
+      throw new Error(
+        `--ca: cannot read ${v.ca}: ${err instanceof Error ? err.message : err}`,
+      );
+    }
+  }
+  const log = createLogger(common.logFormat);
+  const unavailable = sockoptUnavailableReason();
+  if (unavailable) {
+    log.warn("keepalive", {
+      message: fallbackWarning(
+        common.keepAlive,
+        kernelKeepAliveDefaults(),
+        unavailable,
+      ),
+    });
+  }
+
+  const interactive = Deno.stdin.isTerminal() && !v.send;
+  const colour = interactive && Deno.stdout.isTerminal() && !Deno.noColor;
+  const interrupted = Promise.withResolvers<void>();
+  Deno.addSignalListener("SIGINT", () => interrupted.resolve());
+  const out = new TextEncoder();
+  return await runClient({
+    url,
+    dial: {
+      keepAlive: common.keepAlive,
+      userTimeoutMs: common.userTimeoutMs,
+      headers,
+      origin: v.origin,
+      subprotocols: v.subprotocol,
+      caCerts,
+      handshakeTimeoutMs: common.handshakeTimeoutMs,
+      maxMessageSize: common.maxMessageSize,
+      pingIntervalMs: common.pingIntervalMs,
+      pongTimeoutMs: common.pongTimeoutMs,
+    },
+    send: v.send ?? [],
+    count,
+    waitMs,
+    binary: v.binary ?? false,
+    reconnect: v.reconnect ?? false,
+    reconnectMaxDelayMs,
+    logger: log,
+  }, {
+    lines: v.send ? null : stdinLines(),
+    interactive,
+    print: (text) => {
+      const line = colour
+        ? `\x1b[32m< ${text}\x1b[0m\n`
+        : interactive
+        ? `< ${text}\n`
+        : text + "\n";
+      Deno.stdout.writeSync(out.encode(line));
+    },
+    interrupted: interrupted.promise,
+  });
+}
+
+if (import.meta.main) runMain("client", main);

@@ -1,0 +1,271 @@
+/**
+ * What both programs' command lines share: the keepalive, heartbeat and log
+ * flags, value parsing with clear errors, `--print-keepalive`, and the rule
+ * that a user sees one sentence and an exit code, never a stack trace.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "./errors.ts";
+import { parseDuration } from "./duration.ts";
+import {
+  formatKeepAliveReport,
+  keepAliveFromFlags,
+  type KeepAlivePolicy,
+  keepAliveReport,
+} from "./keepalive.ts";
+import { LOG_FORMATS, type LogFormat, writeStderr } from "./log.ts";
+import { kernelKeepAliveDefaults } from "./sockopt.ts";
+
+/** Exit code for success. */
+export const EXIT_OK = 0;
+/** Exit code for a failure: refused, timed out, closed abnormally. */
+export const EXIT_FAILURE = 1;
+/** Exit code for a usage error: unknown flag, bad value, bad URL. */
+export const EXIT_USAGE = 2;
+
+/** Flags that both programs take, in `node:util` parseArgs form. */
+export const COMMON_FLAGS = {
+  "keepalive": { type: "string" },
+  "keepalive-idle": { type: "string" },
+  "keepalive-interval": { type: "string" },
+  "keepalive-count": { type: "string" },
+  "no-keepalive": { type: "boolean" },
+  "print-keepalive": { type: "boolean" },
+  "tcp-user-timeout": { type: "string" },
+  "ping-interval": { type: "string" },
+  "pong-timeout": { type: "string" },
+  "max-message-size": { type: "string" },
+  "handshake-timeout": { type: "string" },
+  "log-format": { type: "string" },
+  "help": { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+/** Help text for the flags in {@linkcode COMMON_FLAGS}. */
+export function commonHelp(defaults: { ping: string; pong: string }): string {
+  return `TCP keepalive (Go's defaults: on, idle 15s, interval 15s, count 9):
+  --keepalive D            Go's Dialer.KeepAlive: 0 = defaults, >0 = idle only,
+                           <0 = off (e.g. --keepalive 30s gives 30s/15s/9)
+  --keepalive-idle D       TCP_KEEPIDLE   (0 = default 15s, <0 = leave the OS value)
+  --keepalive-interval D   TCP_KEEPINTVL  (0 = default 15s, <0 = leave the OS value)
+  --keepalive-count N      TCP_KEEPCNT    (0 = default 9,   <0 = leave the OS value)
+  --no-keepalive           turn SO_KEEPALIVE off
+  --print-keepalive        print the resolved policy, the kernel's values, Go's
+                           defaults and the worst-case detection time; then exit
+  --tcp-user-timeout D     TCP_USER_TIMEOUT: fail when sent data stays unacknowledged
+                           this long (default: off, the OS value)
+
+WebSocket:
+  --ping-interval D        send a ping this often; 0 = off (default ${defaults.ping})
+  --pong-timeout D         close when nothing arrives for D; 0 = off (default ${defaults.pong})
+  --max-message-size B     largest message accepted, in bytes; KiB/MiB suffixes
+                           allowed (default 16MiB); larger ones get close 1009
+  --handshake-timeout D    bound on the opening handshake (default 10s)
+
+Output:
+  --log-format F           text (logfmt, default) or json: one event per line on stderr
+  -h, --help               show this help
+
+Durations use Go's syntax: 500ms, 15s, 1m30s. A bare 0 is allowed.`;
+}
+
+/** Parses `args` against `flags`; unknown flags and missing values become {@linkcode UsageError}. */
+export function parseFlags<T extends ParseArgsConfig["options"]>(
+  args: string[],
+  flags: T,
+  allowPositionals: boolean,
+) {
+  try {
+    return parseArgs({ args, options: flags, allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError(
+      err instanceof Error ? err.message.replace(/\. To specify.*$/s, "") : String(err),
+    );
+  }
+}
+
+/** The values of {@linkcode COMMON_FLAGS}, as parseArgs returns them. */
+export type CommonValues = {
+  [K in keyof typeof COMMON_FLAGS]?: (typeof COMMON_FLAGS)[K]["type"] extends "boolean" ? boolean
+    : string;
+};
+
+/** The settings that {@linkcode COMMON_FLAGS} resolve to. */
+export interface CommonSettings {
+  /** The keepalive policy. */
+  keepAlive: KeepAlivePolicy;
+  /** TCP_USER_TIMEOUT in ms (0 = the OS value). */
+  userTimeoutMs: number;
+  /** Heartbeat ping period in ms (0 = off). */
+  pingIntervalMs: number;
+  /** Pong timeout in ms (0 = off). */
+  pongTimeoutMs: number;
+  /** Largest message in bytes. */
+  maxMessageSize: number;
+  /** Handshake bound in ms. */
+  handshakeTimeoutMs: number;
+  /** The log format. */
+  logFormat: LogFormat;
+}
+
+/** Resolves the common flags, with the program's own heartbeat defaults. */
+export function commonSettings(
+  v: CommonValues,
+  defaults: {
+    pingIntervalMs: number;
+    pongTimeoutMs: number;
+    maxMessageSize: number;
+    handshakeTimeoutMs: number;
+  },
+): CommonSettings {
+  const logFormat = (v["log-format"] ?? "text") as LogFormat;
+  if (!LOG_FORMATS.includes(logFormat)) {
+    throw new UsageError(
+      `--log-format must be text or json, not "${v["log-format"]}"`,
+    );
+  }
+  return {
+    keepAlive: keepAliveFromFlags({
+      keepalive: v.keepalive,
+      idle: v["keepalive-idle"],
+      interval: v["keepalive-interval"],
+      count: v["keepalive-count"],
+      noKeepalive: v["no-keepalive"],
+    }),
+    userTimeoutMs: durationFlag("--tcp-user-timeout", v["tcp-user-timeout"], 0),
+    pingIntervalMs: durationFlag(
+      "--ping-interval",
+      v["ping-interval"],
+      defaults.pingIntervalMs,
+    ),
+    pongTimeoutMs: durationFlag(
+      "--pong-timeout",
+      v["pong-timeout"],
+      defaults.pongTimeoutMs,
+    ),
+    maxMessageSize: sizeFlag(
+      "--max-message-size",
+      v["max-message-size"],
+      defaults.maxMessageSize,
+    ),
+    handshakeTimeoutMs: durationFlag(
+      "--handshake-timeout",
+      v["handshake-timeout"],
+      defaults.handshakeTimeoutMs,
+    ) ||
+      defaults.handshakeTimeoutMs,
+    logFormat,
+  };
+}
+
+/** Parses a non-negative duration flag to ms; `fallback` when absent. */
+export function durationFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+): number {
+  if (value === undefined) return fallback;
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch (err) {
+    throw new UsageError(
+      `${name}: ${err instanceof Error ? err.message : err}`,
+    );
+  }
+  if (ms < 0) {
+    throw new UsageError(`${name} must not be negative, got "${value}"`);
+  }
+  return Math.ceil(ms);
+}
+
+/** Parses a whole-number flag within [min, max]; `fallback` when absent. */
+export function intFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) {
+    throw new UsageError(`${name} takes a whole number, got "${value}"`);
+  }
+  const n = Number(value);
+  if (n < min || n > max) {
+    throw new UsageError(`${name} must be between ${min} and ${max}, got ${n}`);
+  }
+  return n;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  kib: 1024,
+  kb: 1000,
+  mib: 1024 ** 2,
+  mb: 1000 ** 2,
+  gib: 1024 ** 3,
+};
+
+/** Parses a byte size such as `65536`, `64KiB` or `16MiB`; `fallback` when absent. */
+export function sizeFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+): number {
+  if (value === undefined) return fallback;
+  const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(value.trim());
+  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) {
+    throw new UsageError(
+      `${name} takes a size in bytes such as 65536, 64KiB or 16MiB, got "${value}"`,
+    );
+  }
+  const n = Number(m[1]) * unit;
+  if (n < 1 || !Number.isSafeInteger(n)) {
+    throw new UsageError(`${name} must be at least 1 byte, got "${value}"`);
+  }
+  return n;
+}
+
+/** Prints what `--print-keepalive` shows, in the chosen format, to stdout. */
+export function printKeepAlive(
+  policy: KeepAlivePolicy,
+  format: LogFormat,
+  program: string,
+): void {
+  const kernel = kernelKeepAliveDefaults();
+  const text = format === "json"
+    ? JSON.stringify({ program, ...keepAliveReport({ policy, kernel }) }) + "\n"
+    : formatKeepAliveReport({ policy, kernel }) + "\n";
+  Deno.stdout.writeSync(new TextEncoder().encode(text));
+}
+
+/**
+ * Runs a program's main function: a {@linkcode UsageError} prints one line and
+ * a hint and exits 2; any other error prints one line and exits 1.
+ */
+export async function runMain(
+  program: string,
+  main: () => Promise<number>,
+): Promise<never> {
+  let code: number;
+  try {
+    code = await main();
+  } catch (err) {
+    if (err instanceof UsageError) {
+      writeStderr(
+        `${program}: ${err.message}\nRun '${program} --help' for usage.\n`,
+      );
+      code = EXIT_USAGE;
+    } else {
+      writeStderr(
+        `${program}: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
+      code = EXIT_FAILURE;
+    }
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,904 @@
+/**
+ * A WebSocket connection over an open TCP (or TLS) stream: it reads and
+ * parses frames, writes coalesced frames, answers pings, keeps a heartbeat,
+ * and closes with a named cause. RFC 6455 §5–§7.
+ *
+ * The handshake is done elsewhere (`accept.ts`, `dial.ts`); this module starts
+ * where the first frame may arrive.
+ *
+ * @module
+ */
+
+import { ProtocolViolation } from "./errors.ts";
+import { isControl, MAX_HEADER_SIZE, Opcode, readFrameHeader, writeFrameHeader } from "./frame.ts";
+import { maskInto, unmask } from "./mask.ts";
+import {
+  AbnormalClosure,
+  buildClosePayload,
+  type CloseCause,
+  InternalError,
+  MessageTooBig,
+  NormalClosure,
+  NoStatusReceived,
+  parseClosePayload,
+  PolicyViolation,
+} from "./close.ts";
+
+// ---------------------------------------------------------------------------
+// Defaults and limits
+
+/** Default largest message accepted, in bytes (16 MiB); larger ones get 1009. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+
+/**
+ * How long a closing side waits for the other's close frame, or for TCP to end
+ * after the close handshake, before it ends TCP itself.
+ */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * Bytes that may wait in the send queue before a further send fails the
+ * connection with cause `send-overflow`: a peer that stops reading cannot make
+ * us buffer without limit. One message is always accepted into an empty queue.
+ */
+export const DEFAULT_MAX_SEND_QUEUE = 16 * 1024 * 1024;
+
+/** First size of a connection's read buffer; small, so idle connections are cheap. */
+const INITIAL_READ_BUFFER = 4 * 1024;
+/** The read buffer doubles while reads fill it, up to this size. */
+const MAX_READ_BUFFER = 64 * 1024;
+/** A frame payload larger than this is read straight into its own buffer. */
+const DIRECT_PAYLOAD_THRESHOLD = 16 * 1024;
+/** Messages the async iterator may hold before reading pauses. */
+const MAX_QUEUED_MESSAGES = 64;
+/** A send buffer larger than this is dropped after its flush, not kept. */
+const KEEP_SEND_BUFFER = 256 * 1024;
+
+// ---------------------------------------------------------------------------
+// Types
+
+/** Which end of the connection this is; it decides masking (RFC 6455 §5.3). */
+export type Role = "server" | "client";
+
+/** A received message: a string for text, bytes for binary. */
+export type Message = string | Uint8Array;
+
+/** Running totals, shared by all connections of a process (for /metrics). */
+export interface Counters {
+  /** Messages received. */
+  messagesIn: number;
+  /** Messages sent. */
+  messagesOut: number;
+  /** Payload bytes received. */
+  bytesIn: number;
+  /** Payload bytes sent. */
+  bytesOut: number;
+}
+
+/** How a connection ended. */
+export interface CloseInfo {
+  /** The close code: the peer's, ours, or 1006 when no close frame was exchanged. */
+  code: number;
+  /** The close reason, "" when there was none. */
+  reason: string;
+  /** Why the connection ended. */
+  cause: CloseCause;
+  /** Whether close frames went both ways. */
+  wasClean: boolean;
+  /** The underlying error, for causes that come from the socket. */
+  error?: string;
+}
+
+/** Options of a {@linkcode WebSocketConn}. */
+export interface ConnOptions {
+  /** `server` expects masked frames and sends unmasked ones; `client` the reverse. */
+  role: Role;
+  /** Bytes that arrived with the handshake: the first frames. */
+  initial?: Uint8Array;
+  /** The subprotocol agreed in the handshake, or null. */
+  protocol?: string | null;
+  /** Largest message accepted, in bytes. */
+  maxMessageSize?: number;
+  /** Send a ping this often; 0 turns pings off. */
+  pingIntervalMs?: number;
+  /** Fail with `pong-timeout` when nothing arrives for this long; 0 turns it off. */
+  pongTimeoutMs?: number;
+  /** Bound on each wait of the closing handshake. */
+  closeTimeoutMs?: number;
+  /** Bound on queued outgoing bytes. */
+  maxSendQueue?: number;
+  /** Whether TCP keepalive is on, so ETIMEDOUT can be named `keepalive-timeout`. */
+  keepAlive?: boolean;
+  /** TCP_USER_TIMEOUT in force (ms, 0 = none), so ETIMEDOUT can be named `user-timeout`. */
+  userTimeoutMs?: number;
+  /** Totals to add this connection's traffic to. */
+  counters?: Counters;
+}
+
+type State = "open" | "closing" | "closed";
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const encoder = new TextEncoder();
+
+/** A pool of random bytes for client mask keys (RFC 6455 §5.3 asks for unpredictable keys). */
+class MaskKeys {
+  #pool = new Uint8Array(4096);
+  #pos = this.#pool.length;
+
+  next(): Uint8Array {
+    if (this.#pos + 4 > this.#pool.length) {
+      crypto.getRandomValues(this.#pool);
+      this.#pos = 0;
+    }
+    const key = this.#pool.subarray(this.#pos, this.#pos + 4);
+    this.#pos += 4;
+    return key;
+  }
+}
+const maskKeys = new MaskKeys();
+
+/** Names a socket error as a close cause. */
+function causeOf(
+  err: unknown,
+  opts: { keepAlive: boolean; userTimeoutMs: number; unacked: boolean },
+): CloseCause {
+  if (err instanceof Deno.errors.TimedOut) {
+    if (opts.userTimeoutMs > 0 && (opts.unacked || !opts.keepAlive)) {
+      return "user-timeout";
+    }
+    return opts.keepAlive ? "keepalive-timeout" : "user-timeout";
+  }
+  return "reset";
+}
+
+/**
+ * One WebSocket connection. Read messages with `for await` or `onmessage`,
+ * send with {@linkcode WebSocketConn.send}, end with {@linkcode WebSocketConn.close};
+ * {@linkcode WebSocketConn.closed} tells how it ended.
+ *
+ * The closing handshake (RFC 6455 §7.1), as this class runs it:
+ *
+ * ```
+ *   initiator                          responder
+ *   close(code) ── Close(code) ───────▶ (reply with the same code,
+ *                ◀────── Close(code) ──   1000 for an empty close)
+ *   server ends TCP at once; a client waits for the server to end it,
+ *   each wait bounded by closeTimeoutMs. A protocol violation skips the
+ *   wait: send Close(1002/1007/1009), then end TCP.
+ * ```
+ */
+export class WebSocketConn implements AsyncIterable<Message> {
+  /** The subprotocol agreed in the handshake, or null. */
+  readonly protocol: string | null;
+  /** Resolves once, when the connection has ended, with how it ended. */
+  readonly closed: Promise<CloseInfo>;
+  /**
+   * Called for each message, synchronously, as it is parsed. Setting it
+   * replaces the async iterator; it is the fast path for servers.
+   */
+  onmessage: ((message: Message) => void) | null = null;
+
+  #conn: Deno.Conn;
+  #role: Role;
+  #state: State = "open";
+  #closeInfo: Deferred<CloseInfo> = deferred();
+  #info: CloseInfo | null = null;
+  #tcpEnded = false;
+
+  // Options
+  #maxMessageSize: number;
+  #pingIntervalMs: number;
+  #pongTimeoutMs: number;
+  #closeTimeoutMs: number;
+  #maxSendQueue: number;
+  #keepAlive: boolean;
+  #userTimeoutMs: number;
+  #counters: Counters | null;
+
+  // Reading
+  #rbuf: Uint8Array;
+  #rs = 0;
+  #re = 0;
+  #direct: Uint8Array | null = null;
+  #directFilled = 0;
+  #directOpcode = 0;
+  #directFin = false;
+  #directMasked = false;
+  #maskKey = new Uint8Array(4);
+  #fragOpcode = 0;
+  #fragSize = 0;
+  #fragText: string[] = [];
+  #fragBinary: Uint8Array[] = [];
+  #decoder = new TextDecoder("utf-8", { fatal: true });
+  #streamDecoder = new TextDecoder("utf-8", { fatal: true });
+  #lastReceived = Date.now();
+  #lastSent = 0;
+
+  // Iterator
+  #queue: Message[] = [];
+  #waiter: Deferred<IteratorResult<Message>> | null = null;
+  #resume: Deferred<void> | null = null;
+
+  // Writing
+  #wbuf: Uint8Array | null = null;
+  #spare: Uint8Array | null = null;
+  #wlen = 0;
+  #inflight = 0;
+  #writing = false;
+  #flushScheduled = false;
+  #batch: Deferred<void> | null = null;
+  #drained: Deferred<void> | null = null;
+  #closeSent = false;
+  #closeReceived = false;
+  #sentCode = NormalClosure;
+  #sentReason = "";
+  #localCause: CloseCause = "local-close";
+
+  // Timers
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Wraps a stream on which the handshake has completed, and starts reading.
+   *
+   * @param conn the TCP or TLS stream
+   * @param options role, limits and heartbeat
+   */
+  constructor(conn: Deno.Conn, options: ConnOptions) {
+    this.#conn = conn;
+    this.#role = options.role;
+    this.protocol = options.protocol ?? null;
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#pingIntervalMs = options.pingIntervalMs ?? 0;
+    this.#pongTimeoutMs = options.pongTimeoutMs ?? 0;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.#maxSendQueue = options.maxSendQueue ?? DEFAULT_MAX_SEND_QUEUE;
+    this.#keepAlive = options.keepAlive ?? false;
+    this.#userTimeoutMs = options.userTimeoutMs ?? 0;
+    this.#counters = options.counters ?? null;
+    this.closed = this.#closeInfo.promise;
+
+    const initial = options.initial ?? new Uint8Array(0);
+    this.#rbuf = new Uint8Array(Math.max(INITIAL_READ_BUFFER, initial.length));
+    this.#rbuf.set(initial);
+    this.#re = initial.length;
+
+    this.#startHeartbeat();
+    // Let the owner set onmessage before the first frames are delivered.
+    queueMicrotask(() => this.#readLoop());
+  }
+
+  /** The address of the peer. */
+  get remoteAddr(): Deno.Addr {
+    return this.#conn.remoteAddr;
+  }
+
+  /** Bytes queued or being written, not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.#wlen + this.#inflight;
+  }
+
+  /** Whether the connection is still open for sending. */
+  get isOpen(): boolean {
+    return this.#state === "open";
+  }
+
+  // -------------------------------------------------------------------------
+  // Sending
+
+  /**
+   * Sends a text (string) or binary (bytes) message. Sends are serialized and
+   * coalesced; the promise resolves when the bytes are handed to the kernel.
+   * Rejects if the connection is not open.
+   */
+  send(data: Message): Promise<void> {
+    if (this.#state !== "open") {
+      return Promise.reject(new Error("the WebSocket connection is not open"));
+    }
+    if (this.bufferedAmount > this.#maxSendQueue) {
+      this.#fail(PolicyViolation, "send queue overflow", "send-overflow");
+      return Promise.reject(
+        new Error("send queue overflow: the peer is not reading"),
+      );
+    }
+    if (typeof data === "string") this.#queueText(data);
+    else this.#queueFrame(Opcode.Binary, data);
+    if (this.#counters) {
+      this.#counters.messagesOut++;
+      // bytesOut is added in #queue* where the payload length is known.
+    }
+    return this.#pending();
+  }
+
+  /** Sends a ping with an optional payload of at most 125 bytes (RFC 6455 §5.5.2). */
+  ping(payload: Uint8Array = new Uint8Array(0)): Promise<void> {
+    if (payload.length > 125) {
+      throw new RangeError("a ping payload is at most 125 bytes");
+    }
+    if (this.#state !== "open") {
+      return Promise.reject(new Error("the WebSocket connection is not open"));
+    }
+    this.#queueFrame(Opcode.Ping, payload);
+    return this.#pending();
+  }
+
+  /**
+   * Starts the closing handshake with `code` and `reason` (at most 123 bytes),
+   * and resolves when the connection has ended. `cause` names why, for logs.
+   */
+  close(
+    code: number = NormalClosure,
+    reason = "",
+    cause: CloseCause = "local-close",
+  ): Promise<CloseInfo> {
+    if (this.#state === "open") {
+      this.#localCause = cause;
+      this.#state = "closing";
+      this.#sendClose(code, reason);
+      this.#armCloseTimer();
+    }
+    return this.closed;
+  }
+
+  #pending(): Promise<void> {
+    if (!this.#batch) {
+      this.#batch = deferred();
+      // A send nobody awaits must not crash the process when the socket fails.
+      this.#batch.promise.catch(() => {});
+    }
+    this.#scheduleFlush();
+    return this.#batch.promise;
+  }
+
+  #reserve(bytes: number): Uint8Array {
+    const need = this.#wlen + bytes;
+    let buf = this.#wbuf;
+    if (!buf || buf.length < need) {
+      let size = buf ? buf.length : 4096;
+      while (size < need) size *= 2;
+      const grown = new Uint8Array(size);
+      if (buf) grown.set(buf.subarray(0, this.#wlen));
+      buf = this.#wbuf = grown;
+    }
+    return buf;
+  }
+
+  #queueFrame(opcode: number, payload: Uint8Array, fin = true): void {
+    const masked = this.#role === "client";
+    const buf = this.#reserve(MAX_HEADER_SIZE + payload.length);
+    const key = masked ? maskKeys.next() : null;
+    const off = this.#wlen +
+      writeFrameHeader(buf, this.#wlen, fin, opcode, payload.length, key);
+    if (key) maskInto(payload, buf, off, key);
+    else buf.set(payload, off);
+    this.#wlen = off + payload.length;
+    if (this.#counters && !isControl(opcode)) {
+      this.#counters.bytesOut += payload.length;
+    }
+  }
+
+  #queueText(text: string): void {
+    // Encode straight into the send buffer. UTF-8 needs at most 3 bytes per
+    // UTF-16 unit, so reserve for that, then move the payload back if the real
+    // length needs a shorter header (the length must be minimal, RFC 6455 §5.2).
+    const masked = this.#role === "client";
+    const bound = text.length * 3;
+    const guess = headerSize(bound, masked);
+    const buf = this.#reserve(guess + bound);
+    const start = this.#wlen + guess;
+    const { written } = encoder.encodeInto(
+      text,
+      buf.subarray(start, start + bound),
+    );
+    const size = headerSize(written, masked);
+    if (size !== guess) {
+      buf.copyWithin(this.#wlen + size, start, start + written);
+    }
+    const key = masked ? maskKeys.next() : null;
+    const off = this.#wlen +
+      writeFrameHeader(buf, this.#wlen, true, Opcode.Text, written, key);
+    if (key) unmask(buf, off, off + written, key);
+    this.#wlen = off + written;
+    if (this.#counters) this.#counters.bytesOut += written;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#writing) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false;
+    if (this.#writing) return;
+    this.#writing = true;
+    try {
+      while (this.#wlen > 0 && !this.#tcpEnded) {
+        const buf = this.#wbuf!;
+        const len = this.#wlen;
+        const batch = this.#batch;
+        this.#batch = null;
+        this.#wbuf = this.#spare;
+        this.#spare = null;
+        this.#wlen = 0;
+        this.#inflight = len;
+        try {
+          let off = 0;
+          while (off < len) {
+            off += await this.#conn.write(buf.subarray(off, len));
+          }
+          this.#lastSent = Date.now();
+        } catch (err) {
+          this.#inflight = 0;
+          batch?.reject(err);
+          this.#socketFailed(err);
+          return;
+        }
+        this.#inflight = 0;
+        if (buf.length <= KEEP_SEND_BUFFER) this.#spare = buf;
+        batch?.resolve();
+      }
+    } finally {
+      this.#writing = false;
+      if (this.#wlen === 0 && this.#drained) {
+        this.#drained.resolve();
+        this.#drained = null;
+      }
+    }
+  }
+
+  /** Resolves when everything queued has been written (or the socket failed). */
+  #flushed(): Promise<void> {
+    if (this.bufferedAmount === 0 || this.#tcpEnded) return Promise.resolve();
+    this.#drained ??= deferred();
+    this.#scheduleFlush();
+    return this.#drained.promise;
+  }
+
+  #sendClose(code: number, reason: string): void {
+    if (this.#closeSent) return;
+    this.#closeSent = true;
+    this.#sentCode = code;
+    this.#sentReason = reason;
+    this.#queueFrame(Opcode.Close, buildClosePayload(code, reason));
+    this.#pending();
+  }
+
+  // -------------------------------------------------------------------------
+  // Reading
+
+  async #readLoop(): Promise<void> {
+    try {
+      this.#parse();
+      while (this.#state !== "closed" && !this.#tcpEnded) {
+        if (this.#resume) {
+          await this.#resume.promise;
+          this.#parse();
+          continue;
+        }
+        let n: number | null;
+        if (this.#direct) {
+          n = await this.#conn.read(this.#direct.subarray(this.#directFilled));
+          if (n === null) return this.#ended();
+          this.#lastReceived = Date.now();
+          this.#directFilled += n;
+          if (this.#directFilled === this.#direct.length) this.#finishDirect();
+          continue;
+        }
+        if (this.#re === this.#rbuf.length) this.#makeRoom(MAX_HEADER_SIZE);
+        n = await this.#conn.read(this.#rbuf.subarray(this.#re));
+        if (n === null) return this.#ended();
+        this.#lastReceived = Date.now();
+        const filled = this.#re + n === this.#rbuf.length;
+        this.#re += n;
+        this.#parse();
+        if (filled && this.#rbuf.length < MAX_READ_BUFFER && !this.#direct) {
+          this.#makeRoom(this.#rbuf.length * 2 - (this.#re - this.#rs));
+        }
+      }
+    } catch (err) {
+      if (err instanceof ProtocolViolation) return this.#violation(err);
+      if (this.#tcpEnded || this.#state === "closed") return;
+      this.#socketFailed(err);
+    }
+  }
+
+  /** Ensures at least `free` bytes after the unparsed data, compacting or growing. */
+  #makeRoom(free: number): void {
+    const used = this.#re - this.#rs;
+    if (this.#rbuf.length - this.#re >= free) return;
+    if (this.#rbuf.length - used >= free) {
+      this.#rbuf.copyWithin(0, this.#rs, this.#re);
+    } else {
+      let size = this.#rbuf.length * 2;
+      while (size - used < free) size *= 2;
+      const grown = new Uint8Array(size);
+      grown.set(this.#rbuf.subarray(this.#rs, this.#re));
+      this.#rbuf = grown;
+    }
+    this.#rs = 0;
+    this.#re = used;
+  }
+
+  /** Parses every complete frame in the read buffer (several per read, no copies). */
+  #parse(): void {
+    const expectMasked = this.#role === "server";
+    while (this.#state !== "closed" && !this.#tcpEnded && !this.#resume) {
+      const h = readFrameHeader(this.#rbuf, this.#rs, this.#re, expectMasked);
+      if (!h) break;
+      const data = !isControl(h.opcode);
+      if (data) this.#checkSize(h.opcode, h.payloadLength);
+      const total = h.headerLength + h.payloadLength;
+      const start = this.#rs + h.headerLength;
+      if (this.#re - this.#rs >= total) {
+        const end = start + h.payloadLength;
+        if (h.masked) unmask(this.#rbuf, start, end, this.#rbuf, h.maskOffset);
+        this.#rs += total;
+        this.#frame(h.opcode, h.fin, this.#rbuf.subarray(start, end), false);
+        continue;
+      }
+      if (h.payloadLength > DIRECT_PAYLOAD_THRESHOLD) {
+        // A large payload: read the rest straight into a buffer of its own.
+        const have = this.#re - start;
+        this.#direct = new Uint8Array(h.payloadLength);
+        this.#direct.set(this.#rbuf.subarray(start, this.#re));
+        this.#directFilled = have;
+        this.#directOpcode = h.opcode;
+        this.#directFin = h.fin;
+        this.#directMasked = h.masked;
+        if (h.masked) {
+          this.#maskKey.set(
+            this.#rbuf.subarray(h.maskOffset, h.maskOffset + 4),
+          );
+        }
+        this.#rs = this.#re = 0;
+        return;
+      }
+      this.#makeRoom(total - (this.#re - this.#rs));
+      break;
+    }
+    if (this.#rs === this.#re) this.#rs = this.#re = 0;
+  }
+
+  #finishDirect(): void {
+    const payload = this.#direct!;
+    this.#direct = null;
+    if (this.#directMasked) unmask(payload, 0, payload.length, this.#maskKey);
+    this.#frame(this.#directOpcode, this.#directFin, payload, true);
+    this.#parse();
+  }
+
+  #checkSize(opcode: number, length: number): void {
+    const size = (opcode === Opcode.Continuation ? this.#fragSize : 0) + length;
+    if (size > this.#maxMessageSize) {
+      throw new ProtocolViolation(
+        MessageTooBig,
+        `message of ${size} bytes exceeds the limit of ${this.#maxMessageSize}`,
+      );
+    }
+  }
+
+  /**
+   * Handles one complete frame. `owned` says whether `payload` is ours to keep;
+   * otherwise it is a view into the read buffer and must be copied to be kept.
+   */
+  #frame(
+    opcode: number,
+    fin: boolean,
+    payload: Uint8Array,
+    owned: boolean,
+  ): void {
+    if (this.#closeReceived) return; // Nothing follows a close frame (RFC 6455 §5.5.1).
+    if (this.#closeSent && opcode !== Opcode.Close) {
+      return; // After our close frame, data is discarded (RFC 6455 §1.4).
+    }
+    switch (opcode) {
+      case Opcode.Text:
+      case Opcode.Binary:
+        if (this.#fragOpcode !== 0) {
+          throw new ProtocolViolation(
+            1002,
+            "new data frame inside a fragmented message",
+          );
+        }
+        if (fin) {
+          if (this.#counters) {
+            this.#counters.messagesIn++;
+            this.#counters.bytesIn += payload.length;
+          }
+          this.#deliver(
+            opcode === Opcode.Text ? this.#decode(payload) : owned ? payload : payload.slice(),
+          );
+          return;
+        }
+        this.#fragOpcode = opcode;
+        this.#fragSize = 0;
+        this.#fragment(payload, false, owned);
+        return;
+      case Opcode.Continuation:
+        if (this.#fragOpcode === 0) {
+          throw new ProtocolViolation(
+            1002,
+            "continuation frame with nothing to continue",
+          );
+        }
+        this.#fragment(payload, fin, owned);
+        return;
+      case Opcode.Ping:
+        if (this.#state === "open") {
+          this.#queueFrame(Opcode.Pong, payload);
+          this.#pending();
+        }
+        return;
+      case Opcode.Pong:
+        return; // Any frame counts as a sign of life; an unsolicited pong is ignored.
+      case Opcode.Close:
+        this.#peerClose(payload);
+        return;
+    }
+  }
+
+  #decode(payload: Uint8Array): string {
+    try {
+      return this.#decoder.decode(payload);
+    } catch {
+      throw new ProtocolViolation(1007, "invalid UTF-8 in a text message");
+    }
+  }
+
+  #fragment(payload: Uint8Array, fin: boolean, owned: boolean): void {
+    this.#fragSize += payload.length;
+    if (this.#fragOpcode === Opcode.Text) {
+      try {
+        // Streaming decode fails as soon as the bytes show invalid UTF-8.
+        this.#fragText.push(
+          this.#streamDecoder.decode(payload, { stream: !fin }),
+        );
+      } catch {
+        this.#streamDecoder = new TextDecoder("utf-8", { fatal: true });
+        throw new ProtocolViolation(1007, "invalid UTF-8 in a text message");
+      }
+    } else {
+      this.#fragBinary.push(owned ? payload : payload.slice());
+    }
+    if (!fin) return;
+    let message: Message;
+    if (this.#fragOpcode === Opcode.Text) {
+      message = this.#fragText.join("");
+    } else {
+      message = new Uint8Array(this.#fragSize);
+      let off = 0;
+      for (const part of this.#fragBinary) {
+        message.set(part, off);
+        off += part.length;
+      }
+    }
+    if (this.#counters) {
+      this.#counters.messagesIn++;
+      this.#counters.bytesIn += this.#fragSize;
+    }
+    this.#fragOpcode = 0;
+    this.#fragSize = 0;
+    this.#fragText = [];
+    this.#fragBinary = [];
+    this.#deliver(message);
+  }
+
+  #deliver(message: Message): void {
+    if (this.onmessage) {
+      this.onmessage(message);
+      return;
+    }
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = null;
+      w.resolve({ value: message, done: false });
+      return;
+    }
+    this.#queue.push(message);
+    if (this.#queue.length >= MAX_QUEUED_MESSAGES && !this.#resume) {
+      this.#resume = deferred(); // Backpressure: stop reading until the consumer catches up.
+    }
+  }
+
+  /** Yields each message until the connection ends. */
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return {
+      next: () => {
+        const value = this.#queue.shift();
+        if (this.#resume && this.#queue.length < MAX_QUEUED_MESSAGES / 2) {
+          const r = this.#resume;
+          this.#resume = null;
+          r.resolve();
+        }
+        if (value !== undefined) return Promise.resolve({ value, done: false });
+        if (this.#state === "closed") {
+          return Promise.resolve({ value: undefined, done: true });
+        }
+        this.#waiter = deferred();
+        return this.#waiter.promise;
+      },
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // Closing
+
+  #peerClose(payload: Uint8Array): void {
+    const { code, reason } = parseClosePayload(payload);
+    this.#closeReceived = true;
+    if (this.#closeSent) {
+      // The answer to our close: the handshake is complete.
+      this.#info = {
+        code: this.#sentCode,
+        reason: this.#sentReason,
+        cause: this.#localCause,
+        wasClean: true,
+      };
+    } else {
+      this.#state = "closing";
+      this.#sendClose(code === NoStatusReceived ? NormalClosure : code, "");
+      this.#info = { code, reason, cause: "peer-close", wasClean: true };
+    }
+    this.#stopReading();
+    if (this.#role === "server") {
+      // The server ends TCP first (RFC 6455 §7.1.1).
+      this.#flushed().then(() => this.#finish(this.#info!));
+    } else {
+      // A client waits for the server to end TCP, bounded; #readLoop sees the
+      // EOF and #ended() finishes.
+      this.#armCloseTimer();
+    }
+  }
+
+  #stopReading(): void {
+    this.#rs = this.#re = 0;
+    this.#direct = null;
+  }
+
+  #armCloseTimer(): void {
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = setTimeout(() => {
+      const info = this.#info ?? {
+        code: AbnormalClosure,
+        reason: "",
+        cause: this.#localCause,
+        wasClean: false,
+        error: "the peer did not answer the close frame in time",
+      };
+      this.#finish(info);
+    }, this.#closeTimeoutMs);
+  }
+
+  /** TCP ended (read returned EOF). */
+  #ended(): void {
+    if (this.#info) return this.#finish(this.#info);
+    this.#finish({
+      code: AbnormalClosure,
+      reason: "",
+      cause: this.#state === "closing" ? this.#localCause : "eof",
+      wasClean: false,
+      error: "TCP ended without a close frame",
+    });
+  }
+
+  #violation(err: ProtocolViolation): void {
+    const cause: CloseCause = err.code === MessageTooBig ? "message-too-big" : "protocol-error";
+    this.#fail(err.code, err.message, cause);
+  }
+
+  /** Fails the connection (RFC 6455 §7.1.7): send Close(code), then end TCP. */
+  #fail(code: number, reason: string, cause: CloseCause): void {
+    if (this.#state === "closed") return;
+    this.#state = "closing";
+    this.#stopReading();
+    if (!this.#closeSent) this.#sendClose(code, reason);
+    const info: CloseInfo = { code, reason, cause, wasClean: false };
+    this.#info = info;
+    const bound = setTimeout(() => this.#finish(info), 1000);
+    this.#flushed().then(() => {
+      clearTimeout(bound);
+      this.#finish(info);
+    });
+  }
+
+  /** The socket failed (reset, timeout…): no close frame can be exchanged. */
+  #socketFailed(err: unknown): void {
+    if (this.#state === "closed") return;
+    if (this.#info && this.#info.wasClean) return this.#finish(this.#info);
+    const cause = causeOf(err, {
+      keepAlive: this.#keepAlive,
+      userTimeoutMs: this.#userTimeoutMs,
+      unacked: this.#lastSent > this.#lastReceived,
+    });
+    this.#finish({
+      code: AbnormalClosure,
+      reason: "",
+      cause,
+      wasClean: false,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+
+  /** Ends everything once: timers, TCP, waiters, and the `closed` promise. */
+  #finish(info: CloseInfo): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    this.#info = info;
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#deadlineTimer);
+    clearTimeout(this.#closeTimer);
+    if (!this.#tcpEnded) {
+      this.#tcpEnded = true;
+      try {
+        this.#conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    this.#batch?.reject(new Error("the WebSocket connection closed"));
+    this.#batch = null;
+    this.#drained?.resolve();
+    this.#resume?.resolve();
+    if (this.#waiter) this.#waiter.resolve({ value: undefined, done: true });
+    this.#waiter = null;
+    this.#closeInfo.resolve(info);
+  }
+
+  // -------------------------------------------------------------------------
+  // Heartbeat
+
+  #startHeartbeat(): void {
+    if (this.#pingIntervalMs > 0) {
+      this.#pingTimer = setInterval(() => {
+        if (this.#state === "open") this.ping().catch(() => {});
+      }, this.#pingIntervalMs);
+    }
+    if (this.#pongTimeoutMs > 0) this.#armDeadline(this.#pongTimeoutMs);
+  }
+
+  #armDeadline(ms: number): void {
+    this.#deadlineTimer = setTimeout(() => {
+      const quiet = Date.now() - this.#lastReceived;
+      if (quiet >= this.#pongTimeoutMs) {
+        // The peer is unresponsive: a close frame would wait for nobody, so
+        // end TCP at once.
+        this.#finish({
+          code: AbnormalClosure,
+          reason: "",
+          cause: "pong-timeout",
+          wasClean: false,
+          error: `no frame received within ${this.#pongTimeoutMs}ms`,
+        });
+        return;
+      }
+      this.#armDeadline(this.#pongTimeoutMs - quiet);
+    }, ms);
+  }
+
+  /** Ends the connection at once for an internal error, with close 1011. */
+  abort(reason: string): void {
+    this.#fail(InternalError, reason, "local-close");
+  }
+}
+
+function headerSize(length: number, masked: boolean): number {
+  return (length < 126 ? 2 : length < 65536 ? 4 : 10) + (masked ? 4 : 0);
+}

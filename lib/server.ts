@@ -1,0 +1,388 @@
+/**
+ * The server: accepts TCP (or TLS) connections, applies the keepalive policy
+ * to each, reads the HTTP request, and either upgrades `/echo` to a WebSocket
+ * or answers `/`, `/healthz` and `/metrics` over plain HTTP/1.1.
+ *
+ * @module
+ */
+
+import { type CloseInfo, WebSocketConn } from "./conn.ts";
+import { GoingAway } from "./close.ts";
+import { HandshakeError } from "./errors.ts";
+import {
+  buildHttpResponse,
+  buildUpgradeResponse,
+  checkUpgradeRequest,
+  DEFAULT_MAX_HEAD_SIZE,
+  parseRequestHead,
+  type RequestHead,
+} from "./handshake.ts";
+import { readHead, writeAll } from "./http.ts";
+import type { KeepAlivePolicy } from "./keepalive.ts";
+import type { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { ECHO_PAGE } from "./page.ts";
+import { applyToConn, type EffectiveKeepAlive, releaseConn } from "./sockopt.ts";
+
+/** Default bound on reading the upgrade request (gorilla and ws use 10 s too). */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Gorilla's chat example: ping every 54 s (9/10 of the pong wait)… */
+export const DEFAULT_SERVER_PING_INTERVAL_MS = 54_000;
+/** …and close when nothing arrives for 60 s. */
+export const DEFAULT_SERVER_PONG_TIMEOUT_MS = 60_000;
+
+/** How long a graceful shutdown waits for clients to answer close 1001. */
+export const SHUTDOWN_TIMEOUT_MS = 5_000;
+
+/** The WebSocket endpoint. */
+export const ECHO_PATH = "/echo";
+
+/** What a server needs to run. */
+export interface ServerOptions {
+  /** Host to bind. */
+  hostname: string;
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** The TCP keepalive policy for accepted connections. */
+  keepAlive: KeepAlivePolicy;
+  /** TCP_USER_TIMEOUT for accepted connections (ms); 0 leaves the OS value. */
+  userTimeoutMs: number;
+  /** Upgrades past this many open connections get 503; 0 means no limit. */
+  maxConnections: number;
+  /** Largest message accepted (bytes). */
+  maxMessageSize: number;
+  /** Bound on reading the request head (ms). */
+  handshakeTimeoutMs: number;
+  /** Allowed `Origin` host patterns besides the request's own host. */
+  origins: string[];
+  /** Subprotocols the server speaks, in preference order. */
+  subprotocols: string[];
+  /** Heartbeat ping period (ms); 0 turns pings off. */
+  pingIntervalMs: number;
+  /** Close when nothing arrives for this long (ms); 0 turns it off. */
+  pongTimeoutMs: number;
+  /** PEM certificate and key: serve wss:// and https://. */
+  tls?: { cert: string; key: string };
+  /** Share the port with other processes (SO_REUSEPORT), for workers. */
+  reusePort?: boolean;
+  /** Where events go. */
+  logger: Logger;
+  /** Extra fields on every log event (e.g. a worker's pid). */
+  logFields?: Record<string, unknown>;
+}
+
+/** A running server. */
+export interface Server {
+  /** The bound address, e.g. `127.0.0.1:8080`. */
+  readonly addr: string;
+  /** Counters for `/metrics`. */
+  readonly metrics: Metrics;
+  /** Stops accepting, closes every connection with 1001, waits (bounded), resolves. */
+  shutdown(): Promise<void>;
+}
+
+/** Formats a network address as `host:port`, with brackets for IPv6. */
+export function formatAddr(addr: Deno.Addr): string {
+  if (addr.transport !== "tcp" && addr.transport !== "udp") {
+    return String(addr.transport);
+  }
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+/** Starts listening and serving; resolves once bound. */
+export function startServer(options: ServerOptions): Server {
+  const log = options.logger;
+  const extra = options.logFields ?? {};
+  const metrics = new Metrics();
+  const listener: Deno.Listener = options.tls
+    ? Deno.listenTls(
+      {
+        hostname: options.hostname,
+        port: options.port,
+        cert: options.tls.cert,
+        key: options.tls.key,
+        reusePort: options.reusePort,
+      } as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
+    )
+    : Deno.listen({
+      hostname: options.hostname,
+      port: options.port,
+      reusePort: options.reusePort,
+    });
+  const addr = formatAddr(listener.addr);
+  const sockets = new Map<number, WebSocketConn>();
+  const handshaking = new Set<Deno.Conn>();
+  let nextId = 1;
+  let stopping = false;
+
+  log.info("listening", { addr, tls: Boolean(options.tls), ...extra });
+
+  async function acceptLoop() {
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (stopping || err instanceof Deno.errors.BadResource) return;
+        log.error("error", {
+          message: `accept failed: ${errorText(err)}`,
+          ...extra,
+        });
+        continue;
+      }
+      handle(conn, nextId++).catch((err) => {
+        log.error("error", {
+          message: `connection handler failed: ${errorText(err)}`,
+          ...extra,
+        });
+      });
+    }
+  }
+
+  async function handle(conn: Deno.Conn, id: number) {
+    const started = Date.now();
+    const remote = formatAddr(conn.remoteAddr);
+    let keepalive: EffectiveKeepAlive;
+    try {
+      keepalive = applyToConn(conn, options.keepAlive, {
+        userTimeoutMs: options.userTimeoutMs || undefined,
+      });
+    } catch (err) {
+      log.error("error", {
+        id,
+        remote,
+        message: `cannot apply socket options: ${errorText(err)}`,
+        ...extra,
+      });
+      closeQuietly(conn);
+      return;
+    }
+    metrics.keepalive ??= keepalive;
+
+    handshaking.add(conn);
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new Deno.errors.TimedOut("handshake timeout")),
+      options.handshakeTimeoutMs,
+    );
+    let head: RequestHead;
+    let rest: Uint8Array;
+    try {
+      const got = await readHead(conn, {
+        maxHeadSize: DEFAULT_MAX_HEAD_SIZE,
+        signal: timeout.signal,
+      });
+      if (!got) {
+        closeQuietly(conn);
+        return;
+      }
+      head = parseRequestHead(got.head);
+      rest = got.rest;
+    } catch (err) {
+      if (timeout.signal.aborted) {
+        metrics.closed("handshake-timeout");
+        log.info("close", {
+          id,
+          remote,
+          code: 1006,
+          reason: "",
+          cause: "handshake-timeout",
+          duration_ms: Date.now() - started,
+          ...extra,
+        });
+        closeQuietly(conn);
+      } else {
+        await refuse(conn, id, remote, err);
+      }
+      return;
+    } finally {
+      clearTimeout(timer);
+      handshaking.delete(conn);
+    }
+
+    const path = head.target.split("?")[0];
+    try {
+      if (path === ECHO_PATH) {
+        if (stopping) {
+          throw new HandshakeError(503, "the server is shutting down");
+        }
+        if (
+          options.maxConnections > 0 && sockets.size >= options.maxConnections
+        ) {
+          throw new HandshakeError(
+            503,
+            `the server is at its limit of ${options.maxConnections} connections`,
+          );
+        }
+        const { key, protocol } = checkUpgradeRequest(head, {
+          origins: options.origins,
+          subprotocols: options.subprotocols,
+        });
+        await writeAll(
+          conn,
+          new TextEncoder().encode(buildUpgradeResponse(key, protocol)),
+        );
+        echo(conn, id, remote, started, keepalive, protocol, rest);
+        return;
+      }
+      if (head.method !== "GET") {
+        throw new HandshakeError(405, `${head.method} is not allowed here`, {
+          Allow: "GET",
+        });
+      }
+      const body = page(path);
+      if (body === null) throw new HandshakeError(404, `no such path: ${path}`);
+      await writeAll(
+        conn,
+        new TextEncoder().encode(
+          buildHttpResponse(200, body.text, { "Content-Type": body.type }),
+        ),
+      );
+      closeQuietly(conn);
+    } catch (err) {
+      await refuse(conn, id, remote, err);
+    }
+  }
+
+  function page(path: string): { text: string; type: string } | null {
+    if (path === "/") {
+      return { text: ECHO_PAGE, type: "text/html; charset=utf-8" };
+    }
+    if (path === "/healthz") {
+      return { text: "ok\n", type: "text/plain; charset=utf-8" };
+    }
+    if (path === "/metrics") {
+      return {
+        text: metrics.render(),
+        type: "text/plain; version=0.0.4; charset=utf-8",
+      };
+    }
+    return null;
+  }
+
+  async function refuse(
+    conn: Deno.Conn,
+    id: number,
+    remote: string,
+    err: unknown,
+  ) {
+    const status = err instanceof HandshakeError ? err.status : 400;
+    const message = err instanceof Error ? err.message : String(err);
+    const headers = err instanceof HandshakeError ? err.headers : {};
+    metrics.refused(status);
+    log.info("rejected", { id, remote, status, message, ...extra });
+    try {
+      await writeAll(
+        conn,
+        new TextEncoder().encode(
+          buildHttpResponse(status, message + "\n", headers),
+        ),
+      );
+    } catch {
+      // The peer may be gone already; nothing more to tell it.
+    }
+    closeQuietly(conn);
+  }
+
+  function echo(
+    conn: Deno.Conn,
+    id: number,
+    remote: string,
+    started: number,
+    keepalive: EffectiveKeepAlive,
+    protocol: string | null,
+    initial: Uint8Array,
+  ) {
+    const ws = new WebSocketConn(conn, {
+      role: "server",
+      initial,
+      protocol,
+      maxMessageSize: options.maxMessageSize,
+      pingIntervalMs: options.pingIntervalMs,
+      pongTimeoutMs: options.pongTimeoutMs,
+      keepAlive: keepalive.enabled,
+      userTimeoutMs: keepalive.user_timeout_ms,
+      counters: metrics,
+    });
+    sockets.set(id, ws);
+    metrics.open++;
+    metrics.accepted++;
+    log.info("open", {
+      id,
+      remote,
+      protocol,
+      keepalive: {
+        enabled: keepalive.enabled,
+        idle_s: keepalive.idle_s,
+        interval_s: keepalive.interval_s,
+        count: keepalive.count,
+        verified: keepalive.verified,
+      },
+      user_timeout_ms: keepalive.user_timeout_ms,
+      ...extra,
+    });
+    ws.onmessage = (message) => {
+      ws.send(message).catch(() => {});
+    };
+    ws.closed.then((info: CloseInfo) => {
+      sockets.delete(id);
+      metrics.open--;
+      metrics.closed(info.cause);
+      releaseConn(conn);
+      log.info("close", {
+        id,
+        remote,
+        code: info.code,
+        reason: info.reason,
+        cause: info.cause,
+        clean: info.wasClean,
+        error: info.error,
+        duration_ms: Date.now() - started,
+        ...extra,
+      });
+    });
+  }
+
+  function closeQuietly(conn: Deno.Conn) {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+    releaseConn(conn);
+  }
+
+  acceptLoop();
+
+  return {
+    addr,
+    metrics,
+    async shutdown() {
+      if (stopping) return;
+      stopping = true;
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+      for (const conn of handshaking) closeQuietly(conn);
+      const closing = [...sockets.values()].map((ws) =>
+        ws.close(GoingAway, "server shutting down", "shutdown")
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(closing),
+        new Promise((resolve) => timer = setTimeout(resolve, SHUTDOWN_TIMEOUT_MS)),
+      ]);
+      clearTimeout(timer);
+      log.info("stopped", { addr, ...extra });
+    },
+  };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,167 @@
+/**
+ * keepalive-ws server: a WebSocket echo server whose TCP keepalive matches
+ * Go's defaults and is reported as it is really in force.
+ *
+ * Run `deno task server --help` for the flags.
+ *
+ * @module
+ */
+
+import {
+  COMMON_FLAGS,
+  commonHelp,
+  commonSettings,
+  EXIT_OK,
+  intFlag,
+  parseFlags,
+  printKeepAlive,
+  runMain,
+} from "./lib/cli.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/conn.ts";
+import { formatDuration } from "./lib/duration.ts";
+import { UsageError } from "./lib/errors.ts";
+import { createLogger } from "./lib/log.ts";
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_SERVER_PING_INTERVAL_MS,
+  DEFAULT_SERVER_PONG_TIMEOUT_MS,
+  startServer,
+} from "./lib/server.ts";
+import {
+  fallbackWarning,
+  kernelKeepAliveDefaults,
+  sockoptUnavailableReason,
+} from "./lib/sockopt.ts";
+
+const HELP = `keepalive-ws server: a WebSocket echo server with Go's TCP keepalive defaults.
+
+Usage: deno task server [flags]
+
+Endpoints: /echo (WebSocket echo), / (browser console), /healthz, /metrics (Prometheus)
+
+Server:
+  --addr HOST:PORT         address to listen on (default localhost:8080; port 0 picks one)
+  --max-connections N      upgrades past N open connections get 503 (default 0 = no limit)
+  --origin PATTERN         also allow this Origin host pattern, e.g. *.example.com
+                           (repeatable; by default only the request's own host)
+  --subprotocol NAME       a subprotocol to agree to (repeatable)
+  --tls-cert FILE          PEM certificate: serve wss:// (with --tls-key)
+  --tls-key FILE           PEM private key
+
+${
+  commonHelp({
+    ping: formatDuration(DEFAULT_SERVER_PING_INTERVAL_MS),
+    pong: formatDuration(DEFAULT_SERVER_PONG_TIMEOUT_MS),
+  })
+}
+
+Signals: SIGINT or SIGTERM stops accepting, sends close 1001 to every client,
+waits up to 5s for their answers and exits 0.
+Exit codes: 0 clean stop, 1 cannot start (address in use, bad certificate), 2 usage error.`;
+
+const SERVER_FLAGS = {
+  ...COMMON_FLAGS,
+  "addr": { type: "string" },
+  "max-connections": { type: "string" },
+  "origin": { type: "string", multiple: true },
+  "subprotocol": { type: "string", multiple: true },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+} as const;
+
+/** Splits `HOST:PORT` (IPv6 in brackets) into its parts. */
+function parseAddr(text: string): { hostname: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new UsageError(
+      `--addr takes HOST:PORT such as localhost:8080 or [::1]:0, got "${text}"`,
+    );
+  }
+  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+async function main(): Promise<number> {
+  const { values: v, positionals } = parseFlags(Deno.args, SERVER_FLAGS, true);
+  if (v.help) {
+    console.log(HELP);
+    return EXIT_OK;
+  }
+  if (positionals.length) {
+    throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  }
+  const common = commonSettings(v, {
+    pingIntervalMs: DEFAULT_SERVER_PING_INTERVAL_MS,
+    pongTimeoutMs: DEFAULT_SERVER_PONG_TIMEOUT_MS,
+    maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
+    handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  });
+  const { hostname, port } = parseAddr(v.addr ?? "localhost:8080");
+  const maxConnections = intFlag("--max-connections", v["max-connections"], 0);
+  if (Boolean(v["tls-cert"]) !== Boolean(v["tls-key"])) {
+    throw new UsageError("--tls-cert and --tls-key go together");
+  }
+  if (v["print-keepalive"]) {
+    printKeepAlive(common.keepAlive, common.logFormat, "server");
+    return EXIT_OK;
+  }
+  const log = createLogger(common.logFormat);
+  const unavailable = sockoptUnavailableReason();
+  if (unavailable) {
+    log.warn("keepalive", {
+      message: fallbackWarning(
+        common.keepAlive,
+        kernelKeepAliveDefaults(),
+        unavailable,
+      ),
+    });
+  }
+  const tls = v["tls-cert"]
+    ? {
+      cert: await readFile("--tls-cert", v["tls-cert"]),
+      key: await readFile("--tls-key", v["tls-key"]!),
+    }
+    : undefined;
+  let server;
+  try {
+    server = startServer({
+      hostname,
+      port,
+      keepAlive: common.keepAlive,
+      userTimeoutMs: common.userTimeoutMs,
+      maxConnections,
+      maxMessageSize: common.maxMessageSize,
+      handshakeTimeoutMs: common.handshakeTimeoutMs,
+      origins: v.origin ?? [],
+      subprotocols: v.subprotocol ?? [],
+      pingIntervalMs: common.pingIntervalMs,
+      pongTimeoutMs: common.pongTimeoutMs,
+      tls,
+      logger: log,
+    });
+  } catch (err) {
+    throw new Error(
+      `cannot listen on ${v.addr ?? "localhost:8080"}: ${err instanceof Error ? err.message : err}`,
+    );
+  }
+  const stop = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  }
+  const signal = await stop.promise;
+  log.info("shutdown", { signal });
+  await server.shutdown();
+  return EXIT_OK;
+}
+
+async function readFile(flag: string, path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    throw new UsageError(
+      `${flag}: cannot read ${path}: ${err instanceof Error ? err.message : err}`,
+    );
+  }
+}
+
+if (import.meta.main) runMain("server", main);
