@@ -76,8 +76,19 @@ export function parseFlags<T extends ParseArgsConfig["options"]>(
   flags: T,
   allowPositionals: boolean,
 ) {
+  // Go's rules give negative values a meaning (`--keepalive-count -1` leaves the
+  // OS value), but parseArgs reads "-1" as a flag: join such values to their flag.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : "";
+    if (flags?.[name]?.type === "string" && /^-\d/.test(args[i + 1] ?? "")) {
+      joined.push(`${args[i]}=${args[++i]}`);
+    } else {
+      joined.push(args[i]);
+    }
+  }
   try {
-    return parseArgs({ args, options: flags, allowPositionals, strict: true });
+    return parseArgs({ args: joined, options: flags, allowPositionals, strict: true });
   } catch (err) {
     throw new UsageError(
       err instanceof Error ? err.message.replace(/\. To specify.*$/s, "") : String(err),
