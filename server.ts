@@ -12,6 +12,7 @@ import {
   commonHelp,
   commonSettings,
   EXIT_OK,
+  fileErrorText,
   intFlag,
   parseFlags,
   printKeepAlive,
@@ -154,13 +155,12 @@ async function main(): Promise<number> {
   return EXIT_OK;
 }
 
+/** Reads a PEM file; a missing or unreadable file is a failure to start (exit 1), not a usage error. */
 async function readFile(flag: string, path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (err) {
-    throw new UsageError(
-      `${flag}: cannot read ${path}: ${err instanceof Error ? err.message : err}`,
-    );
+    throw new Error(`${flag}: cannot read ${path}: ${fileErrorText(err)}`);
   }
 }
 

@@ -241,6 +241,12 @@ export function sizeFlag(
   return n;
 }
 
+/** The message of a file error without Deno's trailing `: readfile '/path'` (the caller names the file). */
+export function fileErrorText(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/: [a-z]+ '[^']*'$/, "");
+}
+
 /** Prints what `--print-keepalive` shows, in the chosen format, to stdout. */
 export function printKeepAlive(
   policy: KeepAlivePolicy,

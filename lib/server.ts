@@ -194,8 +194,17 @@ export function startServer(options: ServerOptions): Server {
           ...extra,
         });
         closeQuietly(conn);
-      } else {
+      } else if (err instanceof HandshakeError) {
         await refuse(conn, id, remote, err);
+      } else {
+        // A reset or a failed TLS handshake: no HTTP request to answer.
+        log.warn("error", {
+          id,
+          remote,
+          message: `reading the request failed: ${errorText(err)}`,
+          ...extra,
+        });
+        closeQuietly(conn);
       }
       return;
     } finally {
@@ -228,17 +237,20 @@ export function startServer(options: ServerOptions): Server {
         echo(conn, id, remote, started, keepalive, protocol, rest);
         return;
       }
-      if (head.method !== "GET") {
+      // HEAD is GET without the body (RFC 9110 §9.3.2); monitors and curl -I use it.
+      const isHead = head.method === "HEAD";
+      if (head.method !== "GET" && !isHead) {
         throw new HandshakeError(405, `${head.method} is not allowed here`, {
-          Allow: "GET",
+          Allow: "GET, HEAD",
         });
       }
       const body = page(path);
       if (body === null) throw new HandshakeError(404, `no such path: ${path}`);
+      const response = buildHttpResponse(200, body.text, { "Content-Type": body.type });
       await writeAll(
         conn,
         new TextEncoder().encode(
-          buildHttpResponse(200, body.text, { "Content-Type": body.type }),
+          isHead ? response.slice(0, response.indexOf("\r\n\r\n") + 4) : response,
         ),
       );
       closeQuietly(conn);
