@@ -123,6 +123,11 @@ async function main(): Promise<number> {
       key: await readFile("--tls-key", v["tls-key"]!),
     }
     : undefined;
+  // Listen for signals before announcing "listening", so a stop sent right after it is not lost.
+  const stop = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  }
   let server;
   try {
     server = startServer({
@@ -144,10 +149,6 @@ async function main(): Promise<number> {
     throw new Error(
       `cannot listen on ${v.addr ?? "localhost:8080"}: ${err instanceof Error ? err.message : err}`,
     );
-  }
-  const stop = Promise.withResolvers<string>();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.resolve(signal));
   }
   const signal = await stop.promise;
   log.info("shutdown", { signal });
