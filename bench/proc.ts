@@ -1,0 +1,197 @@
+/**
+ * Child processes for the benchmark: spawn, read their output line by line,
+ * wait for a JSON event, and stop them for sure (also when a run fails).
+ *
+ * @module
+ */
+
+/** How long a child may take to start listening. */
+const START_TIMEOUT_MS = 30_000;
+/** How long a child may take to stop before it is killed. */
+const STOP_TIMEOUT_MS = 10_000;
+/** Output kept from each stream to explain a failure. */
+const TAIL_CHARS = 4_000;
+
+/** How a {@linkcode Child} is asked to stop. */
+export type StopBy = "stdin" | "SIGTERM" | "SIGINT";
+
+/** A spawned process whose stdout and stderr are read line by line, always. */
+export class Child implements AsyncDisposable {
+  /** The process id. */
+  readonly pid: number;
+  /** The last few KB of stderr, for error messages. */
+  stderrTail = "";
+  readonly #process: Deno.ChildProcess;
+  readonly #stopBy: StopBy;
+  readonly #label: string;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #listeners = new Set<(line: string) => void>();
+  readonly #drained: Promise<unknown>;
+  #status: Deno.CommandStatus | null = null;
+  readonly #exited: Promise<Deno.CommandStatus>;
+
+  /** Spawns `command args…` with piped stdio; `stopBy` says how {@linkcode stop} asks it to end. */
+  constructor(
+    label: string,
+    command: string,
+    args: string[],
+    stopBy: StopBy,
+    env?: Record<string, string>,
+  ) {
+    this.#label = label;
+    this.#stopBy = stopBy;
+    this.#process = new Deno.Command(command, {
+      args,
+      env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.pid = this.#process.pid;
+    this.#stdin = this.#process.stdin.getWriter();
+    this.#exited = this.#process.status.then((s) => this.#status = s);
+    this.#drained = Promise.all([
+      readLines(this.#process.stdout, (line) => this.#emit(line)),
+      readLines(this.#process.stderr, (line) => {
+        this.stderrTail = (this.stderrTail + line + "\n").slice(-TAIL_CHARS);
+        this.#emit(line);
+      }),
+    ]);
+  }
+
+  /** Resolves with the first JSON line (stdout or stderr) whose `event` is `name`. */
+  waitEvent(
+    name: string,
+    timeoutMs = START_TIMEOUT_MS,
+  ): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#listeners.delete(listener);
+      };
+      const listener = (line: string) => {
+        const event = parseJsonLine(line);
+        if (event?.event === name) {
+          done();
+          resolve(event);
+        }
+      };
+      this.#listeners.add(listener);
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`${this.#label} sent no "${name}" within ${timeoutMs} ms${this.#why()}`));
+      }, timeoutMs);
+      // Lines still buffered when the process exits are read before giving up.
+      Promise.all([this.#exited, this.#drained]).then(([status]) => {
+        if (!this.#listeners.has(listener)) return;
+        done();
+        reject(
+          new Error(
+            `${this.#label} exited with code ${status.code} before "${name}"${this.#why()}`,
+          ),
+        );
+      });
+    });
+  }
+
+  /** Asks the child to stop, kills it after a bound, and resolves with its status. */
+  async stop(): Promise<Deno.CommandStatus> {
+    if (this.#status === null) {
+      try {
+        if (this.#stopBy === "stdin") await this.#stdin.close();
+        else this.#process.kill(this.#stopBy);
+      } catch {
+        // Already gone.
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<null>((resolve) =>
+        timer = setTimeout(() => resolve(null), STOP_TIMEOUT_MS)
+      );
+      const status = await Promise.race([this.#exited, late]);
+      clearTimeout(timer);
+      if (status === null) {
+        try {
+          this.#process.kill("SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+    try {
+      await this.#stdin.close();
+    } catch {
+      // Already closed.
+    }
+    const status = await this.#exited;
+    await this.#drained;
+    return status;
+  }
+
+  /** Stops the child (see {@linkcode stop}). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #emit(line: string): void {
+    for (const listener of [...this.#listeners]) listener(line);
+  }
+
+  #why(): string {
+    const tail = this.stderrTail.trim().split("\n").slice(-5).join("\n");
+    return tail ? `:\n${tail}` : "";
+  }
+}
+
+/** Parses a line as a JSON object, or returns null. */
+export function parseJsonLine(line: string): Record<string, unknown> | null {
+  if (!line.startsWith("{")) return null;
+  try {
+    const v = JSON.parse(line);
+    return v && typeof v === "object" ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs `command args…` to the end and returns the last JSON line on stdout.
+ * Throws with the child's stderr when it fails.
+ */
+export async function runJson(
+  label: string,
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<Record<string, unknown>> {
+  const out = await new Deno.Command(command, {
+    args,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const lines = text.trim().split("\n").reverse();
+  const result = lines.map(parseJsonLine).find((v) => v !== null);
+  if (!out.success || !result) {
+    const err = new TextDecoder().decode(out.stderr).trim().slice(-TAIL_CHARS);
+    throw new Error(`${label} failed (exit ${out.code})${err ? `: ${err}` : ""}`);
+  }
+  return result;
+}
+
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let nl;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      onLine(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
+  }
+  if (pending) onLine(pending);
+}
