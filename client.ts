@@ -13,6 +13,7 @@ import {
   commonSettings,
   durationFlag,
   EXIT_OK,
+  fileErrorText,
   intFlag,
   parseFlags,
   printKeepAlive,
@@ -98,6 +99,13 @@ async function* stdinLines(): AsyncIterable<string> {
   if (pending) yield pending;
 }
 
+async function* entered(lines: AsyncIterable<string>, term: Terminal): AsyncIterable<string> {
+  for await (const line of lines) {
+    term.entered();
+    yield line;
+  }
+}
+
 async function main(): Promise<number> {
   const { values: v, positionals } = parseFlags(Deno.args, CLIENT_FLAGS, true);
   if (v.help) {
@@ -131,9 +139,7 @@ async function main(): Promise<number> {
     try {
       caCerts = [await Deno.readTextFile(v.ca)];
     } catch (err) {
-      throw new Error(
-        `--ca: cannot read ${v.ca}: ${err instanceof Error ? err.message : err}`,
-      );
+      throw new Error(`--ca: cannot read ${v.ca}: ${fileErrorText(err)}`);
     }
   }
   const log = createLogger(common.logFormat);
@@ -148,11 +154,12 @@ async function main(): Promise<number> {
     });
   }
 
-  const interactive = Deno.stdin.isTerminal() && !v.send;
-  const colour = interactive && Deno.stdout.isTerminal() && !Deno.noColor;
   const interrupted = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", () => interrupted.resolve());
-  const out = new TextEncoder();
+  const term = new Terminal(
+    Deno.stdin.isTerminal() && !v.send,
+    Deno.stdout.isTerminal() && !Deno.noColor,
+  );
   return await runClient({
     url,
     dial: {
@@ -175,18 +182,64 @@ async function main(): Promise<number> {
     reconnectMaxDelayMs,
     logger: log,
   }, {
-    lines: v.send ? null : stdinLines(),
-    interactive,
-    print: (text) => {
-      const line = colour
-        ? `\x1b[32m< ${text}\x1b[0m\n`
-        : interactive
-        ? `< ${text}\n`
-        : text + "\n";
-      Deno.stdout.writeSync(out.encode(line));
-    },
+    lines: v.send ? null : entered(stdinLines(), term),
+    print: (text) => term.print(text),
+    ready: () => term.prompt(),
+    done: () => term.clear(),
     interrupted: interrupted.promise,
   });
+}
+
+/**
+ * stdout as a person or a program sees it. On a pipe: one line per message,
+ * nothing else. On a terminal: a `> ` prompt, received messages as `< text`,
+ * in colour when stdout is a terminal too and NO_COLOR is not set.
+ */
+class Terminal {
+  #interactive: boolean;
+  #colour: boolean;
+  #prompting = false;
+  #encoder = new TextEncoder();
+
+  constructor(interactive: boolean, colour: boolean) {
+    this.#interactive = interactive;
+    this.#colour = interactive && colour;
+  }
+
+  /** Prints one received message as one line. */
+  print(text: string): void {
+    if (!this.#interactive) return this.#write(text + "\n");
+    const line = this.#colour ? `\x1b[32m< ${text}\x1b[0m` : `< ${text}`;
+    const wasPrompting = this.#prompting;
+    this.clear();
+    this.#write(line + "\n");
+    if (wasPrompting) this.prompt();
+  }
+
+  /** Shows the prompt (terminal only). */
+  prompt(): void {
+    if (!this.#interactive || this.#prompting) return;
+    this.#prompting = true;
+    this.#write(this.#colour ? "\x1b[1;36m>\x1b[0m " : "> ");
+  }
+
+  /** Notes that the user pressed Enter: the terminal itself moved past the prompt. */
+  entered(): void {
+    this.#prompting = false;
+  }
+
+  /** Erases the prompt line, so what follows starts at column 0. */
+  clear(): void {
+    if (!this.#prompting) return;
+    this.#prompting = false;
+    this.#write("\r\x1b[2K");
+  }
+
+  #write(text: string): void {
+    const bytes = this.#encoder.encode(text);
+    let off = 0;
+    while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+  }
 }
 
 if (import.meta.main) runMain("client", main);

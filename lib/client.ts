@@ -46,10 +46,12 @@ export interface ClientOptions {
 export interface ClientIO {
   /** Lines from stdin, or null when messages come from `--send`. */
   lines: AsyncIterable<string> | null;
-  /** Whether stdin is a terminal: show a prompt and colour. */
-  interactive: boolean;
   /** Writes one received message to stdout. */
   print(text: string): void;
+  /** Shows that the client is ready for the next line (a prompt on a terminal; a no-op on a pipe). */
+  ready(): void;
+  /** Takes the prompt away before the connection's end is logged. */
+  done(): void;
   /** Resolves when the user asks to stop (Ctrl-C). */
   interrupted: Promise<void>;
 }
@@ -85,6 +87,10 @@ export function describeDialError(url: URL, err: unknown): string {
   if (err instanceof Deno.errors.NotFound) {
     return `cannot connect to ${where}: host not found`;
   }
+  const text = err instanceof Error ? err.message : String(err);
+  if (/certificate/i.test(text)) {
+    return `cannot connect to ${where}: TLS: ${text} (--ca FILE trusts a private CA)`;
+  }
   return `cannot connect to ${where}: ${err instanceof Error ? err.message : String(err)}`;
 }
 
@@ -94,7 +100,52 @@ export function describeClose(info: CloseInfo): string {
   return `connection closed: ${info.cause} (code ${info.code}${why})`;
 }
 
-/** Runs the client to the end and returns its exit code. */
+/** One sentence for a --count that was not reached in time. */
+export function describeCountTimeout(received: number, count: number, waitMs: number): string {
+  return `timed out: received ${received} of ${count} messages within ${waitMs}ms of the last send`;
+}
+
+/** How one connection ended, for the reconnect loop. */
+interface SessionEnd {
+  /** The exit code if the program stopped now. */
+  exit: number;
+  /** Whether the program should stop even with --reconnect. */
+  final: boolean;
+  /** Whether the handshake succeeded (the backoff starts over). */
+  opened: boolean;
+}
+
+/** Stdin lines, with a read that outlives the connection it started in, so no line is lost on reconnect. */
+class LineSource {
+  #iterator: AsyncIterator<string> | null;
+  #pending: Promise<IteratorResult<string>> | null = null;
+  /** Whether stdin has ended. */
+  eof: boolean;
+
+  constructor(lines: AsyncIterable<string> | null) {
+    this.#iterator = lines ? lines[Symbol.asyncIterator]() : null;
+    this.eof = lines === null;
+  }
+
+  /** The next line, or null at EOF; the same read is handed out until it is consumed. */
+  next(): Promise<IteratorResult<string>> {
+    this.#pending ??= this.#iterator!.next();
+    return this.#pending;
+  }
+
+  /** Marks the line that {@linkcode next} returned as used. */
+  consume(result: IteratorResult<string>): void {
+    this.#pending = null;
+    if (result.done) this.eof = true;
+  }
+}
+
+/**
+ * Runs the client to the end and returns its exit code. With `reconnect`,
+ * a failed dial, an abnormal close or the server going away (1001) starts
+ * another attempt after an exponential, jittered delay; the client's own
+ * close, a server's 1000 and Ctrl-C end the program.
+ */
 export async function runClient(
   options: ClientOptions,
   io: ClientIO,
@@ -102,24 +153,26 @@ export async function runClient(
   const log = options.logger;
   let stopped = false;
   io.interrupted.then(() => stopped = true);
-  let attempt = 0;
-  const outcome = { sent: 0, received: 0 };
+  const input = new LineSource(io.lines);
+  const total = { received: 0 };
+  let failures = 0;
   while (true) {
-    attempt++;
-    const result = await session(options, io, outcome);
-    if (
-      result.exit === EXIT_OK || !options.reconnect || stopped || result.final
-    ) return result.exit;
+    const result = await session(options, io, input, total);
+    if (!options.reconnect || stopped || result.final) return result.exit;
+    failures = result.opened ? 1 : failures + 1;
     const ceiling = Math.min(
       options.reconnectMaxDelayMs,
-      RECONNECT_BASE_DELAY_MS * 2 ** Math.min(attempt - 1, 20),
+      RECONNECT_BASE_DELAY_MS * 2 ** Math.min(failures - 1, 20),
     );
+    // "Equal jitter": half the ceiling, plus a random part of the other half.
     const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
-    log.info("reconnect", { attempt, delay_ms: delay, url: options.url.href });
+    log.info("reconnect", { attempt: failures, delay_ms: delay, url: options.url.href });
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const slept = await Promise.race([
-      sleep(delay).then(() => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), delay)),
       io.interrupted.then(() => false),
     ]);
+    clearTimeout(timer);
     if (!slept) return result.exit;
   }
 }
@@ -128,8 +181,9 @@ export async function runClient(
 async function session(
   options: ClientOptions,
   io: ClientIO,
-  outcome: { sent: number; received: number },
-): Promise<{ exit: number; final: boolean }> {
+  input: LineSource,
+  total: { received: number },
+): Promise<SessionEnd> {
   const log = options.logger;
   const started = Date.now();
   let ws: WebSocketConn;
@@ -138,7 +192,7 @@ async function session(
       dial(options.url, options.dial),
       io.interrupted.then(() => null),
     ]);
-    if (!dialed) return { exit: EXIT_FAILURE, final: true };
+    if (!dialed) return { exit: EXIT_FAILURE, final: true, opened: false };
     ws = dialed.ws;
     log.info("open", {
       id: 1,
@@ -155,68 +209,75 @@ async function session(
     });
   } catch (err) {
     log.error("error", { message: describeDialError(options.url, err) });
-    return { exit: EXIT_FAILURE, final: false };
+    return { exit: EXIT_FAILURE, final: false, opened: false };
   }
 
+  // Replies due are counted per connection: what was sent on a dead one will not come back.
+  let sent = 0;
+  let received = 0;
   let lastSend = Date.now();
   let wakeWaiter: (() => void) | null = null;
   const wake = () => wakeWaiter?.();
   const counted = Promise.withResolvers<null>();
   ws.onmessage = (message) => {
-    outcome.received++;
+    if (countReached(options, total)) return;
+    received++;
+    total.received++;
     io.print(renderMessage(message));
-    if (countReached(options, outcome)) counted.resolve(null);
+    if (countReached(options, total)) counted.resolve(null);
     wake();
   };
   ws.closed.then(wake);
 
   const send = (text: string) => {
-    outcome.sent++;
+    sent++;
     lastSend = Date.now();
     ws.send(options.binary ? new TextEncoder().encode(text) : text).catch(
       () => {},
     );
   };
 
-  // Input: --send messages, or stdin lines until EOF (or the connection ends).
-  if (io.lines) {
-    const iterator = io.lines[Symbol.asyncIterator]();
-    while (ws.isOpen) {
+  // Input: --send messages (again on each connection), or stdin lines until EOF.
+  if (!io.lines) {
+    for (const text of options.send) send(text);
+  } else {
+    while (ws.isOpen && !input.eof && !countReached(options, total)) {
+      io.ready();
       const next = await Promise.race([
-        iterator.next(),
+        input.next(),
         ws.closed.then(() => null),
         io.interrupted.then(() => null),
         counted.promise,
       ]);
-      if (!next || next.done) break;
-      send(next.value);
+      if (!next) break;
+      input.consume(next);
+      if (!next.done) send(next.value);
     }
-  } else {
-    for (const text of options.send) send(text);
   }
 
   // Wait: for --count messages, for the replies due, or for --wait after the last send.
-  const due = options.count > 0 ? options.count : outcome.sent;
   const bound = options.waitMs ?? DEFAULT_REPLY_WAIT_MS;
-  while (ws.isOpen) {
-    const doneWaiting = options.waitMs !== null && options.count === 0
-      ? Date.now() - lastSend >= bound
-      : outcome.received >= due || Date.now() - lastSend >= bound;
-    if (doneWaiting) break;
-    const remaining = Math.max(0, bound - (Date.now() - lastSend));
+  const satisfied = () =>
+    options.count > 0 ? countReached(options, total) : options.waitMs === null && received >= sent;
+  let interrupted = false;
+  while (ws.isOpen && !interrupted && !satisfied()) {
+    const remaining = bound - (Date.now() - lastSend);
+    if (remaining <= 0) break;
     const timer = Promise.withResolvers<void>();
     wakeWaiter = timer.resolve;
     const t = setTimeout(timer.resolve, remaining);
-    const interrupted = await Promise.race([
+    interrupted = await Promise.race([
       timer.promise.then(() => false),
       io.interrupted.then(() => true),
     ]);
     clearTimeout(t);
     wakeWaiter = null;
-    if (interrupted) break;
   }
+  const shortOfCount = options.count > 0 && !countReached(options, total) && !interrupted;
 
-  const info = ws.isOpen ? await ws.close(NormalClosure, "") : await ws.closed;
+  const ours = ws.isOpen;
+  const info = ours ? await ws.close(NormalClosure, "") : await ws.closed;
+  io.done();
   log.info("close", {
     id: 1,
     code: info.code,
@@ -226,18 +287,22 @@ async function session(
     error: info.error,
     duration_ms: Date.now() - started,
   });
-  if (isNormalClose(info)) return { exit: EXIT_OK, final: true };
+  if (shortOfCount && ours) {
+    log.error("error", { message: describeCountTimeout(total.received, options.count, bound) });
+    return { exit: EXIT_FAILURE, final: true, opened: true };
+  }
+  if (isNormalClose(info)) {
+    // The server going away (1001) is what --reconnect is for; anything else is the end.
+    const final = ours || info.code !== GoingAway;
+    return { exit: EXIT_OK, final, opened: true };
+  }
   log.error("error", { message: describeClose(info) });
-  return { exit: EXIT_FAILURE, final: false };
+  return { exit: EXIT_FAILURE, final: false, opened: true };
 }
 
 function countReached(
   options: ClientOptions,
-  outcome: { received: number },
+  total: { received: number },
 ): boolean {
-  return options.count > 0 && outcome.received >= options.count;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return options.count > 0 && total.received >= options.count;
 }
