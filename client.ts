@@ -39,11 +39,14 @@ Usage: deno task client [flags] [URL]        (URL defaults to ${DEFAULT_URL})
 
 Lines on stdin go out as text messages; each message received is printed as one
 line on stdout (binary messages as base64). On stdin EOF the client waits for the
-replies still due (bounded by --wait), closes with 1000 and exits.
+replies still due (bounded by --wait), closes with 1000 and exits. On a terminal
+it shows a "> " prompt and prints replies as "< text", in colour unless NO_COLOR
+is set; on a pipe stdout carries the messages only, and logs go to stderr.
 
 Messages:
-  --send MSG               send MSG instead of reading stdin (repeatable)
-  --count N                exit after N messages received
+  --send MSG               send MSG instead of reading stdin (repeatable; sent again
+                           on each connection with --reconnect)
+  --count N                exit after N messages received (fewer within --wait: exit 1)
   --wait D                 stay connected D after the last send (default: until the
                            replies due arrive, at most 10s)
   --binary                 send binary messages instead of text
@@ -53,8 +56,10 @@ Connection:
   --origin ORIGIN          the Origin header to send
   --subprotocol NAME       a subprotocol to offer (repeatable)
   --ca FILE                trust this PEM CA certificate for wss://
-  --reconnect              after an abnormal end, reconnect with exponential backoff
-                           and jitter; stops on a normal close or Ctrl-C
+  --reconnect              after a failed connect, an abnormal close or the server
+                           going away (1001), reconnect with exponential backoff and
+                           jitter (from 0.5s); stops on the client's own close, a
+                           close 1000 from the server, or Ctrl-C
   --reconnect-max-delay D  longest delay between attempts (default 30s)
 
 ${commonHelp({ ping: "0 (off)", pong: "0 (off)" })}
