@@ -64,6 +64,7 @@ Connection:
 
 ${commonHelp({ ping: "0 (off)", pong: "0 (off)" })}
 
+Signals: Ctrl-C (SIGINT) or SIGTERM closes with 1000 and exits.
 Exit codes: 0 closed with 1000 or 1001; 1 refused, failed, timed out or closed
 abnormally (the last line on stderr names the cause); 2 usage error.`;
 
@@ -160,7 +161,9 @@ async function main(): Promise<number> {
   }
 
   const interrupted = Promise.withResolvers<void>();
-  Deno.addSignalListener("SIGINT", () => interrupted.resolve());
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => interrupted.resolve());
+  }
   const term = new Terminal(
     Deno.stdin.isTerminal() && !v.send,
     Deno.stdout.isTerminal() && !Deno.noColor,

@@ -426,6 +426,28 @@ Deno.test("client --reconnect stops on Ctrl-C (SIGINT) while waiting to retry", 
   assert.ok(!hasStackTrace(exit.stderr), exit.stderr);
 });
 
+Deno.test("client on SIGINT or SIGTERM closes 1000 and exits 0", async (t) => {
+  await using server = await startServer();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    await t.step(signal, async () => {
+      await using client = Program.start("client.ts", ["--log-format", "json", server.echoUrl], {
+        stdin: true,
+      });
+      await client.waitForEvent("open");
+      const opened = await server.proc.waitForEvent("open", () => true, {
+        nth: signal === "SIGINT" ? 1 : 2,
+      });
+      client.kill(signal);
+      const exit = await client.wait();
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.equal(client.events.find((e) => e.event === "close")?.code, 1000);
+      const close = await server.proc.waitForEvent("close", (e) => e.id === opened.id);
+      assert.equal(close.code, 1000);
+      assert.equal(close.cause, "peer-close");
+    });
+  }
+});
+
 Deno.test("client on a terminal shows a prompt and colour, and Ctrl-D closes 1000", async (t) => {
   const script = "/usr/bin/script";
   const missing = await Deno.stat(script).then(() => false, () => true);
