@@ -129,7 +129,7 @@ export async function runBench(config: BenchConfig, bin: string): Promise<Sample
         for (const scenario of serverScenarios) {
           for (const server of servers) {
             const values = await measureServer(scenario, server, bin, config);
-            samples.push({ run, scenario, who: server.name, values });
+            samples.push({ run, scenario, who: server.name, values, pid: server.pid });
             log(`run ${run}/${config.runs} ${scenario} ${server.name}: ${brief(values)}`);
           }
         }

@@ -20,6 +20,8 @@ export interface Sample {
   who: Contender;
   /** Metric name → value. */
   values: Record<string, number>;
+  /** The measured server's process id (server scenarios). */
+  pid?: number;
 }
 
 /** How a metric is read. */
