@@ -33,6 +33,13 @@ import {
   kernelKeepAliveDefaults,
   sockoptUnavailableReason,
 } from "./lib/sockopt.ts";
+import {
+  reusePortSupported,
+  superviseWorkers,
+  withoutFlag,
+  WorkerChannel,
+  workerCount,
+} from "./lib/workers.ts";
 
 const HELP = `keepalive-ws server: a WebSocket echo server with Go's TCP keepalive defaults.
 
@@ -48,6 +55,8 @@ Server:
   --subprotocol NAME       a subprotocol to agree to (repeatable)
   --tls-cert FILE          PEM certificate: serve wss:// (with --tls-key)
   --tls-key FILE           PEM private key
+  --workers N|auto         run N processes sharing the port with SO_REUSEPORT (Linux);
+                           auto = one per core (default 1). /metrics adds up all workers
 
 ${
   commonHelp({
@@ -68,6 +77,9 @@ const SERVER_FLAGS = {
   "subprotocol": { type: "string", multiple: true },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
+  "workers": { type: "string" },
+  // Internal: set by the supervisor on the processes it starts.
+  "worker-index": { type: "string" },
 } as const;
 
 /** Splits `HOST:PORT` (IPv6 in brackets) into its parts. */
@@ -102,11 +114,34 @@ async function main(): Promise<number> {
   if (Boolean(v["tls-cert"]) !== Boolean(v["tls-key"])) {
     throw new UsageError("--tls-cert and --tls-key go together");
   }
+  let workers = workerCount(v.workers);
+  if (workers === null) {
+    throw new UsageError(`--workers takes a number from 1 to 256 or auto, got "${v.workers}"`);
+  }
+  const workerIndex = v["worker-index"] === undefined
+    ? null
+    : intFlag("--worker-index", v["worker-index"], 0);
   if (v["print-keepalive"]) {
     printKeepAlive(common.keepAlive, common.logFormat, "server");
     return EXIT_OK;
   }
   const log = createLogger(common.logFormat);
+  if (workers > 1 && workerIndex === null) {
+    if (reusePortSupported()) {
+      return await superviseWorkers({
+        count: workers,
+        args: withoutFlag(Deno.args, "--workers"),
+        hostname,
+        port,
+        logger: log,
+      });
+    }
+    log.warn("workers", {
+      message: `--workers ${v.workers}: SO_REUSEPORT is not supported on ${Deno.build.os}; ` +
+        "running one worker",
+    });
+    workers = 1;
+  }
   const unavailable = sockoptUnavailableReason();
   if (unavailable) {
     log.warn("keepalive", {
@@ -128,6 +163,7 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => stop.resolve(signal));
   }
+  const channel = workerIndex === null ? null : new WorkerChannel();
   let server;
   try {
     server = startServer({
@@ -144,7 +180,11 @@ async function main(): Promise<number> {
       pongTimeoutMs: common.pongTimeoutMs,
       tls,
       logger: log,
+      reusePort: workerIndex !== null,
+      logFields: workerIndex === null ? undefined : { worker: workerIndex, pid: Deno.pid },
+      collectMetrics: channel ? () => channel.collect() : undefined,
     });
+    channel?.attach(server.metrics, server.port);
   } catch (err) {
     throw new Error(
       `cannot listen on ${v.addr ?? "localhost:8080"}: ${err instanceof Error ? err.message : err}`,

@@ -70,12 +70,19 @@ export interface ServerOptions {
   logger: Logger;
   /** Extra fields on every log event (e.g. a worker's pid). */
   logFields?: Record<string, unknown>;
+  /**
+   * The counters `/metrics` shows; by default this process's own. Workers pass
+   * one that adds up every worker's.
+   */
+  collectMetrics?: () => Promise<Metrics>;
 }
 
 /** A running server. */
 export interface Server {
   /** The bound address, e.g. `127.0.0.1:8080`. */
   readonly addr: string;
+  /** The bound port (useful with port 0). */
+  readonly port: number;
   /** Counters for `/metrics`. */
   readonly metrics: Metrics;
   /** Stops accepting, closes every connection with 1001, waits (bounded), resolves. */
@@ -244,7 +251,7 @@ export function startServer(options: ServerOptions): Server {
           Allow: "GET, HEAD",
         });
       }
-      const body = page(path);
+      const body = await page(path);
       if (body === null) throw new HandshakeError(404, `no such path: ${path}`);
       const response = buildHttpResponse(200, body.text, { "Content-Type": body.type });
       await writeAll(
@@ -259,7 +266,7 @@ export function startServer(options: ServerOptions): Server {
     }
   }
 
-  function page(path: string): { text: string; type: string } | null {
+  async function page(path: string): Promise<{ text: string; type: string } | null> {
     if (path === "/") {
       return { text: ECHO_PAGE, type: "text/html; charset=utf-8" };
     }
@@ -268,7 +275,7 @@ export function startServer(options: ServerOptions): Server {
     }
     if (path === "/metrics") {
       return {
-        text: metrics.render(),
+        text: (options.collectMetrics ? await options.collectMetrics() : metrics).render(),
         type: "text/plain; version=0.0.4; charset=utf-8",
       };
     }
@@ -371,6 +378,7 @@ export function startServer(options: ServerOptions): Server {
 
   return {
     addr,
+    port: (listener.addr as Deno.NetAddr).port,
     metrics,
     async shutdown() {
       if (stopping) return;

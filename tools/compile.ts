@@ -12,8 +12,9 @@
  *
  * Each binary gets exactly the permissions the program needs, baked in:
  * `--allow-net` (listen, connect), `--allow-ffi` (setsockopt/getsockopt
- * through libc) and `--allow-read` (PEM files, /dev/fd to find a socket's
- * descriptor, /proc/sys/net/ipv4 for the kernel's keepalive defaults).
+ * through libc) and `--allow-read` (the PEM files of --tls-cert, --tls-key
+ * and --ca); the server also `--allow-run` and `--unstable-net`, to start
+ * its --workers on a port shared with SO_REUSEPORT.
  * Nothing else is included: the module graph of `server.ts`/`client.ts` only.
  *
  * `deno compile` downloads a base runtime (`denort`) per target from
@@ -38,12 +39,19 @@ export const TARGETS = [
 
 /** The two programs: entry module and binary name prefix. */
 export const PROGRAMS = [
-  { entry: "server.ts", binary: "keepalive-ws-server" },
-  { entry: "client.ts", binary: "keepalive-ws-client" },
+  // The server also starts copies of itself for --workers (run) on a shared
+  // port (reusePort, still behind --unstable-net in Deno 2.9).
+  {
+    entry: "server.ts",
+    binary: "keepalive-ws-server",
+    flags: ["--allow-net", "--allow-ffi", "--allow-read", "--allow-run", "--unstable-net"],
+  },
+  {
+    entry: "client.ts",
+    binary: "keepalive-ws-client",
+    flags: ["--allow-net", "--allow-ffi", "--allow-read"],
+  },
 ] as const;
-
-/** Exactly what both programs need at run time (see the module doc). */
-export const PERMISSIONS = ["--allow-net", "--allow-ffi", "--allow-read"];
 
 /** Exit code when a target failed to compile. */
 export const EXIT_FAILED = 1;
@@ -87,7 +95,7 @@ async function compileOne(
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "compile",
-      ...PERMISSIONS,
+      ...program.flags,
       "--target",
       target.triple,
       "--output",

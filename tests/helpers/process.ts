@@ -9,8 +9,14 @@
  * @module
  */
 
-/** The permissions `deno task server` and `deno task client` run with. */
-export const PERMISSIONS = ["--allow-net", "--allow-ffi", "--allow-read"];
+/** The flags `deno task NAME` runs `NAME.ts` with, read from deno.json so tests use exactly those. */
+export function taskFlags(name: "server" | "client"): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
+  return String(config.tasks[name]).split(/\s+/).filter((arg) => arg.startsWith("--"));
+}
+
+/** The permissions `deno task client` runs with. */
+export const PERMISSIONS: string[] = taskFlags("client");
 
 /** The repository root, where `server.ts` and `client.ts` live. */
 export const ROOT = new URL("../../", import.meta.url);
@@ -77,7 +83,12 @@ export class Program implements AsyncDisposable {
   /** Starts `script` (relative to the repository root) with `args`. */
   static start(script: string, args: string[], options: StartOptions = {}): Program {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...PERMISSIONS, new URL(script, ROOT).pathname, ...args],
+      args: [
+        "run",
+        ...taskFlags(script.replace(/\.ts$/, "") as "server" | "client"),
+        new URL(script, ROOT).pathname,
+        ...args,
+      ],
       cwd: new URL(".", ROOT).pathname,
       stdin: options.stdin ? "piped" : "null",
       stdout: "piped",

@@ -1,0 +1,336 @@
+/**
+ * Several server processes on one port: a supervisor starts N workers that
+ * listen with SO_REUSEPORT, so the kernel spreads connections across them.
+ *
+ * The supervisor and each worker talk over the worker's stdin and stdout, one
+ * JSON object per line (the worker's logs stay on stderr):
+ *
+ * ```
+ *   worker → supervisor  {"type":"listening","port":P}       once bound
+ *   worker → supervisor  {"type":"collect","id":N}           /metrics asked
+ *   supervisor → workers {"type":"snapshot","id":N}          send your counters
+ *   worker → supervisor  {"type":"snapshot","id":N,"data":S}
+ *   supervisor → worker  {"type":"collected","id":N,"data":[S…]}
+ * ```
+ *
+ * So `/metrics` answers for the whole server, whichever worker takes it.
+ *
+ * @module
+ */
+
+import { CLOSE_CAUSES, type CloseCause } from "./close.ts";
+import type { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+
+/** How long a worker waits for the others' counters before answering alone. */
+export const COLLECT_TIMEOUT_MS = 1_000;
+/** How long the supervisor waits for its workers to drain on SIGTERM. */
+export const DRAIN_TIMEOUT_MS = 10_000;
+/** Shortest time between restarts of a worker that died. */
+export const RESTART_DELAY_MS = 1_000;
+
+/** The counters of one worker, as sent over the channel. */
+export interface MetricsSnapshot {
+  /** Process id of the worker. */
+  pid: number;
+  /** Plain counters. */
+  counts: Record<
+    "open" | "accepted" | "messagesIn" | "messagesOut" | "bytesIn" | "bytesOut",
+    number
+  >;
+  /** Closes by cause. */
+  closes: Record<string, number>;
+  /** Refusals by status. */
+  refusals: Record<string, number>;
+  /** The keepalive in force, as the worker read it back. */
+  keepalive: Metrics["keepalive"];
+}
+
+/** Whether this platform can share a port between processes (Deno's `reusePort` is Linux-only). */
+export function reusePortSupported(): boolean {
+  return Deno.build.os === "linux";
+}
+
+/** Resolves `--workers`: a count, or `auto` for one per core. */
+export function workerCount(value: string | undefined): number | null {
+  if (value === undefined) return 1;
+  if (value === "auto") return navigator.hardwareConcurrency || 1;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 256) return null;
+  return Number(value);
+}
+
+/** `args` without `flag` and its value (`--flag V` or `--flag=V`). */
+export function withoutFlag(args: string[], flag: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag) i++;
+    else if (!args[i].startsWith(flag + "=")) out.push(args[i]);
+  }
+  return out;
+}
+
+/** Takes a worker's counters for the channel. */
+export function snapshotOf(metrics: Metrics): MetricsSnapshot {
+  return {
+    pid: Deno.pid,
+    counts: {
+      open: metrics.open,
+      accepted: metrics.accepted,
+      messagesIn: metrics.messagesIn,
+      messagesOut: metrics.messagesOut,
+      bytesIn: metrics.bytesIn,
+      bytesOut: metrics.bytesOut,
+    },
+    closes: Object.fromEntries(metrics.closes),
+    refusals: Object.fromEntries(metrics.refusals),
+    keepalive: metrics.keepalive,
+  };
+}
+
+/** Adds up the workers' counters into one {@linkcode Metrics}. */
+export function mergeSnapshots(snapshots: MetricsSnapshot[]): Metrics {
+  const total = new Metrics();
+  for (const s of snapshots) {
+    total.open += s.counts.open;
+    total.accepted += s.counts.accepted;
+    total.messagesIn += s.counts.messagesIn;
+    total.messagesOut += s.counts.messagesOut;
+    total.bytesIn += s.counts.bytesIn;
+    total.bytesOut += s.counts.bytesOut;
+    for (const [cause, n] of Object.entries(s.closes)) {
+      if ((CLOSE_CAUSES as readonly string[]).includes(cause)) {
+        total.closes.set(cause as CloseCause, (total.closes.get(cause as CloseCause) ?? 0) + n);
+      }
+    }
+    for (const [status, n] of Object.entries(s.refusals)) {
+      total.refusals.set(Number(status), (total.refusals.get(Number(status)) ?? 0) + n);
+    }
+    total.keepalive ??= s.keepalive;
+  }
+  return total;
+}
+
+const encoder = new TextEncoder();
+
+async function* jsonLines(
+  stream: ReadableStream<Uint8Array>,
+): AsyncIterable<Record<string, unknown>> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let nl;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      try {
+        yield JSON.parse(line);
+      } catch {
+        // Not ours: ignore stray output.
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Worker side
+
+/** A worker's end of the channel to its supervisor (stdin/stdout). */
+export class WorkerChannel {
+  #metrics = new Metrics();
+  #nextId = 1;
+  #waiting = new Map<number, (data: MetricsSnapshot[]) => void>();
+
+  /** Starts listening to the supervisor. */
+  constructor() {
+    this.#listen();
+  }
+
+  /** Gives the channel this worker's counters and tells the supervisor the bound port. */
+  attach(metrics: Metrics, port: number): void {
+    this.#metrics = metrics;
+    this.#send({ type: "listening", port });
+  }
+
+  #send(message: Record<string, unknown>): void {
+    try {
+      Deno.stdout.writeSync(encoder.encode(JSON.stringify(message) + "\n"));
+    } catch {
+      // The supervisor is gone; it will not ask again.
+    }
+  }
+
+  async #listen(): Promise<void> {
+    for await (const m of jsonLines(Deno.stdin.readable)) {
+      if (m.type === "snapshot") {
+        this.#send({ type: "snapshot", id: m.id, data: snapshotOf(this.#metrics) });
+      } else if (m.type === "collected") {
+        const done = this.#waiting.get(m.id as number);
+        this.#waiting.delete(m.id as number);
+        done?.(m.data as MetricsSnapshot[]);
+      }
+    }
+  }
+
+  /** The whole server's counters; this worker's alone if the others do not answer in time. */
+  async collect(): Promise<Metrics> {
+    const id = this.#nextId++;
+    const answer = new Promise<MetricsSnapshot[] | null>((resolve) => {
+      this.#waiting.set(id, resolve);
+      setTimeout(() => {
+        this.#waiting.delete(id);
+        resolve(null);
+      }, COLLECT_TIMEOUT_MS);
+    });
+    this.#send({ type: "collect", id });
+    const all = await answer;
+    return all ? mergeSnapshots(all) : this.#metrics;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Supervisor side
+
+/** Options of {@linkcode superviseWorkers}. */
+export interface SupervisorOptions {
+  /** How many workers. */
+  count: number;
+  /** The server's own arguments, without `--workers`. */
+  args: string[];
+  /** The host to bind. */
+  hostname: string;
+  /** The port asked for; 0 means the first worker picks one and the rest share it. */
+  port: number;
+  /** Where the supervisor's events go. */
+  logger: Logger;
+}
+
+interface Worker {
+  index: number;
+  child: Deno.ChildProcess;
+  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  snapshots: Map<number, (s: MetricsSnapshot) => void>;
+}
+
+/** The command that starts this same program as a worker, compiled or not. */
+export function selfCommand(args: string[]): { command: string; args: string[] } {
+  if (Deno.build.standalone) return { command: Deno.execPath(), args };
+  return {
+    command: Deno.execPath(),
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-ffi",
+      "--allow-read",
+      "--unstable-net",
+      Deno.mainModule,
+      ...args,
+    ],
+  };
+}
+
+/**
+ * Starts `count` workers sharing one port, restarts any that die, answers
+ * their metric collections, and on SIGINT/SIGTERM drains them all. Resolves
+ * with the exit code.
+ */
+export async function superviseWorkers(options: SupervisorOptions): Promise<number> {
+  const log = options.logger;
+  const workers = new Map<number, Worker>();
+  let port = options.port;
+  const host = options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname;
+  let stopping = false;
+  let nextCollect = 1;
+
+  const write = (w: Worker, message: Record<string, unknown>) => {
+    w.stdin.write(encoder.encode(JSON.stringify(message) + "\n")).catch(() => {});
+  };
+
+  const start = (index: number): Promise<number> => {
+    const { command, args } = selfCommand([
+      ...options.args,
+      // The last --addr wins: every worker binds the port the first one got.
+      `--addr=${host}:${port}`,
+      `--worker-index=${index}`,
+    ]);
+    const child = new Deno.Command(command, {
+      args,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const w: Worker = { index, child, stdin: child.stdin.getWriter(), snapshots: new Map() };
+    workers.set(index, w);
+    const bound = Promise.withResolvers<number>();
+    (async () => {
+      for await (const m of jsonLines(child.stdout)) {
+        if (m.type === "listening") bound.resolve(m.port as number);
+        else if (m.type === "snapshot") {
+          w.snapshots.get(m.id as number)?.(m.data as MetricsSnapshot);
+        } else if (m.type === "collect") collectFor(w, m.id as number);
+      }
+      bound.reject(new Error(`worker ${index} exited before listening`));
+    })();
+    child.status.then(async (status) => {
+      workers.delete(index);
+      if (stopping) return;
+      log.error("error", {
+        message:
+          `worker ${index} (pid ${child.pid}) exited with code ${status.code}; restarting it`,
+      });
+      await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
+      if (!stopping) start(index).catch(() => {});
+    });
+    return bound.promise;
+  };
+
+  const collectFor = async (asker: Worker, id: number) => {
+    const key = nextCollect++;
+    const answers = [...workers.values()].map((w) =>
+      new Promise<MetricsSnapshot | null>((resolve) => {
+        w.snapshots.set(key, resolve);
+        setTimeout(() => resolve(null), COLLECT_TIMEOUT_MS / 2);
+        write(w, { type: "snapshot", id: key });
+      }).finally(() => w.snapshots.delete(key))
+    );
+    const data = (await Promise.all(answers)).filter((s) => s !== null);
+    write(asker, { type: "collected", id, data });
+  };
+
+  try {
+    port = await start(0);
+    for (let i = 1; i < options.count; i++) await start(i);
+  } catch (err) {
+    stopping = true;
+    for (const w of workers.values()) w.child.kill("SIGTERM");
+    throw new Error(`cannot start workers: ${err instanceof Error ? err.message : err}`);
+  }
+  log.info("workers", {
+    count: options.count,
+    port,
+    pids: [...workers.values()].map((w) => w.child.pid),
+  });
+
+  const stop = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  }
+  const signal = await stop.promise;
+  stopping = true;
+  log.info("shutdown", { signal, workers: workers.size });
+  const exits = [...workers.values()].map((w) => {
+    w.child.kill("SIGTERM");
+    return w.child.status;
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const statuses = await Promise.race([
+    Promise.all(exits),
+    new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), DRAIN_TIMEOUT_MS)),
+  ]);
+  clearTimeout(timer);
+  if (!statuses) {
+    for (const w of workers.values()) w.child.kill("SIGKILL");
+    log.error("error", { message: `workers did not drain within ${DRAIN_TIMEOUT_MS}ms` });
+    return 1;
+  }
+  return statuses.every((s) => s.success) ? 0 : 1;
+}
