@@ -62,7 +62,7 @@ Connection:
                            close 1000 from the server, or Ctrl-C
   --reconnect-max-delay D  longest delay between attempts (default 30s)
 
-${commonHelp({ ping: "0 (off)", pong: "0 (off)" })}
+${commonHelp({ ping: "off", pong: "off" })}
 
 Signals: Ctrl-C (SIGINT) or SIGTERM closes with 1000 and exits.
 Exit codes: 0 closed with 1000 or 1001; 1 refused, failed, timed out or closed

@@ -20,6 +20,7 @@ import {
 } from "./lib/cli.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/conn.ts";
 import { formatDuration } from "./lib/duration.ts";
+import { parseAddr } from "./lib/addr.ts";
 import { UsageError } from "./lib/errors.ts";
 import { createLogger } from "./lib/log.ts";
 import {
@@ -81,18 +82,6 @@ const SERVER_FLAGS = {
   // Internal: set by the supervisor on the processes it starts.
   "worker-index": { type: "string" },
 } as const;
-
-/** Splits `HOST:PORT` (IPv6 in brackets) into its parts. */
-function parseAddr(text: string): { hostname: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) {
-    throw new UsageError(
-      `--addr takes HOST:PORT such as localhost:8080 or [::1]:0, got "${text}"`,
-    );
-  }
-  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
-}
 
 async function main(): Promise<number> {
   const { values: v, positionals } = parseFlags(Deno.args, SERVER_FLAGS, true);

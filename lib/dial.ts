@@ -6,6 +6,7 @@
  * @module
  */
 
+import { formatAddr } from "./addr.ts";
 import { WebSocketConn } from "./conn.ts";
 import { HandshakeError, UsageError } from "./errors.ts";
 import {
@@ -143,7 +144,7 @@ export async function dial(url: URL, options: DialOptions): Promise<Dialed> {
     });
     const c = conn;
     ws.closed.then(() => releaseConn(c));
-    return { ws, keepalive, remote: `${url.hostname}:${port}` };
+    return { ws, keepalive, remote: formatAddr(conn.remoteAddr) };
   } catch (err) {
     if (conn) {
       releaseConn(conn);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { formatAddr } from "./addr.ts";
 import { type CloseInfo, WebSocketConn } from "./conn.ts";
 import { GoingAway } from "./close.ts";
 import { HandshakeError } from "./errors.ts";
@@ -87,16 +88,6 @@ export interface Server {
   readonly metrics: Metrics;
   /** Stops accepting, closes every connection with 1001, waits (bounded), resolves. */
   shutdown(): Promise<void>;
-}
-
-/** Formats a network address as `host:port`, with brackets for IPv6. */
-export function formatAddr(addr: Deno.Addr): string {
-  if (addr.transport !== "tcp" && addr.transport !== "udp") {
-    return String(addr.transport);
-  }
-  return addr.hostname.includes(":")
-    ? `[${addr.hostname}]:${addr.port}`
-    : `${addr.hostname}:${addr.port}`;
 }
 
 /** Starts listening and serving; resolves once bound. */
