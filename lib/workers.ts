@@ -139,9 +139,15 @@ export class WorkerChannel {
   #metrics = new Metrics();
   #nextId = 1;
   #waiting = new Map<number, (data: MetricsSnapshot[]) => void>();
+  #onSupervisorGone: () => void;
 
-  /** Starts listening to the supervisor. */
-  constructor() {
+  /**
+   * Starts listening to the supervisor. `onSupervisorGone` runs once when its
+   * end of stdin closes (it exited or was killed): the worker should then stop,
+   * or it would outlive the server it belongs to.
+   */
+  constructor(onSupervisorGone: () => void = () => {}) {
+    this.#onSupervisorGone = onSupervisorGone;
     this.#listen();
   }
 
@@ -155,34 +161,41 @@ export class WorkerChannel {
     try {
       Deno.stdout.writeSync(encoder.encode(JSON.stringify(message) + "\n"));
     } catch {
-      // The supervisor is gone; it will not ask again.
+      // The supervisor is gone; stdin's end tells the worker to stop.
     }
   }
 
   async #listen(): Promise<void> {
-    for await (const m of jsonLines(Deno.stdin.readable)) {
-      if (m.type === "snapshot") {
-        this.#send({ type: "snapshot", id: m.id, data: snapshotOf(this.#metrics) });
-      } else if (m.type === "collected") {
-        const done = this.#waiting.get(m.id as number);
-        this.#waiting.delete(m.id as number);
-        done?.(m.data as MetricsSnapshot[]);
+    try {
+      for await (const m of jsonLines(Deno.stdin.readable)) {
+        if (m.type === "snapshot") {
+          this.#send({ type: "snapshot", id: m.id, data: snapshotOf(this.#metrics) });
+        } else if (m.type === "collected") {
+          const done = this.#waiting.get(m.id as number);
+          this.#waiting.delete(m.id as number);
+          done?.(m.data as MetricsSnapshot[]);
+        }
       }
+    } catch {
+      // A read error on the pipe: the supervisor is as good as gone.
     }
+    this.#onSupervisorGone();
   }
 
   /** The whole server's counters; this worker's alone if the others do not answer in time. */
   async collect(): Promise<Metrics> {
     const id = this.#nextId++;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const answer = new Promise<MetricsSnapshot[] | null>((resolve) => {
       this.#waiting.set(id, resolve);
-      setTimeout(() => {
+      timer = setTimeout(() => {
         this.#waiting.delete(id);
         resolve(null);
       }, COLLECT_TIMEOUT_MS);
     });
     this.#send({ type: "collect", id });
     const all = await answer;
+    clearTimeout(timer);
     return all ? mergeSnapshots(all) : this.#metrics;
   }
 }
@@ -208,7 +221,10 @@ interface Worker {
   index: number;
   child: Deno.ChildProcess;
   stdin: WritableStreamDefaultWriter<Uint8Array>;
-  snapshots: Map<number, (s: MetricsSnapshot) => void>;
+  /** Pending snapshot requests; a worker that exits answers them all with null. */
+  snapshots: Map<number, (s: MetricsSnapshot | null) => void>;
+  /** Whether it has reported `listening` (so its signal handlers are installed). */
+  listening: boolean;
 }
 
 /** The command that starts this same program as a worker, compiled or not. */
@@ -238,8 +254,15 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
   const workers = new Map<number, Worker>();
   let port = options.port;
   const host = options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname;
+  let started = false;
   let stopping = false;
   let nextCollect = 1;
+
+  // Listen for signals before starting anyone, so an early SIGTERM still drains the workers.
+  const stop = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  }
 
   const write = (w: Worker, message: Record<string, unknown>) => {
     w.stdin.write(encoder.encode(JSON.stringify(message) + "\n")).catch(() => {});
@@ -258,24 +281,41 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
-    const w: Worker = { index, child, stdin: child.stdin.getWriter(), snapshots: new Map() };
+    const w: Worker = {
+      index,
+      child,
+      stdin: child.stdin.getWriter(),
+      snapshots: new Map(),
+      listening: false,
+    };
     workers.set(index, w);
     const bound = Promise.withResolvers<number>();
     (async () => {
-      for await (const m of jsonLines(child.stdout)) {
-        if (m.type === "listening") bound.resolve(m.port as number);
-        else if (m.type === "snapshot") {
-          w.snapshots.get(m.id as number)?.(m.data as MetricsSnapshot);
-        } else if (m.type === "collect") collectFor(w, m.id as number);
+      try {
+        for await (const m of jsonLines(child.stdout)) {
+          if (m.type === "listening") {
+            w.listening = true;
+            bound.resolve(m.port as number);
+          } else if (m.type === "snapshot") {
+            w.snapshots.get(m.id as number)?.(m.data as MetricsSnapshot);
+          } else if (m.type === "collect") collectFor(w, m.id as number);
+        }
+      } catch {
+        // The pipe broke: the exit below is handled by child.status.
       }
       bound.reject(new Error(`worker ${index} exited before listening`));
     })();
     child.status.then(async (status) => {
-      workers.delete(index);
-      if (stopping) return;
+      if (workers.get(index) === w) workers.delete(index);
+      // Whoever waits for this worker's counters stops waiting now.
+      for (const answer of w.snapshots.values()) answer(null);
+      w.snapshots.clear();
+      // A worker that dies while the others start is a failed start, not a restart.
+      if (stopping || !started) return;
       log.error("error", {
-        message:
-          `worker ${index} (pid ${child.pid}) exited with code ${status.code}; restarting it`,
+        message: `worker ${index} (pid ${child.pid}) ${exitText(status)}; restarting it`,
+        worker: index,
+        pid: child.pid,
       });
       await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
       if (!stopping) start(index).catch(() => {});
@@ -285,52 +325,84 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
 
   const collectFor = async (asker: Worker, id: number) => {
     const key = nextCollect++;
-    const answers = [...workers.values()].map((w) =>
-      new Promise<MetricsSnapshot | null>((resolve) => {
+    const answers = [...workers.values()].map((w) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return new Promise<MetricsSnapshot | null>((resolve) => {
         w.snapshots.set(key, resolve);
-        setTimeout(() => resolve(null), COLLECT_TIMEOUT_MS / 2);
+        timer = setTimeout(() => resolve(null), COLLECT_TIMEOUT_MS / 2);
         write(w, { type: "snapshot", id: key });
-      }).finally(() => w.snapshots.delete(key))
-    );
+      }).finally(() => {
+        clearTimeout(timer);
+        w.snapshots.delete(key);
+      });
+    });
     const data = (await Promise.all(answers)).filter((s) => s !== null);
     write(asker, { type: "collected", id, data });
   };
 
+  /** Sends SIGTERM to every worker and waits (bounded) for them; true when all drained. */
+  const stopAll = async (): Promise<boolean> => {
+    const running = [...workers.values()];
+    for (const w of running) {
+      try {
+        w.child.kill("SIGTERM");
+      } catch {
+        // It exited meanwhile.
+      }
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const statuses = await Promise.race([
+      Promise.all(running.map((w) => w.child.status)),
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), DRAIN_TIMEOUT_MS)),
+    ]);
+    clearTimeout(timer);
+    if (statuses) {
+      // One that had not installed its handlers yet dies of the signal: nothing to drain there.
+      return statuses.every((s, i) => s.success || !running[i].listening);
+    }
+    for (const w of workers.values()) {
+      try {
+        w.child.kill("SIGKILL");
+      } catch {
+        // It exited meanwhile.
+      }
+    }
+    await Promise.all(running.map((w) => w.child.status));
+    log.error("error", { message: `workers did not drain within ${DRAIN_TIMEOUT_MS}ms` });
+    return false;
+  };
+
+  // Start one at a time: the first picks the port (when 0 was asked), the rest share it.
+  let early: string | null = null;
+  stop.promise.then((signal) => early ??= signal);
   try {
-    port = await start(0);
-    for (let i = 1; i < options.count; i++) await start(i);
+    for (let i = 0; i < options.count && early === null; i++) {
+      const bound = await Promise.race([start(i), stop.promise.then(() => null)]);
+      if (bound !== null && i === 0) port = bound;
+    }
   } catch (err) {
     stopping = true;
-    for (const w of workers.values()) w.child.kill("SIGTERM");
+    await stopAll();
     throw new Error(`cannot start workers: ${err instanceof Error ? err.message : err}`);
   }
-  log.info("workers", {
-    count: options.count,
-    port,
-    pids: [...workers.values()].map((w) => w.child.pid),
-  });
-
-  const stop = Promise.withResolvers<string>();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  started = true;
+  if (early === null) {
+    log.info("workers", {
+      count: options.count,
+      port,
+      pids: [...workers.values()].map((w) => w.child.pid),
+    });
   }
+
   const signal = await stop.promise;
   stopping = true;
   log.info("shutdown", { signal, workers: workers.size });
-  const exits = [...workers.values()].map((w) => {
-    w.child.kill("SIGTERM");
-    return w.child.status;
-  });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const statuses = await Promise.race([
-    Promise.all(exits),
-    new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), DRAIN_TIMEOUT_MS)),
-  ]);
-  clearTimeout(timer);
-  if (!statuses) {
-    for (const w of workers.values()) w.child.kill("SIGKILL");
-    log.error("error", { message: `workers did not drain within ${DRAIN_TIMEOUT_MS}ms` });
-    return 1;
-  }
-  return statuses.every((s) => s.success) ? 0 : 1;
+  const drained = await stopAll();
+  log.info("stopped", { port });
+  return drained ? 0 : 1;
+}
+
+/** Says how a worker ended: its exit code, or the signal that killed it. */
+function exitText(status: Deno.CommandStatus): string {
+  return status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
 }
