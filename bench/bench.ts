@@ -31,13 +31,18 @@ import {
 import { runJson } from "./proc.ts";
 import { formatTable, type Sample, summarise } from "./report.ts";
 import {
+  allCpus,
   repoPath,
   rssBytes,
   type RunningServer,
   SERVER_LABELS,
   SERVER_NAMES,
+  setAffinity,
   startEchoServer,
 } from "./servers.ts";
+
+/** The CPU that the rtt scenario pins the server and the load generator to. */
+const RTT_CPU = "0";
 
 /** What the load generator is, for the output. */
 export const LOADGEN_LABEL = "Go gorilla/websocket (bench/loadgen, Debian golang-go + " +
@@ -67,8 +72,16 @@ async function measureServer(
       return { mbytes_per_s: r.mbytes_per_s, msgs_per_s: r.msgs_per_s };
     }
     case "rtt": {
-      const r = await runRtt(bin, server.url, RTT.size, timing);
-      return { p50_us: r.p50_us, p99_us: r.p99_us, samples: r.samples };
+      // Unpinned, a round trip takes ~20 µs or ~55 µs depending on whether the
+      // scheduler puts both processes on one core: pin both to one CPU so the
+      // figure is the software's cost, not the scheduler's coin toss.
+      const pinned = await setAffinity(server.pid, RTT_CPU);
+      try {
+        const r = await runRtt(bin, server.url, RTT.size, timing, pinned ? RTT_CPU : undefined);
+        return { p50_us: r.p50_us, p99_us: r.p99_us, samples: r.samples, pinned: Number(pinned) };
+      } finally {
+        if (pinned) await setAffinity(server.pid, allCpus());
+      }
     }
     case "idle": {
       await sleep(RSS_SETTLE_MS);
@@ -224,7 +237,11 @@ async function main(): Promise<number> {
     `median of ${config.runs} interleaved run(s), ${config.durationMs} ms counted after ` +
       `${config.warmupMs} ms warm-up; idle holds ${config.idleConns} connections`,
   );
-  console.log(`ratios are ours/peer (↑ higher is better, ↓ lower is better)\n`);
+  console.log(`ratios are ours/peer (↑ higher is better, ↓ lower is better)`);
+  if (samples.some((s) => s.scenario === "rtt" && s.values.pinned)) {
+    console.log(`rtt: server and load generator pinned together to CPU ${RTT_CPU} (taskset)`);
+  }
+  console.log();
   console.log(formatTable(rows));
   console.log(
     `\nclient row: ours = our client (lib/dial.ts), deno = Deno's built-in WebSocket client, ` +

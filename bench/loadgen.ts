@@ -164,15 +164,22 @@ export async function runThroughput(
   return r as unknown as ThroughputResult;
 }
 
-/** Measures round trips of one `size`-byte text message on one connection. */
+/**
+ * Measures round trips of one `size`-byte text message on one connection;
+ * with `cpu`, the load generator runs pinned to that CPU (through taskset).
+ */
 export async function runRtt(
   bin: string,
   url: string,
   size: number,
   timing: Timing,
+  cpu?: string,
 ): Promise<RttResult> {
   const load = { conns: 1, inflight: 1, size, binary: false };
-  const r = await runJson("loadgen rtt", bin, ["rtt", ...loadArgs(url, load, timing)]);
+  const args = ["rtt", ...loadArgs(url, load, timing)];
+  const r = cpu === undefined
+    ? await runJson("loadgen rtt", bin, args)
+    : await runJson("loadgen rtt", "taskset", ["-c", cpu, bin, ...args]);
   return r as unknown as RttResult;
 }
 

@@ -102,3 +102,25 @@ export function rssBytes(pid: number): number {
   if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(m[1]) * 1024;
 }
+
+/**
+ * Sets the CPU affinity of every thread of `pid` to `cpus` (taskset syntax,
+ * e.g. "0" or "0-1"); returns false when taskset is not available.
+ */
+export async function setAffinity(pid: number, cpus: string): Promise<boolean> {
+  try {
+    const out = await new Deno.Command("taskset", {
+      args: ["-a", "-p", "-c", cpus, String(pid)],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+/** Every CPU of this machine, in taskset syntax. */
+export function allCpus(): string {
+  return `0-${Math.max(0, navigator.hardwareConcurrency - 1)}`;
+}

@@ -1,0 +1,62 @@
+/**
+ * Profiles our server under the small and rtt scenarios (and large on request):
+ * starts `server.ts`
+ * with `deno run --cpu-prof`, drives it with the Go load generator, stops it
+ * (SIGTERM, so the profile is written) and prints the top self-time functions.
+ *
+ * Usage: deno run --allow-all bench/profile.ts [--duration 5s] [--scenarios small,rtt,large]
+ *   [--out DIR] [--top N]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { parseDuration } from "../lib/duration.ts";
+import { LARGE, RTT, SMALL } from "./config.ts";
+import { type CpuProfile, formatSelfTimes } from "./cpuprofile.ts";
+import { ensureLoadgen, runRtt, runThroughput } from "./loadgen.ts";
+import { repoPath, startEchoServer } from "./servers.ts";
+
+const { values: v } = parseArgs({
+  args: Deno.args,
+  options: {
+    duration: { type: "string", default: "5s" },
+    out: { type: "string", default: repoPath("bench/results/profiles") },
+    top: { type: "string", default: "25" },
+    scenarios: { type: "string", default: "small,rtt" },
+  },
+});
+const timing = { warmupMs: 1000, durationMs: parseDuration(v.duration) };
+const bin = await ensureLoadgen((line) => console.error(line));
+
+for (const scenario of v.scenarios.split(",")) {
+  if (!["small", "rtt", "large"].includes(scenario)) {
+    console.error(`profile: unknown scenario "${scenario}" (small, rtt, large)`);
+    Deno.exit(2);
+  }
+  const dir = `${v.out}/${scenario}-${Date.now()}`;
+  await Deno.mkdir(dir, { recursive: true });
+  const server = await startEchoServer("ours", {
+    denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+  });
+  let figure: string;
+  try {
+    if (scenario === "small") {
+      const r = await runThroughput(bin, server.url, SMALL, timing);
+      figure = `${Math.round(r.msgs_per_s)} msg/s`;
+    } else if (scenario === "large") {
+      const r = await runThroughput(bin, server.url, LARGE, timing);
+      figure = `${Math.round(r.mbytes_per_s)} MB/s`;
+    } else {
+      const r = await runRtt(bin, server.url, RTT.size, timing);
+      figure = `p50 ${r.p50_us.toFixed(1)} µs, p99 ${r.p99_us.toFixed(1)} µs`;
+    }
+  } finally {
+    await server.child.stop();
+  }
+  const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`no .cpuprofile written in ${dir}`);
+  const profile = JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`)) as CpuProfile;
+  console.log(`\n=== ${scenario} (${figure}, under --cpu-prof): ${dir}/${file.name}`);
+  console.log(formatSelfTimes(profile, Number(v.top)));
+}
