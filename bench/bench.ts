@@ -211,8 +211,20 @@ async function main(): Promise<number> {
   log(CPU_NOTE);
   const samples = await runBench(config, bin);
   const rows = summarise(samples);
+  const dirty = await commandLine("git", [
+    "-C",
+    repoPath(""),
+    "status",
+    "--porcelain",
+    "lib",
+    "server.ts",
+  ]);
   const result = {
     date: started.toISOString(),
+    source: {
+      commit: await commandLine("git", ["-C", repoPath(""), "rev-parse", "--short", "HEAD"]),
+      uncommitted: dirty ? dirty.split("\n").map((l) => l.trim().replace(/^\S+\s+/, "")) : [],
+    },
     machine: await machine(),
     loadgen: LOADGEN_LABEL,
     loadgen_packages: DEBIAN_PACKAGES,
@@ -233,6 +245,12 @@ async function main(): Promise<number> {
       `Deno ${m.deno}, Node ${m.node}, ws ${m.ws}`,
   );
   console.log(`load generator: ${LOADGEN_LABEL}`);
+  const src = result.source;
+  console.log(
+    `source: ${src.commit}${
+      src.uncommitted.length ? ` + uncommitted ${src.uncommitted.join(", ")}` : ""
+    }`,
+  );
   console.log(
     `median of ${config.runs} interleaved run(s), ${config.durationMs} ms counted after ` +
       `${config.warmupMs} ms warm-up; idle holds ${config.idleConns} connections`,
