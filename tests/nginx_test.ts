@@ -130,3 +130,36 @@ Deno.test({
     assert.match(String(last?.message), /\beof\b/);
   },
 });
+
+/** Sends a browser's upgrade request (Origin = the page's own origin) and returns the status line. */
+async function browserUpgrade(port: number): Promise<string> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const origin = `http://127.0.0.1:${port}`;
+  await conn.write(
+    new TextEncoder().encode(
+      `GET /echo HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: ${origin}\r\n` +
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ),
+  );
+  const buf = new Uint8Array(4096);
+  const n = await conn.read(buf);
+  return new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n")[0];
+}
+
+Deno.test({
+  name: `a browser's same-origin upgrade through nginx on a non-default port passes the Origin ` +
+    `check with 'proxy_set_header Host $http_host', and gets 403 with $host (no port)${ignored}`,
+  ignore: !installed,
+  async fn() {
+    await using server = await startServer(HEARTBEAT_OFF);
+    for (const [host, status] of [["$http_host", 101], ["$host", 403]] as const) {
+      await using nginx = await startNginx({
+        upstreamPort: server.port,
+        timeout: `${PROXY_TIMEOUT_MS / 1000}s`,
+        host,
+      });
+      assert.match(await browserUpgrade(nginx.port), new RegExp(`^HTTP/1\\.1 ${status} `), host);
+    }
+  },
+});

@@ -26,6 +26,11 @@ export interface NginxOptions {
   upstreamPort: number;
   /** `proxy_read_timeout` and `proxy_send_timeout`, in nginx syntax (e.g. `3s`). */
   timeout: string;
+  /**
+   * What nginx sends upstream as `Host`: `$http_host` (default) keeps the
+   * client's host and port, `$host` drops the port.
+   */
+  host?: "$http_host" | "$host";
 }
 
 /** A running nginx started by {@linkcode startNginx}. */
@@ -60,7 +65,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
-      proxy_set_header Host $host;
+      proxy_set_header Host ${options.host ?? "$http_host"};
       proxy_read_timeout ${options.timeout};
       proxy_send_timeout ${options.timeout};
     }
