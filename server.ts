@@ -152,7 +152,11 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => stop.resolve(signal));
   }
-  const channel = workerIndex === null ? null : new WorkerChannel();
+  // A worker whose supervisor is gone (even by SIGKILL) drains and exits instead of living on.
+  const channel = workerIndex === null
+    ? null
+    : new WorkerChannel(() => stop.resolve("supervisor-gone"));
+  const fields = workerIndex === null ? undefined : { worker: workerIndex, pid: Deno.pid };
   let server;
   try {
     server = startServer({
@@ -170,7 +174,7 @@ async function main(): Promise<number> {
       tls,
       logger: log,
       reusePort: workerIndex !== null,
-      logFields: workerIndex === null ? undefined : { worker: workerIndex, pid: Deno.pid },
+      logFields: fields,
       collectMetrics: channel ? () => channel.collect() : undefined,
     });
     channel?.attach(server.metrics, server.port);
@@ -180,7 +184,7 @@ async function main(): Promise<number> {
     );
   }
   const signal = await stop.promise;
-  log.info("shutdown", { signal });
+  log.info("shutdown", { signal, ...fields });
   await server.shutdown();
   return EXIT_OK;
 }
