@@ -17,12 +17,15 @@ import {
   buildClosePayload,
   type CloseCause,
   InternalError,
+  isValidWireCode,
   MessageTooBig,
   NormalClosure,
   NoStatusReceived,
   parseClosePayload,
   PolicyViolation,
+  ProtocolError,
 } from "./close.ts";
+import { readTcpTimes } from "./sockopt.ts";
 
 // ---------------------------------------------------------------------------
 // Defaults and limits
@@ -37,11 +40,18 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 /**
- * Bytes that may wait in the send queue before a further send fails the
- * connection with cause `send-overflow`: a peer that stops reading cannot make
- * us buffer without limit. One message is always accepted into an empty queue.
+ * Bytes that may wait in the send queue (queued plus being written) before a
+ * further send, ping or pong fails the connection with close 1008 and cause
+ * `send-overflow`: a peer that stops reading cannot make us buffer without
+ * limit. One message is always accepted into an empty queue.
  */
 export const DEFAULT_MAX_SEND_QUEUE = 16 * 1024 * 1024;
+
+/**
+ * How long a failing connection (RFC 6455 §7.1.7) waits for its close frame
+ * to be written before it ends TCP anyway: the peer may not be reading.
+ */
+export const FAIL_FLUSH_TIMEOUT_MS = 1_000;
 
 /** First size of a connection's read buffer; small, so idle connections are cheap. */
 const INITIAL_READ_BUFFER = 4 * 1024;
@@ -152,18 +162,21 @@ class MaskKeys {
 }
 const maskKeys = new MaskKeys();
 
-/** Names a socket error as a close cause. */
+/**
+ * Names a socket error as a close cause. Linux fails a connection with
+ * ETIMEDOUT on two paths: keepalive probes unanswered while it is idle, or
+ * sent data left unacknowledged (TCP_USER_TIMEOUT, else the retransmission
+ * limit); probes stop while data waits for an ACK. `unacked` says which path,
+ * from TCP_INFO: data was sent after the last ACK arrived. Where TCP_INFO
+ * cannot be read (null), guess from whether we sent last and a user timeout is set.
+ */
 function causeOf(
   err: unknown,
-  opts: { keepAlive: boolean; userTimeoutMs: number; unacked: boolean },
+  opts: { keepAlive: boolean; userTimeoutMs: number; unacked: boolean | null; sentLast: boolean },
 ): CloseCause {
-  if (err instanceof Deno.errors.TimedOut) {
-    if (opts.userTimeoutMs > 0 && (opts.unacked || !opts.keepAlive)) {
-      return "user-timeout";
-    }
-    return opts.keepAlive ? "keepalive-timeout" : "user-timeout";
-  }
-  return "reset";
+  if (!(err instanceof Deno.errors.TimedOut)) return "reset";
+  const unacked = opts.unacked ?? (opts.userTimeoutMs > 0 && opts.sentLast);
+  return opts.keepAlive && !unacked ? "keepalive-timeout" : "user-timeout";
 }
 
 /**
@@ -177,9 +190,16 @@ function causeOf(
  *   initiator                          responder
  *   close(code) ── Close(code) ───────▶ (reply with the same code,
  *                ◀────── Close(code) ──   1000 for an empty close)
- *   server ends TCP at once; a client waits for the server to end it,
- *   each wait bounded by closeTimeoutMs. A protocol violation skips the
- *   wait: send Close(1002/1007/1009), then end TCP.
+ *   The server ends TCP once its close frame is written; a client waits for
+ *   the server to end it. Every wait is bounded by closeTimeoutMs, after
+ *   which TCP is ended anyway and `wasClean` is false if no answer came.
+ *
+ *   Failing (§7.1.7): a violation by the peer stops all processing of its
+ *   data, sends Close(1002/1007/1009), half-closes, drops what still comes
+ *   until the peer ends TCP, then closes; bounded by FAIL_FLUSH_TIMEOUT_MS.
+ *   send-overflow (1008) and an exception in onmessage (1011) send their
+ *   close frame and end TCP without the drain; a socket error ends at once
+ *   with 1006 unless a close was already decided.
  * ```
  */
 export class WebSocketConn implements AsyncIterable<Message> {
@@ -224,14 +244,17 @@ export class WebSocketConn implements AsyncIterable<Message> {
   #fragSize = 0;
   #fragText: string[] = [];
   #fragBinary: Uint8Array[] = [];
-  #decoder = new TextDecoder("utf-8", { fatal: true });
-  #streamDecoder = new TextDecoder("utf-8", { fatal: true });
+  /** No frame is processed any more; reads only watch for the end of TCP. */
+  #discarding = false;
+  // ignoreBOM: a leading U+FEFF is part of the message, not a byte-order mark.
+  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  #streamDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #lastReceived = Date.now();
   #lastSent = 0;
 
   // Iterator
   #queue: Message[] = [];
-  #waiter: Deferred<IteratorResult<Message>> | null = null;
+  #waiters: Deferred<IteratorResult<Message>>[] = [];
   #resume: Deferred<void> | null = null;
 
   // Writing
@@ -244,7 +267,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
   #batch: Deferred<void> | null = null;
   #drained: Deferred<void> | null = null;
   #closeSent = false;
-  #closeReceived = false;
+  #failed = false;
   #sentCode = NormalClosure;
   #sentReason = "";
   #localCause: CloseCause = "local-close";
@@ -311,8 +334,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
     if (this.#state !== "open") {
       return Promise.reject(new Error("the WebSocket connection is not open"));
     }
-    if (this.bufferedAmount > this.#maxSendQueue) {
-      this.#fail(PolicyViolation, "send queue overflow", "send-overflow");
+    if (this.#overflowed()) {
       return Promise.reject(
         new Error("send queue overflow: the peer is not reading"),
       );
@@ -334,19 +356,31 @@ export class WebSocketConn implements AsyncIterable<Message> {
     if (this.#state !== "open") {
       return Promise.reject(new Error("the WebSocket connection is not open"));
     }
+    if (this.#overflowed()) {
+      return Promise.reject(
+        new Error("send queue overflow: the peer is not reading"),
+      );
+    }
     this.#queueFrame(Opcode.Ping, payload);
     return this.#pending();
   }
 
   /**
-   * Starts the closing handshake with `code` and `reason` (at most 123 bytes),
-   * and resolves when the connection has ended. `cause` names why, for logs.
+   * Starts the closing handshake with `code` and `reason` (cut to 123 bytes),
+   * and resolves when the connection has ended: when the peer has answered
+   * and TCP is closed, or after closeTimeoutMs without an answer (then
+   * `wasClean` is false). Messages that arrive meanwhile are dropped, as
+   * browsers do. `cause` names why, for logs. Throws a RangeError for a code
+   * that may not be sent (1005, 1006, 1015, outside 1000–4999…).
    */
   close(
     code: number = NormalClosure,
     reason = "",
     cause: CloseCause = "local-close",
   ): Promise<CloseInfo> {
+    if (!Number.isInteger(code) || !isValidWireCode(code)) {
+      throw new RangeError(`close code ${code} may not be sent`);
+    }
     if (this.#state === "open") {
       this.#localCause = cause;
       this.#state = "closing";
@@ -354,6 +388,18 @@ export class WebSocketConn implements AsyncIterable<Message> {
       this.#armCloseTimer();
     }
     return this.closed;
+  }
+
+  /**
+   * The send-queue bound. We fail the connection rather than stop reading:
+   * a paused reader would leave a peer that sends but never reads holding the
+   * connection open forever, with both directions stuck and its pings
+   * unanswered. Failing frees the memory at once and names why.
+   */
+  #overflowed(): boolean {
+    if (this.bufferedAmount <= this.#maxSendQueue) return false;
+    this.#fail(PolicyViolation, "send queue overflow", "send-overflow");
+    return true;
   }
 
   #pending(): Promise<void> {
@@ -483,28 +529,38 @@ export class WebSocketConn implements AsyncIterable<Message> {
   // -------------------------------------------------------------------------
   // Reading
 
+  /**
+   * Reads until TCP ends: each read fills the read buffer (or a large
+   * payload's own buffer) and every complete frame in it is handled. A
+   * violation by the peer fails the connection; an exception from our side
+   * (an `onmessage` handler) fails it with 1011; a socket error ends it.
+   * After a close frame or a failure, reads continue only to see TCP end.
+   */
   async #readLoop(): Promise<void> {
     try {
       this.#parse();
-      while (this.#state !== "closed" && !this.#tcpEnded) {
-        if (this.#resume) {
+      while (!this.#tcpEnded) {
+        if (this.#resume && !this.#discarding) {
           await this.#resume.promise;
           this.#parse();
           continue;
         }
+        const target = this.#readTarget();
         let n: number | null;
+        try {
+          n = await this.#conn.read(target);
+        } catch (err) {
+          return this.#socketFailed(err);
+        }
+        if (n === null) return this.#ended();
+        this.#lastReceived = Date.now();
+        // The buffers may have been dropped while the read was pending.
+        if (this.#discarding) continue;
         if (this.#direct) {
-          n = await this.#conn.read(this.#direct.subarray(this.#directFilled));
-          if (n === null) return this.#ended();
-          this.#lastReceived = Date.now();
           this.#directFilled += n;
           if (this.#directFilled === this.#direct.length) this.#finishDirect();
           continue;
         }
-        if (this.#re === this.#rbuf.length) this.#makeRoom(MAX_HEADER_SIZE);
-        n = await this.#conn.read(this.#rbuf.subarray(this.#re));
-        if (n === null) return this.#ended();
-        this.#lastReceived = Date.now();
         const filled = this.#re + n === this.#rbuf.length;
         this.#re += n;
         this.#parse();
@@ -514,9 +570,21 @@ export class WebSocketConn implements AsyncIterable<Message> {
       }
     } catch (err) {
       if (err instanceof ProtocolViolation) return this.#violation(err);
-      if (this.#tcpEnded || this.#state === "closed") return;
-      this.#socketFailed(err);
+      this.#fail(
+        InternalError,
+        "internal error",
+        "local-close",
+        err instanceof Error ? err.message : String(err),
+      );
     }
+  }
+
+  /** Where the next read goes: the large payload's buffer, or the read buffer's free end. */
+  #readTarget(): Uint8Array {
+    if (this.#discarding) return this.#rbuf;
+    if (this.#direct) return this.#direct.subarray(this.#directFilled);
+    if (this.#re === this.#rbuf.length) this.#makeRoom(MAX_HEADER_SIZE);
+    return this.#rbuf.subarray(this.#re);
   }
 
   /** Ensures at least `free` bytes after the unparsed data, compacting or growing. */
@@ -536,14 +604,17 @@ export class WebSocketConn implements AsyncIterable<Message> {
     this.#re = used;
   }
 
-  /** Parses every complete frame in the read buffer (several per read, no copies). */
+  /**
+   * Parses every complete frame in the read buffer (several per read, no
+   * copies). A data frame's header is checked before its payload arrives, so
+   * a bad sequence or an oversized message fails at once.
+   */
   #parse(): void {
     const expectMasked = this.#role === "server";
-    while (this.#state !== "closed" && !this.#tcpEnded && !this.#resume) {
+    while (!this.#discarding && !this.#resume) {
       const h = readFrameHeader(this.#rbuf, this.#rs, this.#re, expectMasked);
       if (!h) break;
-      const data = !isControl(h.opcode);
-      if (data) this.#checkSize(h.opcode, h.payloadLength);
+      if (!isControl(h.opcode)) this.#checkDataHeader(h.opcode, h.payloadLength);
       const total = h.headerLength + h.payloadLength;
       const start = this.#rs + h.headerLength;
       if (this.#re - this.#rs >= total) {
@@ -584,7 +655,21 @@ export class WebSocketConn implements AsyncIterable<Message> {
     this.#parse();
   }
 
-  #checkSize(opcode: number, length: number): void {
+  /** Checks a data frame against the fragmentation rules (RFC 6455 §5.4) and the size limit. */
+  #checkDataHeader(opcode: number, length: number): void {
+    if (opcode === Opcode.Continuation) {
+      if (this.#fragOpcode === 0) {
+        throw new ProtocolViolation(
+          ProtocolError,
+          "continuation frame with nothing to continue",
+        );
+      }
+    } else if (this.#fragOpcode !== 0) {
+      throw new ProtocolViolation(
+        ProtocolError,
+        "new data frame inside a fragmented message",
+      );
+    }
     const size = (opcode === Opcode.Continuation ? this.#fragSize : 0) + length;
     if (size > this.#maxMessageSize) {
       throw new ProtocolViolation(
@@ -595,8 +680,9 @@ export class WebSocketConn implements AsyncIterable<Message> {
   }
 
   /**
-   * Handles one complete frame. `owned` says whether `payload` is ours to keep;
-   * otherwise it is a view into the read buffer and must be copied to be kept.
+   * Handles one complete frame whose header passed the checks. `owned` says
+   * whether `payload` is ours to keep; otherwise it is a view into the read
+   * buffer and must be copied to be kept.
    */
   #frame(
     opcode: number,
@@ -604,19 +690,9 @@ export class WebSocketConn implements AsyncIterable<Message> {
     payload: Uint8Array,
     owned: boolean,
   ): void {
-    if (this.#closeReceived) return; // Nothing follows a close frame (RFC 6455 §5.5.1).
-    if (this.#closeSent && opcode !== Opcode.Close) {
-      return; // After our close frame, data is discarded (RFC 6455 §1.4).
-    }
     switch (opcode) {
       case Opcode.Text:
       case Opcode.Binary:
-        if (this.#fragOpcode !== 0) {
-          throw new ProtocolViolation(
-            1002,
-            "new data frame inside a fragmented message",
-          );
-        }
         if (fin) {
           if (this.#counters) {
             this.#counters.messagesIn++;
@@ -632,16 +708,11 @@ export class WebSocketConn implements AsyncIterable<Message> {
         this.#fragment(payload, false, owned);
         return;
       case Opcode.Continuation:
-        if (this.#fragOpcode === 0) {
-          throw new ProtocolViolation(
-            1002,
-            "continuation frame with nothing to continue",
-          );
-        }
         this.#fragment(payload, fin, owned);
         return;
       case Opcode.Ping:
-        if (this.#state === "open") {
+        // Answer while open; after our close frame nothing more is sent (§5.5.1).
+        if (this.#state === "open" && !this.#overflowed()) {
           this.#queueFrame(Opcode.Pong, payload);
           this.#pending();
         }
@@ -701,14 +772,16 @@ export class WebSocketConn implements AsyncIterable<Message> {
   }
 
   #deliver(message: Message): void {
+    // After our close frame, messages are dropped: the application asked to
+    // stop (browsers do the same in the CLOSING state).
+    if (this.#closeSent) return;
     if (this.onmessage) {
       this.onmessage(message);
       return;
     }
-    if (this.#waiter) {
-      const w = this.#waiter;
-      this.#waiter = null;
-      w.resolve({ value: message, done: false });
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      waiter.resolve({ value: message, done: false });
       return;
     }
     this.#queue.push(message);
@@ -717,7 +790,12 @@ export class WebSocketConn implements AsyncIterable<Message> {
     }
   }
 
-  /** Yields each message until the connection ends. */
+  /**
+   * Yields each message until the connection ends; messages that arrived
+   * before the end are still yielded. Leaving the loop early (`break`) does
+   * not close the connection. While more than 64 messages wait unread,
+   * reading pauses (TCP flow control then slows the peer).
+   */
   [Symbol.asyncIterator](): AsyncIterator<Message> {
     return {
       next: () => {
@@ -731,8 +809,9 @@ export class WebSocketConn implements AsyncIterable<Message> {
         if (this.#state === "closed") {
           return Promise.resolve({ value: undefined, done: true });
         }
-        this.#waiter = deferred();
-        return this.#waiter.promise;
+        const waiter = deferred<IteratorResult<Message>>();
+        this.#waiters.push(waiter);
+        return waiter.promise;
       },
       return: () => Promise.resolve({ value: undefined, done: true }),
     };
@@ -743,9 +822,8 @@ export class WebSocketConn implements AsyncIterable<Message> {
 
   #peerClose(payload: Uint8Array): void {
     const { code, reason } = parseClosePayload(payload);
-    this.#closeReceived = true;
     if (this.#closeSent) {
-      // The answer to our close: the handshake is complete.
+      // The answer to our close: the handshake is complete (§7.1.2).
       this.#info = {
         code: this.#sentCode,
         reason: this.#sentReason,
@@ -753,38 +831,50 @@ export class WebSocketConn implements AsyncIterable<Message> {
         wasClean: true,
       };
     } else {
+      // Echo the code (§5.5.1); an empty close is answered with 1000.
       this.#state = "closing";
       this.#sendClose(code === NoStatusReceived ? NormalClosure : code, "");
       this.#info = { code, reason, cause: "peer-close", wasClean: true };
     }
     this.#stopReading();
+    // Each wait below is bounded: the close timer ends TCP in any case.
+    this.#armCloseTimer();
     if (this.#role === "server") {
-      // The server ends TCP first (RFC 6455 §7.1.1).
+      // The server ends TCP first (§7.1.1), once its close frame is written.
       this.#flushed().then(() => this.#finish(this.#info!));
-    } else {
-      // A client waits for the server to end TCP, bounded; #readLoop sees the
-      // EOF and #ended() finishes.
-      this.#armCloseTimer();
     }
+    // A client waits for the server to end TCP: #readLoop sees the EOF.
   }
 
+  /** Drops what is buffered; from now on reads only watch for the end of TCP. */
   #stopReading(): void {
+    this.#discarding = true;
     this.#rs = this.#re = 0;
     this.#direct = null;
+    this.#resume?.resolve();
+    this.#resume = null;
   }
 
-  #armCloseTimer(): void {
+  /**
+   * Bounds the closing handshake: after `ms` TCP is ended whatever the state.
+   * A close frame of ours still unwritten makes the end unclean.
+   */
+  #armCloseTimer(ms = this.#closeTimeoutMs): void {
     clearTimeout(this.#closeTimer);
     this.#closeTimer = setTimeout(() => {
-      const info = this.#info ?? {
+      const info = this.#info;
+      if (info) {
+        this.#finish({ ...info, wasClean: info.wasClean && this.bufferedAmount === 0 });
+        return;
+      }
+      this.#finish({
         code: AbnormalClosure,
         reason: "",
         cause: this.#localCause,
         wasClean: false,
         error: "the peer did not answer the close frame in time",
-      };
-      this.#finish(info);
-    }, this.#closeTimeoutMs);
+      });
+    }, ms);
   }
 
   /** TCP ended (read returned EOF). */
@@ -801,32 +891,62 @@ export class WebSocketConn implements AsyncIterable<Message> {
 
   #violation(err: ProtocolViolation): void {
     const cause: CloseCause = err.code === MessageTooBig ? "message-too-big" : "protocol-error";
-    this.#fail(err.code, err.message, cause);
+    this.#fail(err.code, err.message, cause, undefined, true);
   }
 
-  /** Fails the connection (RFC 6455 §7.1.7): send Close(code), then end TCP. */
-  #fail(code: number, reason: string, cause: CloseCause): void {
-    if (this.#state === "closed") return;
+  /**
+   * Fails the connection (RFC 6455 §7.1.7): stop processing the peer's data,
+   * send Close(code) unless a close frame went already, then end TCP once it
+   * is written (at most FAIL_FLUSH_TIMEOUT_MS later). The first failure
+   * decides the CloseInfo; later ones change nothing.
+   */
+  #fail(code: number, reason: string, cause: CloseCause, error?: string, drain = false): void {
+    if (this.#state === "closed" || this.#failed) return;
+    this.#failed = true;
     this.#state = "closing";
     this.#stopReading();
     if (!this.#closeSent) this.#sendClose(code, reason);
     const info: CloseInfo = { code, reason, cause, wasClean: false };
+    if (error !== undefined) info.error = error;
     this.#info = info;
-    const bound = setTimeout(() => this.#finish(info), 1000);
-    this.#flushed().then(() => {
-      clearTimeout(bound);
-      this.#finish(info);
-    });
+    this.#armCloseTimer(Math.min(FAIL_FLUSH_TIMEOUT_MS, this.#closeTimeoutMs));
+    this.#flushed().then(() => drain ? this.#linger() : undefined).then(() => this.#finish(info));
   }
 
-  /** The socket failed (reset, timeout…): no close frame can be exchanged. */
+  /**
+   * After a violation stopped the reader: half-closes, then reads and drops
+   * what the peer still sends until it ends TCP (bounded by the close timer).
+   * Closing a socket with unread data sends RST, and a peer still sending
+   * would lose our close frame: Deno's WebSocket then reports code 0.
+   */
+  async #linger(): Promise<void> {
+    if (this.#tcpEnded) return;
+    try {
+      await this.#conn.closeWrite();
+      const sink = new Uint8Array(16 * 1024);
+      while (this.#state !== "closed" && await this.#conn.read(sink) !== null) {
+        // Drop it.
+      }
+    } catch {
+      // The peer is gone: nothing is left to protect.
+    }
+  }
+
+  /**
+   * The socket failed (reset, timeout…) while reading or writing. A close
+   * already decided (a failure, or a completed handshake) keeps its info;
+   * otherwise no close frame can be exchanged any more: 1006.
+   */
   #socketFailed(err: unknown): void {
     if (this.#state === "closed") return;
-    if (this.#info && this.#info.wasClean) return this.#finish(this.#info);
+    if (this.#info) return this.#finish(this.#info);
+    // TCP_INFO is read before #finish closes the conn; null where unavailable.
+    const times = readTcpTimes(this.#conn);
     const cause = causeOf(err, {
       keepAlive: this.#keepAlive,
       userTimeoutMs: this.#userTimeoutMs,
-      unacked: this.#lastSent > this.#lastReceived,
+      unacked: times === null ? null : times.lastDataSentMs < times.lastAckRecvMs,
+      sentLast: this.#lastSent > this.#lastReceived,
     });
     this.#finish({
       code: AbnormalClosure,
@@ -857,8 +977,8 @@ export class WebSocketConn implements AsyncIterable<Message> {
     this.#batch = null;
     this.#drained?.resolve();
     this.#resume?.resolve();
-    if (this.#waiter) this.#waiter.resolve({ value: undefined, done: true });
-    this.#waiter = null;
+    for (const w of this.#waiters) w.resolve({ value: undefined, done: true });
+    this.#waiters = [];
     this.#closeInfo.resolve(info);
   }
 
