@@ -1,0 +1,408 @@
+/**
+ * WebSocketConn on real loopback sockets, with a raw peer on the other end:
+ * the client-side rules, the closing handshake from our side, the send-queue
+ * bound, the async iterator, and what happens on every way out.
+ */
+
+import assert from "node:assert/strict";
+import { type ConnOptions, type Message, type Role, WebSocketConn } from "../lib/conn.ts";
+import { dial } from "../lib/dial.ts";
+import { HandshakeError } from "../lib/errors.ts";
+import { fromSingleValue } from "../lib/keepalive.ts";
+import { closePayload, concat, frame, RawPeer, RawServer } from "./helpers/raw.ts";
+
+const TEXT = 0x1;
+const BINARY = 0x2;
+const CLOSE = 0x8;
+const PING = 0x9;
+const PONG = 0xa;
+
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** A WebSocketConn on one end of a loopback TCP pair and a raw peer on the other. */
+interface Pair extends AsyncDisposable {
+  ws: WebSocketConn;
+  peer: RawPeer;
+  /** Whether the peer must mask (our end is a server). */
+  mask: boolean;
+}
+
+async function pair(role: Role, options: Partial<ConnOptions> = {}): Promise<Pair> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const [dialed, accepted] = await Promise.all([
+    Deno.connect({ hostname: "127.0.0.1", port }),
+    listener.accept(),
+  ]);
+  const ours = role === "server" ? accepted : dialed;
+  const peer = new RawPeer(role === "server" ? dialed : accepted);
+  const ws = new WebSocketConn(ours, { role, closeTimeoutMs: 300, ...options });
+  return {
+    ws,
+    peer,
+    mask: role === "server",
+    async [Symbol.asyncDispose]() {
+      ws.abort("test over");
+      await ws.closed;
+      await peer[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** Resolves true if `p` settles within `ms`, false otherwise. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
+  try {
+    return await Promise.race([p.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const keepAlive = fromSingleValue(0);
+
+// ---------------------------------------------------------------------------
+// Client-side rules, against a hand-written server
+
+Deno.test("dial(): a masked server frame makes the client send 1002 and end TCP", async () => {
+  await using fake = new RawServer();
+  const [{ ws }, { peer }] = await Promise.all([
+    dial(fake.url(), { keepAlive }),
+    fake.acceptUpgrade(),
+  ]);
+  await peer.write(frame(TEXT, "masked by a server", { mask: true }));
+  const close = await peer.readClose();
+  assert.equal(close.code, 1002);
+  assert.equal(close.frame.masked, true, "a client's close frame is masked");
+  assert.ok(["eof", "reset"].includes(await peer.expectEnd()));
+  peer.close();
+  const info = await ws.closed;
+  assert.equal(info.code, 1002);
+  assert.equal(info.cause, "protocol-error");
+  assert.equal(info.wasClean, false);
+});
+
+Deno.test("dial(): frames sent in the same write as the 101 are delivered", async () => {
+  await using fake = new RawServer();
+  const after = concat(frame(TEXT, "first"), frame(BINARY, "second"));
+  const [{ ws }, { peer }] = await Promise.all([
+    dial(fake.url(), { keepAlive }),
+    fake.acceptUpgrade({ after }),
+  ]);
+  const got: Message[] = [];
+  for await (const msg of ws) {
+    got.push(msg);
+    if (got.length === 2) break;
+  }
+  assert.deepEqual(got, ["first", new TextEncoder().encode("second")]);
+  const closing = ws.close();
+  assert.equal((await peer.readClose()).code, 1000);
+  await peer.write(frame(CLOSE, closePayload(1000)));
+  peer.close();
+  assert.equal((await closing).wasClean, true);
+});
+
+Deno.test("dial() refuses a 101 that breaks RFC 6455 §4.1 with a clear HandshakeError", async (t) => {
+  await using fake = new RawServer();
+  const cases: [string, Parameters<RawServer["acceptUpgrade"]>[0], RegExp, string[]?][] = [
+    [
+      "an extension the client did not offer",
+      { extra: ["Sec-WebSocket-Extensions: permessage-deflate"] },
+      /extension/,
+    ],
+    [
+      "a subprotocol the client did not offer",
+      { extra: ["Sec-WebSocket-Protocol: chat"] },
+      /subprotocol chat/,
+    ],
+    [
+      "a subprotocol other than the ones offered",
+      { extra: ["Sec-WebSocket-Protocol: mqtt"] },
+      /subprotocol mqtt/,
+      ["chat", "superchat"],
+    ],
+    [
+      "a wrong Sec-WebSocket-Accept",
+      {
+        response: () =>
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+      },
+      /Sec-WebSocket-Accept/,
+    ],
+    [
+      "a missing Sec-WebSocket-Accept",
+      {
+        response: () =>
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+      },
+      /Sec-WebSocket-Accept/,
+    ],
+    [
+      "a 200 instead of a 101",
+      { response: () => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" },
+      /refused the upgrade: 200/,
+    ],
+  ];
+  for (const [name, answer, message, subprotocols] of cases) {
+    await t.step(name, async () => {
+      const [result, accepted] = await Promise.allSettled([
+        dial(fake.url(), { keepAlive, subprotocols }),
+        fake.acceptUpgrade(answer),
+      ]);
+      assert.equal(accepted.status, "fulfilled");
+      assert.equal(result.status, "rejected");
+      const err = (result as PromiseRejectedResult).reason;
+      assert.ok(err instanceof HandshakeError, `${err}`);
+      assert.match(err.message, message);
+      assert.doesNotMatch(err.message, /\n\s+at /, "no stack trace in the message");
+      // The client gave up the TCP connection.
+      assert.ok(["eof", "reset"].includes(await accepted.value.peer.expectEnd()));
+    });
+  }
+});
+
+Deno.test("a client answers the server's close with the same code and waits for the server to end TCP", async () => {
+  await using p = await pair("client");
+  await p.peer.write(frame(CLOSE, closePayload(4001, "bye")));
+  const answer = await p.peer.readClose();
+  assert.equal(answer.code, 4001);
+  assert.equal(answer.frame.masked, true);
+  assert.equal(await settlesWithin(p.ws.closed, 100), false, "waits for the server's FIN");
+  p.peer.close();
+  const info = await p.ws.closed;
+  assert.deepEqual(
+    [info.code, info.reason, info.cause, info.wasClean],
+    [4001, "bye", "peer-close", true],
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Closing from our side
+
+for (const role of ["server", "client"] as const) {
+  Deno.test(`${role}: close() sends the close frame and waits for the peer's answer`, async () => {
+    await using p = await pair(role, { closeTimeoutMs: 10_000 });
+    const closing = p.ws.close(1000, "done");
+    assert.equal(p.ws.isOpen, false);
+    const sent = await p.peer.readClose();
+    assert.deepEqual([sent.code, sent.reason], [1000, "done"]);
+    assert.equal(await settlesWithin(closing, 150), false, "close() waits for the peer");
+    // Data the peer sent before its close frame is not delivered any more.
+    await p.peer.write(frame(TEXT, "late", { mask: p.mask }));
+    await p.peer.write(frame(CLOSE, closePayload(1000), { mask: p.mask }));
+    if (role === "server") {
+      assert.equal(await p.peer.expectEnd(), "eof", "the server ends TCP once answered");
+    } else {
+      assert.equal(await settlesWithin(closing, 100), false, "the client waits for the FIN");
+      p.peer.close();
+    }
+    const info = await closing;
+    assert.deepEqual(
+      [info.code, info.reason, info.cause, info.wasClean],
+      [1000, "done", "local-close", true],
+    );
+    await assert.rejects(p.ws.send("after"), /not open/);
+  });
+
+  Deno.test(`${role}: close() to a peer that never answers ends after closeTimeoutMs, not clean`, async () => {
+    const closeTimeoutMs = 300;
+    await using p = await pair(role, { closeTimeoutMs });
+    const started = Date.now();
+    const info = await p.ws.close(4000, "going");
+    const took = Date.now() - started;
+    assert.ok(took >= closeTimeoutMs - 20, `ended after ${took}ms`);
+    assert.ok(took < closeTimeoutMs + 2_000, `ended after ${took}ms`);
+    assert.equal(info.wasClean, false);
+    assert.equal(info.code, 1006);
+    assert.equal(info.cause, "local-close");
+    assert.equal((await p.peer.readClose()).code, 4000);
+    assert.equal(await p.peer.expectEnd(), "eof");
+  });
+}
+
+Deno.test("close() with a code that may not be sent throws and leaves the connection open", async () => {
+  await using p = await pair("server");
+  for (const code of [1005, 1006, 1015, 999, 5000]) {
+    assert.throws(() => p.ws.close(code), RangeError);
+    assert.equal(p.ws.isOpen, true, `still open after close(${code})`);
+  }
+  await p.peer.write(frame(TEXT, "ping?", { mask: true }));
+  p.ws.onmessage = (msg) => p.ws.send(msg);
+  assert.equal(decode((await p.peer.readFrame()).payload), "ping?");
+});
+
+Deno.test("the server ends a peer-initiated close within closeTimeoutMs even when its reply cannot be written", async () => {
+  const closeTimeoutMs = 300;
+  await using p = await pair("server", { closeTimeoutMs });
+  // The peer does not read: fill the kernel buffers and our queue.
+  const chunk = new Uint8Array(1024 * 1024);
+  for (let i = 0; i < 64 && p.ws.bufferedAmount < 4 * chunk.length; i++) {
+    p.ws.send(chunk).catch(() => {});
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(p.ws.bufferedAmount > 0, "the send queue is stuck");
+  await p.peer.write(frame(CLOSE, closePayload(1000), { mask: true }));
+  const started = Date.now();
+  assert.ok(await settlesWithin(p.ws.closed, closeTimeoutMs + 2_000), "the server ended it");
+  const info = await p.ws.closed;
+  const took = Date.now() - started;
+  assert.ok(took < closeTimeoutMs + 2_000, `ended after ${took}ms`);
+  assert.equal(info.cause, "peer-close");
+  assert.equal(info.wasClean, false, "our close frame never went out");
+});
+
+Deno.test("a peer that ends TCP mid-message is reported as eof with 1006", async () => {
+  await using p = await pair("server");
+  await p.peer.write(frame(BINARY, new Uint8Array(100_000), { mask: true }).subarray(0, 50_000));
+  p.peer.close();
+  const info = await p.ws.closed;
+  assert.deepEqual([info.code, info.cause, info.wasClean], [1006, "eof", false]);
+});
+
+// ---------------------------------------------------------------------------
+// The send-queue bound
+
+Deno.test("a peer that sends but never reads ends with send-overflow, and the queue stays bounded", async (t) => {
+  const maxSendQueue = 256 * 1024;
+  await t.step("application sends", async () => {
+    await using p = await pair("server", { maxSendQueue });
+    const message = new Uint8Array(16 * 1024);
+    let peak = 0;
+    let refused: unknown = null;
+    // Bounded: the kernel buffers on loopback hold a few MiB at most.
+    for (let i = 0; i < 10_000 && p.ws.isOpen; i++) {
+      p.ws.send(message).catch((err) => refused ??= err);
+      peak = Math.max(peak, p.ws.bufferedAmount);
+      if (i % 16 === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+    assert.equal(p.ws.isOpen, false, "the connection was failed");
+    assert.ok(peak <= maxSendQueue + message.length + 64, `peak queue ${peak}`);
+    await assert.rejects(p.ws.send(message), /not open/);
+    const info = await p.ws.closed;
+    assert.equal(info.cause, "send-overflow");
+    assert.equal(info.wasClean, false);
+  });
+  await t.step("pongs to a ping flood", async () => {
+    await using p = await pair("server", { maxSendQueue });
+    const pings = concat(
+      ...Array.from({ length: 8000 }, () => frame(PING, new Uint8Array(125), { mask: true })),
+    );
+    let peak = 0;
+    const watch = setInterval(() => peak = Math.max(peak, p.ws.bufferedAmount), 1);
+    try {
+      for (let i = 0; i < 100 && await settlesWithin(p.ws.closed, 0) === false; i++) {
+        await p.peer.write(pings).catch(() => {});
+      }
+    } finally {
+      clearInterval(watch);
+    }
+    assert.equal(await settlesWithin(p.ws.closed, 2_000), true, "the connection was failed");
+    const info = await p.ws.closed;
+    assert.equal(info.cause, "send-overflow");
+    assert.ok(peak <= maxSendQueue + 1024, `peak queue ${peak}`);
+  });
+  await t.step("while a large frame is being read", async () => {
+    await using p = await pair("server", { maxSendQueue });
+    const big = frame(BINARY, new Uint8Array(1024 * 1024), { mask: true });
+    await p.peer.write(big.subarray(0, 100_000)); // the rest comes later
+    const message = new Uint8Array(64 * 1024);
+    for (let i = 0; i < 1000 && p.ws.isOpen; i++) {
+      p.ws.send(message).catch(() => {});
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    assert.equal(p.ws.isOpen, false);
+    await p.peer.write(big.subarray(100_000)).catch(() => {});
+    const info = await p.ws.closed;
+    assert.equal(info.cause, "send-overflow");
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Reading: iterator, handler errors
+
+Deno.test("the async iterator yields messages in order and ends when the connection ends", async () => {
+  await using p = await pair("server");
+  const got: Message[] = [];
+  const reading = (async () => {
+    for await (const msg of p.ws) got.push(msg);
+  })();
+  await p.peer.write(concat(
+    frame(TEXT, "a", { mask: true }),
+    frame(BINARY, Uint8Array.of(1, 2), { mask: true }),
+    frame(TEXT, "c", { mask: true }),
+    frame(CLOSE, closePayload(1000), { mask: true }),
+  ));
+  await reading;
+  assert.deepEqual(got, ["a", Uint8Array.of(1, 2), "c"]);
+  assert.equal((await p.ws.closed).cause, "peer-close");
+});
+
+Deno.test("concurrent next() calls each get their own message", async () => {
+  await using p = await pair("server");
+  const it = p.ws[Symbol.asyncIterator]();
+  const first = it.next();
+  const second = it.next();
+  await p.peer.write(concat(frame(TEXT, "1", { mask: true }), frame(TEXT, "2", { mask: true })));
+  assert.ok(await settlesWithin(first, 2_000), "the first next() got a message");
+  assert.deepEqual(await first, { value: "1", done: false });
+  assert.deepEqual(await second, { value: "2", done: false });
+  const third = it.next();
+  p.peer.close();
+  assert.deepEqual(await third, { value: undefined, done: true });
+});
+
+Deno.test("messages queued before the connection ended are still yielded", async () => {
+  await using p = await pair("server");
+  await p.peer.write(
+    concat(frame(TEXT, "kept", { mask: true }), frame(CLOSE, closePayload(1000), { mask: true })),
+  );
+  await p.ws.closed;
+  const got: Message[] = [];
+  for await (const msg of p.ws) got.push(msg);
+  assert.deepEqual(got, ["kept"]);
+});
+
+Deno.test("a reader that falls behind pauses reading instead of queueing without limit", async () => {
+  const counters = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
+  await using p = await pair("server", { counters });
+  const n = 1000;
+  await p.peer.write(
+    concat(...Array.from({ length: n }, (_, i) => frame(TEXT, `${i}`, { mask: true }))),
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(counters.messagesIn < 100, `${counters.messagesIn} parsed before any was read`);
+  let i = 0;
+  for await (const msg of p.ws) {
+    assert.equal(msg, `${i}`);
+    if (++i === n) break;
+  }
+  assert.equal(i, n);
+  assert.equal(p.ws.isOpen, true, "break does not close the connection");
+});
+
+Deno.test("an exception thrown by onmessage fails the connection with 1011, not as a socket error", async () => {
+  await using p = await pair("server");
+  p.ws.onmessage = () => {
+    throw new Error("handler bug");
+  };
+  await p.peer.write(frame(TEXT, "boom", { mask: true }));
+  assert.equal((await p.peer.readClose()).code, 1011);
+  const info = await p.ws.closed;
+  assert.equal(info.code, 1011);
+  assert.notEqual(info.cause, "reset");
+  assert.match(info.error ?? "", /handler bug/);
+});
+
+Deno.test("pings are answered with pongs carrying the same payload, in order with messages", async () => {
+  await using p = await pair("client");
+  p.ws.onmessage = (msg) => p.ws.send(msg);
+  await p.peer.write(concat(frame(PING, "x1"), frame(TEXT, "m"), frame(PING, "")));
+  const got = [await p.peer.readFrame(), await p.peer.readFrame(), await p.peer.readFrame()];
+  assert.deepEqual(got.map((f) => [f.opcode, decode(f.payload), f.masked]), [
+    [PONG, "x1", true],
+    [TEXT, "m", true],
+    [PONG, "", true],
+  ]);
+});
