@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { closePayload, concat, frame, hex, randomBytes, RawPeer, toHex } from "./helpers/raw.ts";
-import { type LogEvent, startTestServer, type TestServer } from "./helpers/server.ts";
+import { type LogEvent, spawnServer, startTestServer, type TestServer } from "./helpers/server.ts";
 
 const TEXT = 0x1;
 const BINARY = 0x2;
@@ -376,4 +376,48 @@ Deno.test("TCP ending without a close frame is logged as eof with code 1006", as
   assert.equal(ev.code, 1006);
   assert.equal(ev.cause, "eof");
   assert.equal(ev.clean, false);
+});
+
+Deno.test("a client that sends but never reads is ended with send-overflow, not buffered without limit", async () => {
+  await using server = startTestServer();
+  const { peer, opened } = await open(server);
+  await using _ = peer;
+  // 1 MiB messages echo into a 16 MiB send queue (plus the kernel's buffers)
+  // that nobody drains. Once failed, the server drops what still arrives, so
+  // writes may go on succeeding for a while: stop at 128 MiB.
+  const message = frame(BINARY, new Uint8Array(1024 * 1024), m);
+  const limit = 128 * 1024 * 1024;
+  let written = 0;
+  try {
+    while (written < limit && server.log.all("close").length === 0) {
+      await peer.write(message);
+      written += message.length;
+    }
+  } catch {
+    // The server ended the connection under us: expected.
+  }
+  const ev = await server.waitFor("close", (e) => e.id === opened.id, 10_000);
+  assert.equal(ev.cause, "send-overflow");
+  assert.equal(ev.code, 1008);
+  // The server stopped taking messages long before the peer stopped sending.
+  const taken = server.server.metrics.bytesIn;
+  assert.ok(taken < 64 * 1024 * 1024, `the server took ${taken} bytes of messages`);
+  assert.ok(taken < written, `took ${taken} of ${written}`);
+});
+
+Deno.test("server.ts run as a program logs a violation as close with its code and cause in JSON", async () => {
+  await using server = await spawnServer(["--max-message-size", "1KiB"]);
+  await using peer = await RawPeer.connect(server.port);
+  await peer.handshake();
+  const opened = await server.log.waitFor("open");
+  await peer.write(frame(BINARY, new Uint8Array(0), { ...m, length: 2048 }));
+  assert.equal((await peer.readClose()).code, 1009);
+  await peer.expectEnd();
+  peer.close();
+  const ev = await server.log.waitFor("close", (e) => e.id === opened.id);
+  assert.equal(ev.cause, "message-too-big");
+  assert.equal(ev.code, 1009);
+  assert.equal(ev.clean, false);
+  assert.equal(await server.stop(), 0);
+  assert.ok(server.log.all("stopped").length === 1);
 });
