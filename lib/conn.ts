@@ -207,12 +207,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
   readonly protocol: string | null;
   /** Resolves once, when the connection has ended, with how it ended. */
   readonly closed: Promise<CloseInfo>;
-  /**
-   * Called for each message, synchronously, as it is parsed. Setting it
-   * replaces the async iterator; it is the fast path for servers.
-   */
-  onmessage: ((message: Message) => void) | null = null;
-
+  #onmessage: ((message: Message) => void) | null = null;
   #conn: Deno.Conn;
   #role: Role;
   #state: State = "open";
@@ -305,6 +300,44 @@ export class WebSocketConn implements AsyncIterable<Message> {
     this.#startHeartbeat();
     // Let the owner set onmessage before the first frames are delivered.
     queueMicrotask(() => this.#readLoop());
+  }
+
+  /**
+   * Called for each message, synchronously, as it is parsed. Setting it
+   * replaces the async iterator; it is the fast path for servers. Messages
+   * that arrived before it was set (e.g. in the same packet as the 101 of
+   * dial()) are handed to it first, in a microtask.
+   */
+  get onmessage(): ((message: Message) => void) | null {
+    return this.#onmessage;
+  }
+
+  set onmessage(handler: ((message: Message) => void) | null) {
+    this.#onmessage = handler;
+    if (handler && this.#queue.length > 0) {
+      queueMicrotask(() => this.#drainQueue());
+    }
+  }
+
+  /** Hands messages queued before onmessage was set to it, and resumes reading. */
+  #drainQueue(): void {
+    try {
+      while (this.#onmessage && this.#queue.length > 0) {
+        this.#onmessage(this.#queue.shift()!);
+      }
+    } catch (err) {
+      this.#fail(
+        InternalError,
+        "internal error",
+        "local-close",
+        err instanceof Error ? err.message : String(err),
+      );
+    }
+    if (this.#resume && this.#queue.length === 0) {
+      const r = this.#resume;
+      this.#resume = null;
+      r.resolve();
+    }
   }
 
   /** The address of the peer. */
@@ -775,8 +808,8 @@ export class WebSocketConn implements AsyncIterable<Message> {
     // After our close frame, messages are dropped: the application asked to
     // stop (browsers do the same in the CLOSING state).
     if (this.#closeSent) return;
-    if (this.onmessage) {
-      this.onmessage(message);
+    if (this.#onmessage) {
+      this.#onmessage(message);
       return;
     }
     const waiter = this.#waiters.shift();

@@ -103,6 +103,22 @@ Deno.test("dial(): frames sent in the same write as the 101 are delivered", asyn
   assert.equal((await closing).wasClean, true);
 });
 
+Deno.test("dial(): frames in the same write as the 101 reach an onmessage set after dial() resolves", async () => {
+  await using fake = new RawServer();
+  const after = concat(frame(TEXT, "early 1"), frame(TEXT, "early 2"));
+  const [{ ws }, { peer }] = await Promise.all([
+    dial(fake.url(), { keepAlive }),
+    fake.acceptUpgrade({ after }),
+  ]);
+  const got: Message[] = [];
+  ws.onmessage = (msg) => got.push(msg);
+  await peer.write(frame(TEXT, "late"));
+  for (let i = 0; i < 100 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(got, ["early 1", "early 2", "late"]);
+  ws.abort("test over");
+  await ws.closed;
+});
+
 Deno.test("dial() refuses a 101 that breaks RFC 6455 §4.1 with a clear HandshakeError", async (t) => {
   await using fake = new RawServer();
   const cases: [string, Parameters<RawServer["acceptUpgrade"]>[0], RegExp, string[]?][] = [
