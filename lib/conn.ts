@@ -3,15 +3,18 @@
  * parses frames, writes coalesced frames, answers pings, keeps a heartbeat,
  * and closes with a named cause. RFC 6455 §5–§7.
  *
- * The handshake is done elsewhere (`accept.ts`, `dial.ts`); this module starts
- * where the first frame may arrive.
+ * The handshake is done elsewhere (`lib/server.ts`, `dial.ts`); this module
+ * starts where the first frame may arrive. Writing lives in `outbox.ts`, the
+ * shared ping timer in `heartbeat.ts`.
  *
  * @module
  */
 
 import { ProtocolViolation } from "./errors.ts";
-import { isControl, MAX_HEADER_SIZE, Opcode, readFrameHeader, writeFrameHeader } from "./frame.ts";
-import { maskInto, unmask } from "./mask.ts";
+import { isControl, MAX_HEADER_SIZE, Opcode, readFrameHeader } from "./frame.ts";
+import { joinHeartbeat } from "./heartbeat.ts";
+import { unmask } from "./mask.ts";
+import { Outbox } from "./outbox.ts";
 import {
   AbnormalClosure,
   buildClosePayload,
@@ -54,15 +57,13 @@ export const DEFAULT_MAX_SEND_QUEUE = 16 * 1024 * 1024;
 export const FAIL_FLUSH_TIMEOUT_MS = 1_000;
 
 /** First size of a connection's read buffer; small, so idle connections are cheap. */
-const INITIAL_READ_BUFFER = 4 * 1024;
+const INITIAL_READ_BUFFER = 512;
 /** The read buffer doubles while reads fill it, up to this size. */
 const MAX_READ_BUFFER = 64 * 1024;
 /** A frame payload larger than this is read straight into its own buffer. */
 const DIRECT_PAYLOAD_THRESHOLD = 16 * 1024;
 /** Messages the async iterator may hold before reading pauses. */
 const MAX_QUEUED_MESSAGES = 64;
-/** A send buffer larger than this is dropped after its flush, not kept. */
-const KEEP_SEND_BUFFER = 256 * 1024;
 
 // ---------------------------------------------------------------------------
 // Types
@@ -142,25 +143,6 @@ function deferred<T>(): Deferred<T> {
   });
   return { promise, resolve, reject };
 }
-
-const encoder = new TextEncoder();
-
-/** A pool of random bytes for client mask keys (RFC 6455 §5.3 asks for unpredictable keys). */
-class MaskKeys {
-  #pool = new Uint8Array(4096);
-  #pos = this.#pool.length;
-
-  next(): Uint8Array {
-    if (this.#pos + 4 > this.#pool.length) {
-      crypto.getRandomValues(this.#pool);
-      this.#pos = 0;
-    }
-    const key = this.#pool.subarray(this.#pos, this.#pos + 4);
-    this.#pos += 4;
-    return key;
-  }
-}
-const maskKeys = new MaskKeys();
 
 /**
  * Names a socket error as a close cause. Linux fails a connection with
@@ -245,7 +227,6 @@ export class WebSocketConn implements AsyncIterable<Message> {
   #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #streamDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #lastReceived = Date.now();
-  #lastSent = 0;
 
   // Iterator
   #queue: Message[] = [];
@@ -253,14 +234,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
   #resume: Deferred<void> | null = null;
 
   // Writing
-  #wbuf: Uint8Array | null = null;
-  #spare: Uint8Array | null = null;
-  #wlen = 0;
-  #inflight = 0;
-  #writing = false;
-  #flushScheduled = false;
-  #batch: Deferred<void> | null = null;
-  #drained: Deferred<void> | null = null;
+  #out: Outbox;
   #closeSent = false;
   #failed = false;
   #sentCode = NormalClosure;
@@ -268,8 +242,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
   #localCause: CloseCause = "local-close";
 
   // Timers
-  #pingTimer: ReturnType<typeof setInterval> | undefined;
-  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  #leaveHeartbeat: () => void;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -297,7 +270,8 @@ export class WebSocketConn implements AsyncIterable<Message> {
     this.#rbuf.set(initial);
     this.#re = initial.length;
 
-    this.#startHeartbeat();
+    this.#out = new Outbox(conn, this.#role === "client", (err) => this.#socketFailed(err));
+    this.#leaveHeartbeat = joinHeartbeat(this, this.#pingIntervalMs, this.#pongTimeoutMs);
     // Let the owner set onmessage before the first frames are delivered.
     queueMicrotask(() => this.#readLoop());
   }
@@ -347,7 +321,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
 
   /** Bytes queued or being written, not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.#wlen + this.#inflight;
+    return this.#out.buffered;
   }
 
   /** Whether the connection is still open for sending. */
@@ -372,13 +346,14 @@ export class WebSocketConn implements AsyncIterable<Message> {
         new Error("send queue overflow: the peer is not reading"),
       );
     }
-    if (typeof data === "string") this.#queueText(data);
-    else this.#queueFrame(Opcode.Binary, data);
+    let bytes = data.length;
+    if (typeof data === "string") bytes = this.#out.text(data);
+    else this.#out.frame(Opcode.Binary, data);
     if (this.#counters) {
       this.#counters.messagesOut++;
-      // bytesOut is added in #queue* where the payload length is known.
+      this.#counters.bytesOut += bytes;
     }
-    return this.#pending();
+    return this.#out.pending();
   }
 
   /** Sends a ping with an optional payload of at most 125 bytes (RFC 6455 §5.5.2). */
@@ -394,8 +369,8 @@ export class WebSocketConn implements AsyncIterable<Message> {
         new Error("send queue overflow: the peer is not reading"),
       );
     }
-    this.#queueFrame(Opcode.Ping, payload);
-    return this.#pending();
+    this.#out.frame(Opcode.Ping, payload);
+    return this.#out.pending();
   }
 
   /**
@@ -435,128 +410,13 @@ export class WebSocketConn implements AsyncIterable<Message> {
     return true;
   }
 
-  #pending(): Promise<void> {
-    if (!this.#batch) {
-      this.#batch = deferred();
-      // A send nobody awaits must not crash the process when the socket fails.
-      this.#batch.promise.catch(() => {});
-    }
-    this.#scheduleFlush();
-    return this.#batch.promise;
-  }
-
-  #reserve(bytes: number): Uint8Array {
-    const need = this.#wlen + bytes;
-    let buf = this.#wbuf;
-    if (!buf || buf.length < need) {
-      let size = buf ? buf.length : 4096;
-      while (size < need) size *= 2;
-      const grown = new Uint8Array(size);
-      if (buf) grown.set(buf.subarray(0, this.#wlen));
-      buf = this.#wbuf = grown;
-    }
-    return buf;
-  }
-
-  #queueFrame(opcode: number, payload: Uint8Array, fin = true): void {
-    const masked = this.#role === "client";
-    const buf = this.#reserve(MAX_HEADER_SIZE + payload.length);
-    const key = masked ? maskKeys.next() : null;
-    const off = this.#wlen +
-      writeFrameHeader(buf, this.#wlen, fin, opcode, payload.length, key);
-    if (key) maskInto(payload, buf, off, key);
-    else buf.set(payload, off);
-    this.#wlen = off + payload.length;
-    if (this.#counters && !isControl(opcode)) {
-      this.#counters.bytesOut += payload.length;
-    }
-  }
-
-  #queueText(text: string): void {
-    // Encode straight into the send buffer. UTF-8 needs at most 3 bytes per
-    // UTF-16 unit, so reserve for that, then move the payload back if the real
-    // length needs a shorter header (the length must be minimal, RFC 6455 §5.2).
-    const masked = this.#role === "client";
-    const bound = text.length * 3;
-    const guess = headerSize(bound, masked);
-    const buf = this.#reserve(guess + bound);
-    const start = this.#wlen + guess;
-    const { written } = encoder.encodeInto(
-      text,
-      buf.subarray(start, start + bound),
-    );
-    const size = headerSize(written, masked);
-    if (size !== guess) {
-      buf.copyWithin(this.#wlen + size, start, start + written);
-    }
-    const key = masked ? maskKeys.next() : null;
-    const off = this.#wlen +
-      writeFrameHeader(buf, this.#wlen, true, Opcode.Text, written, key);
-    if (key) unmask(buf, off, off + written, key);
-    this.#wlen = off + written;
-    if (this.#counters) this.#counters.bytesOut += written;
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#writing) return;
-    this.#flushScheduled = true;
-    queueMicrotask(() => this.#flush());
-  }
-
-  async #flush(): Promise<void> {
-    this.#flushScheduled = false;
-    if (this.#writing) return;
-    this.#writing = true;
-    try {
-      while (this.#wlen > 0 && !this.#tcpEnded) {
-        const buf = this.#wbuf!;
-        const len = this.#wlen;
-        const batch = this.#batch;
-        this.#batch = null;
-        this.#wbuf = this.#spare;
-        this.#spare = null;
-        this.#wlen = 0;
-        this.#inflight = len;
-        try {
-          let off = 0;
-          while (off < len) {
-            off += await this.#conn.write(buf.subarray(off, len));
-          }
-          this.#lastSent = Date.now();
-        } catch (err) {
-          this.#inflight = 0;
-          batch?.reject(err);
-          this.#socketFailed(err);
-          return;
-        }
-        this.#inflight = 0;
-        if (buf.length <= KEEP_SEND_BUFFER) this.#spare = buf;
-        batch?.resolve();
-      }
-    } finally {
-      this.#writing = false;
-      if (this.#wlen === 0 && this.#drained) {
-        this.#drained.resolve();
-        this.#drained = null;
-      }
-    }
-  }
-
-  /** Resolves when everything queued has been written (or the socket failed). */
-  #flushed(): Promise<void> {
-    if (this.bufferedAmount === 0 || this.#tcpEnded) return Promise.resolve();
-    this.#drained ??= deferred();
-    this.#scheduleFlush();
-    return this.#drained.promise;
-  }
-
   #sendClose(code: number, reason: string): void {
     if (this.#closeSent) return;
     this.#closeSent = true;
     this.#sentCode = code;
     this.#sentReason = reason;
-    this.#queueFrame(Opcode.Close, buildClosePayload(code, reason));
-    this.#pending();
+    this.#out.frame(Opcode.Close, buildClosePayload(code, reason));
+    this.#out.pending();
   }
 
   // -------------------------------------------------------------------------
@@ -746,8 +606,8 @@ export class WebSocketConn implements AsyncIterable<Message> {
       case Opcode.Ping:
         // Answer while open; after our close frame nothing more is sent (§5.5.1).
         if (this.#state === "open" && !this.#overflowed()) {
-          this.#queueFrame(Opcode.Pong, payload);
-          this.#pending();
+          this.#out.frame(Opcode.Pong, payload);
+          this.#out.pending();
         }
         return;
       case Opcode.Pong:
@@ -874,7 +734,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
     this.#armCloseTimer();
     if (this.#role === "server") {
       // The server ends TCP first (§7.1.1), once its close frame is written.
-      this.#flushed().then(() => this.#finish(this.#info!));
+      this.#out.flushed().then(() => this.#finish(this.#info!));
     }
     // A client waits for the server to end TCP: #readLoop sees the EOF.
   }
@@ -943,7 +803,9 @@ export class WebSocketConn implements AsyncIterable<Message> {
     if (error !== undefined) info.error = error;
     this.#info = info;
     this.#armCloseTimer(Math.min(FAIL_FLUSH_TIMEOUT_MS, this.#closeTimeoutMs));
-    this.#flushed().then(() => drain ? this.#linger() : undefined).then(() => this.#finish(info));
+    this.#out.flushed().then(() => drain ? this.#linger() : undefined).then(() =>
+      this.#finish(info)
+    );
   }
 
   /**
@@ -979,7 +841,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
       keepAlive: this.#keepAlive,
       userTimeoutMs: this.#userTimeoutMs,
       unacked: times === null ? null : times.lastDataSentMs < times.lastAckRecvMs,
-      sentLast: this.#lastSent > this.#lastReceived,
+      sentLast: this.#out.lastSent > this.#lastReceived,
     });
     this.#finish({
       code: AbnormalClosure,
@@ -995,8 +857,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#info = info;
-    clearInterval(this.#pingTimer);
-    clearTimeout(this.#deadlineTimer);
+    this.#leaveHeartbeat();
     clearTimeout(this.#closeTimer);
     if (!this.#tcpEnded) {
       this.#tcpEnded = true;
@@ -1006,9 +867,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
         // Already closed.
       }
     }
-    this.#batch?.reject(new Error("the WebSocket connection closed"));
-    this.#batch = null;
-    this.#drained?.resolve();
+    this.#out.close();
     this.#resume?.resolve();
     for (const w of this.#waiters) w.resolve({ value: undefined, done: true });
     this.#waiters = [];
@@ -1018,40 +877,31 @@ export class WebSocketConn implements AsyncIterable<Message> {
   // -------------------------------------------------------------------------
   // Heartbeat
 
-  #startHeartbeat(): void {
-    if (this.#pingIntervalMs > 0) {
-      this.#pingTimer = setInterval(() => {
-        if (this.#state === "open") this.ping().catch(() => {});
-      }, this.#pingIntervalMs);
-    }
-    if (this.#pongTimeoutMs > 0) this.#armDeadline(this.#pongTimeoutMs);
+  /** When a frame last arrived (ms since the epoch); the heartbeat reads it. */
+  get lastReceived(): number {
+    return this.#lastReceived;
   }
 
-  #armDeadline(ms: number): void {
-    this.#deadlineTimer = setTimeout(() => {
-      const quiet = Date.now() - this.#lastReceived;
-      if (quiet >= this.#pongTimeoutMs) {
-        // The peer is unresponsive: a close frame would wait for nobody, so
-        // end TCP at once.
-        this.#finish({
-          code: AbnormalClosure,
-          reason: "",
-          cause: "pong-timeout",
-          wasClean: false,
-          error: `no frame received within ${this.#pongTimeoutMs}ms`,
-        });
-        return;
-      }
-      this.#armDeadline(this.#pongTimeoutMs - quiet);
-    }, ms);
+  /** Called by the heartbeat: time to ping. */
+  heartbeatPing(): void {
+    if (this.#state === "open") this.ping().catch(() => {});
+  }
+
+  /** Called by the heartbeat: nothing arrived for the pong timeout. */
+  heartbeatTimeout(quietMs: number): void {
+    // The peer is unresponsive: a close frame would wait for nobody, so end
+    // TCP at once.
+    this.#finish({
+      code: AbnormalClosure,
+      reason: "",
+      cause: "pong-timeout",
+      wasClean: false,
+      error: `no frame received for ${quietMs}ms (pong timeout ${this.#pongTimeoutMs}ms)`,
+    });
   }
 
   /** Ends the connection at once for an internal error, with close 1011. */
   abort(reason: string): void {
     this.#fail(InternalError, reason, "local-close");
   }
-}
-
-function headerSize(length: number, masked: boolean): number {
-  return (length < 126 ? 2 : length < 65536 ? 4 : 10) + (masked ? 4 : 0);
 }
