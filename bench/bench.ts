@@ -138,7 +138,9 @@ export async function runBench(config: BenchConfig, bin: string): Promise<Sample
       // Fresh servers each run, so the idle scenario sees an unused heap.
       const servers: RunningServer[] = [];
       try {
-        for (const name of SERVER_NAMES) servers.push(await startEchoServer(name));
+        for (const name of SERVER_NAMES) {
+          servers.push(await startEchoServer(name, { workers: config.workers }));
+        }
         for (const scenario of serverScenarios) {
           for (const server of servers) {
             const values = await measureServer(scenario, server, bin, config);
@@ -253,7 +255,8 @@ async function main(): Promise<number> {
   );
   console.log(
     `median of ${config.runs} interleaved run(s), ${config.durationMs} ms counted after ` +
-      `${config.warmupMs} ms warm-up; idle holds ${config.idleConns} connections`,
+      `${config.warmupMs} ms warm-up; idle holds ${config.idleConns} connections; ` +
+      `our server runs with --workers ${config.workers}`,
   );
   console.log(`ratios are ours/peer (↑ higher is better, ↓ lower is better)`);
   if (samples.some((s) => s.scenario === "rtt" && s.values.pinned)) {

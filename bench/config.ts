@@ -45,6 +45,8 @@ export interface BenchConfig {
   scenarios: Scenario[];
   /** Where the JSON result goes. */
   outDir: string;
+  /** `--workers` for our server (1: a single process). */
+  workers: number;
 }
 
 /** Help for `deno task bench --help`. */
@@ -61,6 +63,8 @@ on loopback, driven by one Go (gorilla/websocket) load generator, interleaved
   --idle-dialers N    concurrent dials while opening them (default ${DEFAULT_IDLE_DIALERS})
   --scenarios LIST    comma-separated subset of ${SCENARIOS.join(",")} (default all)
   --out DIR           where to write the JSON (default bench/results)
+  --workers N         run our server with --workers N (default 1); idle RSS and rtt
+                      pinning then see only the supervisor, so use it for small/large
   -h, --help          show this help`;
 
 /** Parses the bench's flags; throws an Error with one sentence on a bad one. */
@@ -75,6 +79,7 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
       "idle-dialers": { type: "string", default: String(DEFAULT_IDLE_DIALERS) },
       scenarios: { type: "string", default: SCENARIOS.join(",") },
       out: { type: "string", default: defaultOutDir },
+      workers: { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -104,5 +109,6 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
     idleDialers: count("idle-dialers", v["idle-dialers"]),
     scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
     outDir: v.out,
+    workers: count("workers", v.workers),
   };
 }

@@ -43,6 +43,8 @@ export interface RunningServer extends AsyncDisposable {
 export interface StartOptions {
   /** Flags placed before the script name. */
   denoFlags?: string[];
+  /** `--workers` for our server (default 1). */
+  workers?: number;
 }
 
 /** Starts `name` on a free loopback port and resolves once it is listening. */
@@ -59,8 +61,10 @@ export async function startEchoServer(
         "--allow-net",
         "--allow-ffi",
         "--allow-read",
+        "--allow-run",
         ...(options.denoFlags ?? []),
         repoPath("server.ts"),
+        `--workers=${options.workers ?? 1}`,
         "--addr",
         "127.0.0.1:0",
         "--log-format",
