@@ -23,6 +23,7 @@ import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./lib/client.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/conn.ts";
 import { parseWebSocketUrl } from "./lib/dial.ts";
 import { UsageError } from "./lib/errors.ts";
+import { readLines } from "./lib/lines.ts";
 import { createLogger } from "./lib/log.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "./lib/server.ts";
 import {
@@ -88,21 +89,6 @@ function parseHeader(text: string): [string, string] {
     throw new UsageError(`--header takes "Name: value", got "${text}"`);
   }
   return [text.slice(0, i).trim(), text.slice(i + 1).trim()];
-}
-
-async function* stdinLines(): AsyncIterable<string> {
-  let pending = "";
-  for await (
-    const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())
-  ) {
-    pending += chunk;
-    let nl;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      yield pending.slice(0, nl).replace(/\r$/, "");
-      pending = pending.slice(nl + 1);
-    }
-  }
-  if (pending) yield pending;
 }
 
 async function* entered(lines: AsyncIterable<string>, term: Terminal): AsyncIterable<string> {
@@ -190,7 +176,7 @@ async function main(): Promise<number> {
     reconnectMaxDelayMs,
     logger: log,
   }, {
-    lines: v.send ? null : entered(stdinLines(), term),
+    lines: v.send ? null : entered(readLines(Deno.stdin.readable), term),
     print: (text) => term.print(text),
     ready: () => term.prompt(),
     done: () => term.clear(),

@@ -7,7 +7,8 @@
  */
 
 import { GoingAway, NormalClosure } from "./close.ts";
-import type { CloseInfo, Message, WebSocketConn } from "./conn.ts";
+import { type CloseInfo, closeLogFields, type Message, type WebSocketConn } from "./conn.ts";
+import { keepAliveLogFields } from "./sockopt.ts";
 import { dial, type DialOptions } from "./dial.ts";
 import { HandshakeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -198,14 +199,7 @@ async function session(
       id: 1,
       remote: dialed.remote,
       protocol: ws.protocol,
-      keepalive: {
-        enabled: dialed.keepalive.enabled,
-        idle_s: dialed.keepalive.idle_s,
-        interval_s: dialed.keepalive.interval_s,
-        count: dialed.keepalive.count,
-        verified: dialed.keepalive.verified,
-      },
-      user_timeout_ms: dialed.keepalive.user_timeout_ms,
+      ...keepAliveLogFields(dialed.keepalive),
     });
   } catch (err) {
     log.error("error", { message: describeDialError(options.url, err) });
@@ -278,15 +272,7 @@ async function session(
   const ours = ws.isOpen;
   const info = ours ? await ws.close(NormalClosure, "") : await ws.closed;
   io.done();
-  log.info("close", {
-    id: 1,
-    code: info.code,
-    reason: info.reason,
-    cause: info.cause,
-    clean: info.wasClean,
-    error: info.error,
-    duration_ms: Date.now() - started,
-  });
+  log.info("close", { id: 1, ...closeLogFields(info, started) });
   if (shortOfCount && ours) {
     log.error("error", { message: describeCountTimeout(total.received, options.count, bound) });
     return { exit: EXIT_FAILURE, final: true, opened: true };

@@ -100,6 +100,18 @@ export interface CloseInfo {
   error?: string;
 }
 
+/** The fields of a `close` log event for `info`, on a connection opened at `startedMs`. */
+export function closeLogFields(info: CloseInfo, startedMs: number): Record<string, unknown> {
+  return {
+    code: info.code,
+    reason: info.reason,
+    cause: info.cause,
+    clean: info.wasClean,
+    error: info.error,
+    duration_ms: Date.now() - startedMs,
+  };
+}
+
 /** Options of a {@linkcode WebSocketConn}. */
 export interface ConnOptions {
   /** `server` expects masked frames and sends unmasked ones; `client` the reverse. */

@@ -7,7 +7,7 @@
  */
 
 import { formatAddr } from "./addr.ts";
-import { type CloseInfo, WebSocketConn } from "./conn.ts";
+import { type CloseInfo, closeLogFields, WebSocketConn } from "./conn.ts";
 import { GoingAway } from "./close.ts";
 import { HandshakeError } from "./errors.ts";
 import {
@@ -23,7 +23,12 @@ import type { KeepAlivePolicy } from "./keepalive.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { ECHO_PAGE } from "./page.ts";
-import { applyToConn, type EffectiveKeepAlive, releaseConn } from "./sockopt.ts";
+import {
+  applyToConn,
+  type EffectiveKeepAlive,
+  keepAliveLogFields,
+  releaseConn,
+} from "./sockopt.ts";
 
 /** Default bound on reading the upgrade request (gorilla and ws use 10 s too). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -324,14 +329,7 @@ export function startServer(options: ServerOptions): Server {
       id,
       remote,
       protocol,
-      keepalive: {
-        enabled: keepalive.enabled,
-        idle_s: keepalive.idle_s,
-        interval_s: keepalive.interval_s,
-        count: keepalive.count,
-        verified: keepalive.verified,
-      },
-      user_timeout_ms: keepalive.user_timeout_ms,
+      ...keepAliveLogFields(keepalive),
       ...extra,
     });
     ws.onmessage = (message) => {
@@ -342,17 +340,7 @@ export function startServer(options: ServerOptions): Server {
       metrics.open--;
       metrics.closed(info.cause);
       releaseConn(conn);
-      log.info("close", {
-        id,
-        remote,
-        code: info.code,
-        reason: info.reason,
-        cause: info.cause,
-        clean: info.wasClean,
-        error: info.error,
-        duration_ms: Date.now() - started,
-        ...extra,
-      });
+      log.info("close", { id, remote, ...closeLogFields(info, started), ...extra });
     });
   }
 

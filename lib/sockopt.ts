@@ -631,6 +631,20 @@ export function releaseConn(conn: Deno.Conn | Deno.Listener): void {
 // Applying and reading options
 // ---------------------------------------------------------------------------
 
+/** The `keepalive` and `user_timeout_ms` fields of an `open` log event. */
+export function keepAliveLogFields(k: EffectiveKeepAlive): Record<string, unknown> {
+  return {
+    keepalive: {
+      enabled: k.enabled,
+      idle_s: k.idle_s,
+      interval_s: k.interval_s,
+      count: k.count,
+      verified: k.verified,
+    },
+    user_timeout_ms: k.user_timeout_ms,
+  };
+}
+
 /** The options in force on a socket. */
 export interface EffectiveKeepAlive {
   /** SO_KEEPALIVE. */

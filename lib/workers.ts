@@ -19,6 +19,7 @@
  */
 
 import { CLOSE_CAUSES, type CloseCause } from "./close.ts";
+import { readLines } from "./lines.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 
@@ -115,18 +116,11 @@ const encoder = new TextEncoder();
 async function* jsonLines(
   stream: ReadableStream<Uint8Array>,
 ): AsyncIterable<Record<string, unknown>> {
-  let pending = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
-    let nl;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      try {
-        yield JSON.parse(line);
-      } catch {
-        // Not ours: ignore stray output.
-      }
+  for await (const line of readLines(stream)) {
+    try {
+      yield JSON.parse(line);
+    } catch {
+      // Not ours: ignore stray output.
     }
   }
 }

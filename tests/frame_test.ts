@@ -12,6 +12,7 @@ import {
   writeFrameHeader,
 } from "../lib/frame.ts";
 import { maskInto, unmask } from "../lib/mask.ts";
+import { prng } from "./helpers/prng.ts";
 
 /** "81 05 48" → bytes. */
 function hex(s: string): Uint8Array {
@@ -43,18 +44,6 @@ function assertViolation(
       return true;
     },
   );
-}
-
-/** A fixed-seed PRNG (mulberry32), so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const HELLO = new TextEncoder().encode("Hello");

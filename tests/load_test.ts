@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { LoggedProcess } from "./helpers/netns.ts";
+import { prng } from "./helpers/prng.ts";
 
 const DENO = Deno.execPath();
 const SERVER = [
@@ -44,18 +45,6 @@ const FD_SLACK = 8;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** A small seeded PRNG (mulberry32), so every run sends the same garbage. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(rand: () => number, length: number): Uint8Array {
   const out = new Uint8Array(length);
