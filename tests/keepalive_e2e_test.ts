@@ -1,0 +1,108 @@
+/**
+ * The keepalive policy end to end: server.ts and client.ts as processes on a
+ * loopback connection, each side's `open` event checked against what `ss`
+ * (the kernel, seen from outside) shows for that side's socket. That a
+ * negative count leaves the kernel's value is shown in sockopt_test.ts, where
+ * the socket's count differs from Go's 9.
+ */
+
+import assert from "node:assert/strict";
+import { type LogEvent, Program, startServer } from "./helpers/process.ts";
+
+/**
+ * The keepalive timer `ss` shows on the established socket with local port
+ * `local` and peer port `peer`, in seconds; null when it shows no keepalive timer.
+ */
+async function ssKeepaliveTimer(local: number, peer: number): Promise<number | null> {
+  const out = await new Deno.Command("ss", {
+    args: ["-tno", "state", "established", `( sport = :${local} and dport = :${peer} )`],
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const lines = text.split("\n").filter((l) => l.includes(`:${local}`));
+  assert.equal(lines.length, 1, `ss shows one socket ${local}→${peer}:\n${text}`);
+  const m = /timer:\(keepalive,(?:(\d+)min)?(?:(\d+(?:\.\d+)?)sec)?(?:(\d+)ms)?/.exec(lines[0]);
+  if (!m) return null;
+  return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) + Number(m[3] ?? 0) / 1000;
+}
+
+function keepalive(e: LogEvent) {
+  return e.keepalive as {
+    enabled: boolean;
+    idle_s: number;
+    interval_s: number;
+    count: number;
+    verified: boolean;
+  };
+}
+
+/** Opens one client connection and returns both sides' open events and ports. */
+async function connect(serverArgs: string[], clientArgs: string[]) {
+  const server = await startServer(serverArgs);
+  const client = Program.start("client.ts", [
+    "--log-format",
+    "json",
+    "--wait",
+    "30s",
+    ...clientArgs,
+    server.echoUrl,
+  ], { stdin: true });
+  const clientOpen = await client.waitForEvent("open");
+  const serverOpen = await server.proc.waitForEvent("open");
+  const clientPort = Number(String(serverOpen.remote).split(":").pop());
+  return {
+    server,
+    client,
+    clientOpen,
+    serverOpen,
+    clientPort,
+    async [Symbol.asyncDispose]() {
+      await client[Symbol.asyncDispose]();
+      await server[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("by default both programs' sockets carry Go's 15/15/9, as their open events and ss show", async () => {
+  await using c = await connect([], []);
+  for (const e of [c.serverOpen, c.clientOpen]) {
+    assert.deepEqual(keepalive(e), {
+      enabled: true,
+      idle_s: 15,
+      interval_s: 15,
+      count: 9,
+      verified: true,
+    });
+  }
+  const serverTimer = await ssKeepaliveTimer(c.server.port, c.clientPort);
+  const clientTimer = await ssKeepaliveTimer(c.clientPort, c.server.port);
+  assert.ok(serverTimer !== null && serverTimer <= 15, `server timer ${serverTimer}`);
+  assert.ok(clientTimer !== null && clientTimer <= 15, `client timer ${clientTimer}`);
+});
+
+Deno.test("--no-keepalive on the server leaves no keepalive on its side only", async () => {
+  await using c = await connect(["--no-keepalive"], []);
+  assert.equal(keepalive(c.serverOpen).enabled, false);
+  assert.equal(keepalive(c.clientOpen).enabled, true);
+  assert.equal(await ssKeepaliveTimer(c.server.port, c.clientPort), null);
+  const clientTimer = await ssKeepaliveTimer(c.clientPort, c.server.port);
+  assert.ok(clientTimer !== null && clientTimer <= 15, `client timer ${clientTimer}`);
+});
+
+Deno.test("client --keepalive 30s gives 30/15/9 on the client's socket, the server keeps 15", async () => {
+  await using c = await connect([], ["--keepalive", "30s"]);
+  assert.deepEqual(
+    [
+      keepalive(c.clientOpen).idle_s,
+      keepalive(c.clientOpen).interval_s,
+      keepalive(c.clientOpen).count,
+    ],
+    [30, 15, 9],
+  );
+  const clientTimer = await ssKeepaliveTimer(c.clientPort, c.server.port);
+  assert.ok(
+    clientTimer !== null && clientTimer > 15 && clientTimer <= 30,
+    `client timer ${clientTimer}`,
+  );
+  const serverTimer = await ssKeepaliveTimer(c.server.port, c.clientPort);
+  assert.ok(serverTimer !== null && serverTimer <= 15, `server timer ${serverTimer}`);
+});
