@@ -327,9 +327,36 @@ Deno.test("client over wss:// trusts a private CA given with --ca, and names the
   await using pki = await makePki();
   await using server = await startServer(["--tls-cert", pki.cert, "--tls-key", pki.key]);
   assert.match(server.echoUrl, /^wss:/);
-  const ok = await runClient(["--ca", pki.caCert, "--send", "secure", server.echoUrl]);
+  const ok = await runClient([
+    "--ca",
+    pki.caCert,
+    "--log-format",
+    "json",
+    "--keepalive-idle",
+    "20s",
+    "--send",
+    "secure",
+    server.echoUrl,
+  ]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stdout, "secure\n");
+  // The keepalive policy is on the TCP socket under TLS too, read back on both ends.
+  const clientOpen = ok.events.find((e) => e.event === "open");
+  assert.deepEqual(clientOpen?.keepalive, {
+    enabled: true,
+    idle_s: 20,
+    interval_s: 15,
+    count: 9,
+    verified: true,
+  });
+  const serverOpen = await server.proc.waitForEvent("open");
+  assert.deepEqual(serverOpen.keepalive, {
+    enabled: true,
+    idle_s: 15,
+    interval_s: 15,
+    count: 9,
+    verified: true,
+  });
   const byName = await runClient([
     "--ca",
     pki.caCert,
