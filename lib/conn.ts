@@ -458,6 +458,9 @@ export class WebSocketConn implements AsyncIterable<Message> {
           return this.#socketFailed(err);
         }
         if (n === null) return this.#ended();
+        // The connection may have been finished (a failed write, the close
+        // timer, the heartbeat) while the read was pending: parse nothing more.
+        if (this.#state === "closed") return;
         this.#lastReceived = Date.now();
         // The buffers may have been dropped while the read was pending.
         if (this.#discarding) continue;

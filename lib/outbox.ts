@@ -130,7 +130,11 @@ export class Outbox {
 
   /** Schedules a write of everything queued; resolves when this batch is written. */
   pending(): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("the WebSocket connection closed"));
+    if (this.#closed) {
+      const closed = Promise.reject(new Error("the WebSocket connection closed"));
+      closed.catch(() => {}); // Like a batch: a send nobody awaits must not crash the process.
+      return closed;
+    }
     if (!this.#batch) {
       this.#batch = deferred();
       // A send nobody awaits must not crash the process when the socket fails.
@@ -166,9 +170,10 @@ export class Outbox {
     let buf = this.#buf;
     if (!buf || buf.length < need) {
       let size = buf ? buf.length : INITIAL_SEND_BUFFER;
+      // Grow geometrically, so many small frames behind a big one cost
+      // amortised O(1) each; a buffer past KEEP_SEND_BUFFER is dropped after
+      // its write anyway.
       while (size < need) size *= 2;
-      // Past the size worth keeping, allocate what is needed, not double.
-      if (size > KEEP_SEND_BUFFER) size = need;
       const grown = new Uint8Array(size);
       if (buf) grown.set(buf.subarray(0, this.#len));
       buf = this.#buf = grown;

@@ -422,3 +422,46 @@ Deno.test("pings are answered with pongs carrying the same payload, in order wit
     [PONG, "", true],
   ]);
 });
+
+Deno.test("a close frame read in the same tick as a failed write ends the connection without an unhandled rejection", async () => {
+  // A fake stream: the first write fails with a reset, and the pending read
+  // completes right after it with a masked close frame from the peer.
+  const closeFrame = frame(CLOSE, closePayload(1000, ""), { mask: true });
+  const read = Promise.withResolvers<number | null>();
+  let target: Uint8Array | null = null;
+  const fake = {
+    localAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
+    remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 2 },
+    read(p: Uint8Array) {
+      target = p;
+      return read.promise;
+    },
+    write() {
+      queueMicrotask(() => {
+        target!.set(closeFrame);
+        read.resolve(closeFrame.length);
+      });
+      return Promise.reject(new Deno.errors.ConnectionReset("reset by peer"));
+    },
+    close() {},
+    closeWrite() {
+      return Promise.resolve();
+    },
+  } as unknown as Deno.Conn;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: PromiseRejectionEvent) => {
+    unhandled.push(e.reason);
+    e.preventDefault();
+  };
+  globalThis.addEventListener("unhandledrejection", onUnhandled);
+  try {
+    const ws = new WebSocketConn(fake, { role: "server", closeTimeoutMs: 300 });
+    ws.send("x").catch(() => {});
+    const info = await ws.closed;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(info.cause, "reset");
+    assert.deepEqual(unhandled, []);
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", onUnhandled);
+  }
+});
