@@ -160,14 +160,18 @@ export function commonSettings(
       v["max-message-size"],
       defaults.maxMessageSize,
     ),
-    handshakeTimeoutMs: durationFlag(
+    handshakeTimeoutMs: positive(
       "--handshake-timeout",
-      v["handshake-timeout"],
-      defaults.handshakeTimeoutMs,
-    ) ||
-      defaults.handshakeTimeoutMs,
+      durationFlag("--handshake-timeout", v["handshake-timeout"], defaults.handshakeTimeoutMs),
+    ),
     logFormat,
   };
+}
+
+/** `ms`, or a {@linkcode UsageError} when it is 0: a bound that must exist. */
+function positive(name: string, ms: number): number {
+  if (ms <= 0) throw new UsageError(`${name} must be positive: a handshake needs a bound`);
+  return ms;
 }
 
 /** Parses a non-negative duration flag to ms; `fallback` when absent. */

@@ -193,7 +193,10 @@ async function session(
       dial(options.url, options.dial),
       io.interrupted.then(() => null),
     ]);
-    if (!dialed) return { exit: EXIT_FAILURE, final: true, opened: false };
+    if (!dialed) {
+      log.error("error", { message: `interrupted while connecting to ${options.url.host}` });
+      return { exit: EXIT_FAILURE, final: true, opened: false };
+    }
     ws = dialed.ws;
     log.info("open", {
       id: 1,

@@ -38,6 +38,10 @@ export const DEFAULT_SERVER_PING_INTERVAL_MS = 54_000;
 /** …and close when nothing arrives for 60 s. */
 export const DEFAULT_SERVER_PONG_TIMEOUT_MS = 60_000;
 
+/** First and longest pause after a failed accept (Go's net/http: 5 ms doubling to 1 s). */
+const ACCEPT_BACKOFF_MIN_MS = 5;
+const ACCEPT_BACKOFF_MAX_MS = 1_000;
+
 /** How long a graceful shutdown waits for clients to answer close 1001. */
 export const SHUTDOWN_TIMEOUT_MS = 5_000;
 
@@ -124,16 +128,22 @@ export function startServer(options: ServerOptions): Server {
   log.info("listening", { addr, tls: Boolean(options.tls), ...extra });
 
   async function acceptLoop() {
+    let backoff = 0;
     while (true) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
+        backoff = 0;
       } catch (err) {
         if (stopping || err instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors (EMFILE) and the like: retrying at once
+        // would spin and flood the log. Back off as Go's net/http does.
+        backoff = backoff ? Math.min(backoff * 2, ACCEPT_BACKOFF_MAX_MS) : ACCEPT_BACKOFF_MIN_MS;
         log.error("error", {
-          message: `accept failed: ${errorText(err)}`,
+          message: `accept failed: ${errorText(err)}; retrying in ${backoff}ms`,
           ...extra,
         });
+        await new Promise((resolve) => setTimeout(resolve, backoff));
         continue;
       }
       handle(conn, nextId++).catch((err) => {
@@ -193,6 +203,7 @@ export function startServer(options: ServerOptions): Server {
           code: 1006,
           reason: "",
           cause: "handshake-timeout",
+          clean: false,
           duration_ms: Date.now() - started,
           ...extra,
         });
@@ -323,6 +334,8 @@ export function startServer(options: ServerOptions): Server {
       counters: metrics,
     });
     sockets.set(id, ws);
+    // An upgrade that finished while shutdown began: it goes too, with 1001.
+    if (stopping) ws.close(GoingAway, "server shutting down", "shutdown");
     metrics.open++;
     metrics.accepted++;
     log.info("open", {
