@@ -56,6 +56,8 @@ export const DEFAULT_MAX_SEND_QUEUE = 16 * 1024 * 1024;
  */
 export const FAIL_FLUSH_TIMEOUT_MS = 1_000;
 
+/** How long a write's EPIPE waits for the read to report the socket's own error. */
+const BROKEN_PIPE_GRACE_MS = 50;
 /** First size of a connection's read buffer; small, so idle connections are cheap. */
 const INITIAL_READ_BUFFER = 512;
 /** The read buffer doubles while reads fill it, up to this size. */
@@ -166,9 +168,21 @@ function deferred<T>(): Deferred<T> {
  */
 function causeOf(
   err: unknown,
-  opts: { keepAlive: boolean; userTimeoutMs: number; unacked: boolean | null; sentLast: boolean },
+  opts: {
+    keepAlive: boolean;
+    userTimeoutMs: number;
+    unacked: boolean | null;
+    sentLast: boolean;
+    sinceAckMs: number | null;
+  },
 ): CloseCause {
-  if (!(err instanceof Deno.errors.TimedOut)) return "reset";
+  if (!(err instanceof Deno.errors.TimedOut)) {
+    // A write's EPIPE on a socket the kernel already gave up on: if sent data
+    // has waited for an ACK past TCP_USER_TIMEOUT, that is what ended it.
+    const gaveUp = err instanceof Deno.errors.BrokenPipe && opts.userTimeoutMs > 0 &&
+      opts.unacked === true && opts.sinceAckMs !== null && opts.sinceAckMs >= opts.userTimeoutMs;
+    return gaveUp ? "user-timeout" : "reset";
+  }
   const unacked = opts.unacked ?? (opts.userTimeoutMs > 0 && opts.sentLast);
   return opts.keepAlive && !unacked ? "keepalive-timeout" : "user-timeout";
 }
@@ -282,7 +296,16 @@ export class WebSocketConn implements AsyncIterable<Message> {
     this.#rbuf.set(initial);
     this.#re = initial.length;
 
-    this.#out = new Outbox(conn, this.#role === "client", (err) => this.#socketFailed(err));
+    this.#out = new Outbox(conn, this.#role === "client", (err) => {
+      // EPIPE says only that the socket is dead; its real error (ETIMEDOUT,
+      // ECONNRESET) went to the pending read, whose rejection may settle
+      // just after ours. Let it name the cause first.
+      if (err instanceof Deno.errors.BrokenPipe) {
+        setTimeout(() => this.#socketFailed(err), BROKEN_PIPE_GRACE_MS);
+      } else {
+        this.#socketFailed(err);
+      }
+    });
     this.#leaveHeartbeat = joinHeartbeat(this, this.#pingIntervalMs, this.#pongTimeoutMs);
     // Let the owner set onmessage before the first frames are delivered.
     queueMicrotask(() => this.#readLoop());
@@ -857,6 +880,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
       userTimeoutMs: this.#userTimeoutMs,
       unacked: times === null ? null : times.lastDataSentMs < times.lastAckRecvMs,
       sentLast: this.#out.lastSent > this.#lastReceived,
+      sinceAckMs: times === null ? null : times.lastAckRecvMs,
     });
     this.#finish({
       code: AbnormalClosure,
