@@ -11,6 +11,7 @@ import { type CloseInfo, closeLogFields, WebSocketConn } from "./conn.ts";
 import { GoingAway } from "./close.ts";
 import { HandshakeError } from "./errors.ts";
 import {
+  buildErrorResponse,
   buildHttpResponse,
   buildUpgradeResponse,
   checkUpgradeRequest,
@@ -295,18 +296,14 @@ export function startServer(options: ServerOptions): Server {
     remote: string,
     err: unknown,
   ) {
-    const status = err instanceof HandshakeError ? err.status : 400;
-    const message = err instanceof Error ? err.message : String(err);
-    const headers = err instanceof HandshakeError ? err.headers : {};
+    const refusal = err instanceof HandshakeError
+      ? err
+      : new HandshakeError(400, err instanceof Error ? err.message : String(err));
+    const { status, message } = refusal;
     metrics.refused(status);
     log.info("rejected", { id, remote, status, message, ...extra });
     try {
-      await writeAll(
-        conn,
-        new TextEncoder().encode(
-          buildHttpResponse(status, message + "\n", headers),
-        ),
-      );
+      await writeAll(conn, new TextEncoder().encode(buildErrorResponse(refusal)));
     } catch {
       // The peer may be gone already; nothing more to tell it.
     }
