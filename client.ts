@@ -18,19 +18,19 @@ import {
   parseFlags,
   printKeepAlive,
   runMain,
-} from "./lib/cli.ts";
-import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./lib/client.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/conn.ts";
-import { parseWebSocketUrl } from "./lib/dial.ts";
-import { UsageError } from "./lib/errors.ts";
-import { readLines } from "./lib/lines.ts";
-import { createLogger } from "./lib/log.ts";
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "./lib/server.ts";
+} from "./app/cli.ts";
+import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./app/session.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/conn.ts";
+import { parseWebSocketUrl } from "./lib/ws/dial.ts";
+import { UsageError } from "./lib/ws/errors.ts";
+import { readLines } from "./app/lines.ts";
+import { createLogger } from "./app/log.ts";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "./app/echo.ts";
 import {
   fallbackWarning,
   kernelKeepAliveDefaults,
   sockoptUnavailableReason,
-} from "./lib/sockopt.ts";
+} from "./lib/tcp/sockopt.ts";
 
 const DEFAULT_URL = "ws://localhost:8080/echo";
 

@@ -17,30 +17,30 @@ import {
   parseFlags,
   printKeepAlive,
   runMain,
-} from "./lib/cli.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/conn.ts";
-import { formatDuration } from "./lib/duration.ts";
-import { parseAddr } from "./lib/addr.ts";
-import { UsageError } from "./lib/errors.ts";
-import { createLogger } from "./lib/log.ts";
+} from "./app/cli.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/conn.ts";
+import { formatDuration } from "./app/duration.ts";
+import { parseAddr } from "./lib/ws/addr.ts";
+import { UsageError } from "./lib/ws/errors.ts";
+import { createLogger } from "./app/log.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_SERVER_PING_INTERVAL_MS,
   DEFAULT_SERVER_PONG_TIMEOUT_MS,
   startServer,
-} from "./lib/server.ts";
+} from "./app/echo.ts";
 import {
   fallbackWarning,
   kernelKeepAliveDefaults,
   sockoptUnavailableReason,
-} from "./lib/sockopt.ts";
+} from "./lib/tcp/sockopt.ts";
 import {
   reusePortSupported,
   superviseWorkers,
   withoutFlag,
   WorkerChannel,
   workerCount,
-} from "./lib/workers.ts";
+} from "./app/workers.ts";
 
 const HELP = `keepalive-ws server: a WebSocket echo server with Go's TCP keepalive defaults.
 

@@ -231,7 +231,7 @@ async function main(): Promise<number> {
     loadgen: LOADGEN_LABEL,
     loadgen_packages: DEBIAN_PACKAGES,
     servers: SERVER_LABELS,
-    client_scenario: "ours = lib/dial.ts client, deno = Deno's built-in WebSocket client; " +
+    client_scenario: "ours = lib/ws/dial.ts client, deno = Deno's built-in WebSocket client; " +
       "both drive gorilla's echo server",
     note: CPU_NOTE,
     config,
@@ -265,7 +265,7 @@ async function main(): Promise<number> {
   console.log();
   console.log(formatTable(rows));
   console.log(
-    `\nclient row: ours = our client (lib/dial.ts), deno = Deno's built-in WebSocket client, ` +
+    `\nclient row: ours = our client (lib/ws/dial.ts), deno = Deno's built-in WebSocket client, ` +
       `both driving gorilla's echo server.`,
   );
   console.log(CPU_NOTE);

@@ -1,5 +1,5 @@
 /**
- * The client scenario's driver: our client (`lib/dial.ts`) or Deno's built-in
+ * The client scenario's driver: our client (`lib/ws/dial.ts`) or Deno's built-in
  * `WebSocket` used as a load generator against one neutral echo server. Each
  * connection keeps `inflight` text messages going; it prints one JSON line
  * with the echo rate.
@@ -12,8 +12,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { dial } from "../lib/dial.ts";
-import { keepAliveFromFlags } from "../lib/keepalive.ts";
+import { dial } from "../lib/ws/dial.ts";
+import { keepAliveFromFlags } from "../lib/tcp/keepalive.ts";
 
 /** A way to open connections that echo-loop: each received message sends the next. */
 type Opener = (url: string, payload: string, inflight: number, onEcho: () => void) => Promise<

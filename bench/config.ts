@@ -5,7 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { parseDuration } from "../lib/duration.ts";
+import { parseDuration } from "../app/duration.ts";
 import type { Load } from "./loadgen.ts";
 
 /** The scenarios, in the order each run measures them (idle first, on fresh servers). */

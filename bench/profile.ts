@@ -11,7 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { parseDuration } from "../lib/duration.ts";
+import { parseDuration } from "../app/duration.ts";
 import { LARGE, RTT, SMALL } from "./config.ts";
 import { type CpuProfile, formatSelfTimes } from "./cpuprofile.ts";
 import { ensureLoadgen, runRtt, runThroughput } from "./loadgen.ts";

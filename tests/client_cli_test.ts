@@ -13,8 +13,8 @@ import {
   checkUpgradeRequest,
   DEFAULT_MAX_HEAD_SIZE,
   parseRequestHead,
-} from "../lib/handshake.ts";
-import { readHead } from "../lib/http.ts";
+} from "../lib/ws/handshake.ts";
+import { readHead } from "../lib/ws/http.ts";
 import {
   hasStackTrace,
   PERMISSIONS,

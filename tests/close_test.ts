@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ProtocolViolation } from "../lib/errors.ts";
+import { ProtocolViolation } from "../lib/ws/errors.ts";
 import {
   AbnormalClosure,
   BadGateway,
@@ -17,7 +17,7 @@ import {
   ProtocolError,
   TLSHandshake,
   UnsupportedData,
-} from "../lib/close.ts";
+} from "../lib/ws/close.ts";
 
 const utf8 = new TextEncoder();
 

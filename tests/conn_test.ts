@@ -5,10 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import { type ConnOptions, type Message, type Role, WebSocketConn } from "../lib/conn.ts";
-import { dial } from "../lib/dial.ts";
-import { HandshakeError } from "../lib/errors.ts";
-import { fromSingleValue } from "../lib/keepalive.ts";
+import { type ConnOptions, type Message, type Role, WebSocketConn } from "../lib/ws/conn.ts";
+import { dial } from "../lib/ws/dial.ts";
+import { HandshakeError } from "../lib/ws/errors.ts";
+import { fromSingleValue } from "../lib/tcp/keepalive.ts";
 import { closePayload, concat, frame, RawPeer, RawServer } from "./helpers/raw.ts";
 
 const TEXT = 0x1;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ProtocolViolation } from "../lib/errors.ts";
+import { ProtocolViolation } from "../lib/ws/errors.ts";
 import {
   encodeFrame,
   type FrameHeader,
@@ -10,8 +10,8 @@ import {
   Opcode,
   readFrameHeader,
   writeFrameHeader,
-} from "../lib/frame.ts";
-import { maskInto, unmask } from "../lib/mask.ts";
+} from "../lib/ws/frame.ts";
+import { maskInto, unmask } from "../lib/ws/mask.ts";
 import { prng } from "./helpers/prng.ts";
 
 /** "81 05 48" → bytes. */

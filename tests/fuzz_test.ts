@@ -9,17 +9,17 @@
  */
 
 import assert from "node:assert/strict";
-import { parseClosePayload } from "../lib/close.ts";
-import { dial } from "../lib/dial.ts";
-import { HandshakeError, ProtocolViolation } from "../lib/errors.ts";
-import { readFrameHeader } from "../lib/frame.ts";
+import { parseClosePayload } from "../lib/ws/close.ts";
+import { dial } from "../lib/ws/dial.ts";
+import { HandshakeError, ProtocolViolation } from "../lib/ws/errors.ts";
+import { readFrameHeader } from "../lib/ws/frame.ts";
 import {
   checkUpgradeRequest,
   checkUpgradeResponse,
   parseRequestHead,
   parseResponseHead,
-} from "../lib/handshake.ts";
-import { fromSingleValue } from "../lib/keepalive.ts";
+} from "../lib/ws/handshake.ts";
+import { fromSingleValue } from "../lib/tcp/keepalive.ts";
 import {
   acceptFor,
   closePayload,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { HandshakeError, UsageError } from "../lib/errors.ts";
+import { HandshakeError, UsageError } from "../lib/ws/errors.ts";
 import {
   buildErrorResponse,
   buildHttpResponse,
@@ -16,7 +16,7 @@ import {
   type RequestHead,
   type ResponseHead,
   type UpgradePolicy,
-} from "../lib/handshake.ts";
+} from "../lib/ws/handshake.ts";
 
 const enc = new TextEncoder();
 const RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="; // RFC 6455 §1.3

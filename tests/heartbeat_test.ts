@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { joinHeartbeat } from "../lib/heartbeat.ts";
+import { joinHeartbeat } from "../lib/ws/heartbeat.ts";
 
 function member(lastReceived: () => number) {
   const seen = { pings: 0, timeouts: [] as number[] };

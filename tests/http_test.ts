@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { HandshakeError } from "../lib/errors.ts";
-import { INVALID_RESPONSE } from "../lib/handshake.ts";
-import { type Reader, readHead, writeAll } from "../lib/http.ts";
+import { HandshakeError } from "../lib/ws/errors.ts";
+import { INVALID_RESPONSE } from "../lib/ws/handshake.ts";
+import { type Reader, readHead, writeAll } from "../lib/ws/http.ts";
 
 const enc = new TextEncoder();
 const HEAD = enc.encode(

@@ -9,11 +9,11 @@
  */
 
 import assert from "node:assert/strict";
-import type { CloseInfo, Message, WebSocketConn } from "../lib/conn.ts";
-import { dial } from "../lib/dial.ts";
-import { fromSingleValue } from "../lib/keepalive.ts";
-import { createLogger } from "../lib/log.ts";
-import { ECHO_PATH, type Server, type ServerOptions, startServer } from "../lib/server.ts";
+import type { CloseInfo, Message, WebSocketConn } from "../lib/ws/conn.ts";
+import { dial } from "../lib/ws/dial.ts";
+import { fromSingleValue } from "../lib/tcp/keepalive.ts";
+import { createLogger } from "../app/log.ts";
+import { ECHO_PATH, type Server, type ServerOptions, startServer } from "../app/echo.ts";
 
 const PEERS = new URL("./peers/", import.meta.url);
 const ROOT = new URL("../", import.meta.url);
@@ -291,7 +291,7 @@ const PONG = 0xa;
 
 /**
  * Relays TCP between a client and `upstream`, and parses the frames after
- * each side's HTTP head with its own small reader (not lib/frame.ts), so the
+ * each side's HTTP head with its own small reader (not lib/ws/frame.ts), so the
  * pongs a peer sends can be checked even when its API does not show them.
  */
 class Tap implements AsyncDisposable {

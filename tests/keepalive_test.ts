@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/ws/errors.ts";
 import {
   DEFAULT_KEEPALIVE_COUNT,
   DEFAULT_KEEPALIVE_IDLE_S,
@@ -11,7 +11,7 @@ import {
   type KeepAlivePolicy,
   keepAliveReport,
   worstCaseDetectionSeconds,
-} from "../lib/keepalive.ts";
+} from "../lib/tcp/keepalive.ts";
 
 /** The values of a policy as a tuple, for short assertions. */
 function values(p: KeepAlivePolicy) {

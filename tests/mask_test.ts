@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { maskInto, unmask } from "../lib/mask.ts";
+import { maskInto, unmask } from "../lib/ws/mask.ts";
 
 /** The RFC 6455 §5.3 definition, one byte at a time. */
 function naiveMask(

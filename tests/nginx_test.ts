@@ -7,8 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { dial } from "../lib/dial.ts";
-import { fromSingleValue } from "../lib/keepalive.ts";
+import { dial } from "../lib/ws/dial.ts";
+import { fromSingleValue } from "../lib/tcp/keepalive.ts";
 import { NGINX_BIN, nginxInstalled, startNginx } from "./helpers/nginx.ts";
 import { Program, startServer } from "./helpers/process.ts";
 

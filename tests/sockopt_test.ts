@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fromKeepAliveConfig, keepAliveFromFlags } from "../lib/keepalive.ts";
+import { fromKeepAliveConfig, keepAliveFromFlags } from "../lib/tcp/keepalive.ts";
 import {
   applyToConn,
   applyToListener,
@@ -12,7 +12,7 @@ import {
   readSocketOptions,
   releaseConn,
   sockoptUnavailableReason,
-} from "../lib/sockopt.ts";
+} from "../lib/tcp/sockopt.ts";
 
 // Open libc before any test runs, so no test owns the library handle.
 const unavailable = sockoptUnavailableReason();
@@ -415,7 +415,7 @@ Deno.test("fallbackWarning() says exactly what is in force, on one line", () => 
 /** Runs a script that applies Go's defaults to a loopback conn, with the given permissions. */
 async function runApplyScript(permissions: string[]) {
   const script = await Deno.makeTempFile({ suffix: ".ts" });
-  const lib = (name: string) => JSON.stringify(import.meta.resolve(`../lib/${name}`));
+  const lib = (name: string) => JSON.stringify(import.meta.resolve(`../lib/tcp/${name}`));
   await Deno.writeTextFile(
     script,
     `import { applyToConn, fallbackWarning, kernelKeepAliveDefaults } from ${lib("sockopt.ts")};

@@ -81,7 +81,7 @@ export interface FrameSpec {
 export const TEST_MASK_KEY: Uint8Array = Uint8Array.of(0x37, 0xfa, 0x21, 0x3d);
 
 /**
- * Builds one frame by hand (RFC 6455 §5.2), independent of `lib/frame.ts`.
+ * Builds one frame by hand (RFC 6455 §5.2), independent of `lib/ws/frame.ts`.
  * `payload` may be a string (UTF-8) or bytes. With `length` the header may
  * claim a length other than the payload's: for truncated or oversized frames.
  */

@@ -13,9 +13,9 @@
  * @module
  */
 
-import { fromSingleValue } from "../../lib/keepalive.ts";
-import { createLogger } from "../../lib/log.ts";
-import { type Server, type ServerOptions, startServer } from "../../lib/server.ts";
+import { fromSingleValue } from "../../lib/tcp/keepalive.ts";
+import { createLogger } from "../../app/log.ts";
+import { type Server, type ServerOptions, startServer } from "../../app/echo.ts";
 
 /** One captured log event: `event` plus its fields. */
 export interface LogEvent {

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { formatDuration, parseDuration } from "./duration.ts";
-import { UsageError } from "./errors.ts";
+import { formatDuration, parseDuration } from "../../app/duration.ts";
+import { UsageError } from "../ws/errors.ts";
 
 // Go's defaults: defaultTCPKeepAliveIdle, defaultTCPKeepAliveInterval and
 // defaultTCPKeepAliveCount in Go 1.23 src/net/tcpsock.go.

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { formatAddr } from "./addr.ts";
-import { type CloseInfo, closeLogFields, WebSocketConn } from "./conn.ts";
-import { GoingAway } from "./close.ts";
-import { HandshakeError } from "./errors.ts";
+import { formatAddr } from "../lib/ws/addr.ts";
+import { type CloseInfo, closeLogFields, WebSocketConn } from "../lib/ws/conn.ts";
+import { GoingAway } from "../lib/ws/close.ts";
+import { HandshakeError } from "../lib/ws/errors.ts";
 import {
   buildErrorResponse,
   buildHttpResponse,
@@ -18,9 +18,9 @@ import {
   DEFAULT_MAX_HEAD_SIZE,
   parseRequestHead,
   type RequestHead,
-} from "./handshake.ts";
-import { readHead, writeAll } from "./http.ts";
-import type { KeepAlivePolicy } from "./keepalive.ts";
+} from "../lib/ws/handshake.ts";
+import { readHead, writeAll } from "../lib/ws/http.ts";
+import type { KeepAlivePolicy } from "../lib/tcp/keepalive.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { ECHO_PAGE } from "./page.ts";
@@ -29,7 +29,7 @@ import {
   type EffectiveKeepAlive,
   keepAliveLogFields,
   releaseConn,
-} from "./sockopt.ts";
+} from "../lib/tcp/sockopt.ts";
 
 /** Default bound on reading the upgrade request (gorilla and ws use 10 s too). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../ws/errors.ts";
 import type { KeepAlivePolicy, KernelKeepAlive } from "./keepalive.ts";
 
 // ---------------------------------------------------------------------------

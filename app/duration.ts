@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../lib/ws/errors.ts";
 
 /** Nanoseconds per unit, as in Go's `time` package. */
 const UNIT_NS: Readonly<Record<string, number>> = {

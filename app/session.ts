@@ -6,11 +6,16 @@
  * @module
  */
 
-import { GoingAway, NormalClosure } from "./close.ts";
-import { type CloseInfo, closeLogFields, type Message, type WebSocketConn } from "./conn.ts";
-import { keepAliveLogFields } from "./sockopt.ts";
-import { dial, type DialOptions } from "./dial.ts";
-import { HandshakeError } from "./errors.ts";
+import { GoingAway, NormalClosure } from "../lib/ws/close.ts";
+import {
+  type CloseInfo,
+  closeLogFields,
+  type Message,
+  type WebSocketConn,
+} from "../lib/ws/conn.ts";
+import { keepAliveLogFields } from "../lib/tcp/sockopt.ts";
+import { dial, type DialOptions } from "../lib/ws/dial.ts";
+import { HandshakeError } from "../lib/ws/errors.ts";
 import type { Logger } from "./log.ts";
 import { EXIT_FAILURE, EXIT_OK } from "./cli.ts";
 

@@ -28,7 +28,7 @@ import {
   PolicyViolation,
   ProtocolError,
 } from "./close.ts";
-import { readTcpTimes } from "./sockopt.ts";
+import { readTcpTimes } from "../tcp/sockopt.ts";
 
 // ---------------------------------------------------------------------------
 // Defaults and limits

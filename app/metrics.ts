@@ -5,9 +5,9 @@
  * @module
  */
 
-import { CLOSE_CAUSES, type CloseCause } from "./close.ts";
-import type { Counters } from "./conn.ts";
-import type { EffectiveKeepAlive } from "./sockopt.ts";
+import { CLOSE_CAUSES, type CloseCause } from "../lib/ws/close.ts";
+import type { Counters } from "../lib/ws/conn.ts";
+import type { EffectiveKeepAlive } from "../lib/tcp/sockopt.ts";
 
 /** Everything `/metrics` reports; one instance per server process. */
 export class Metrics implements Counters {

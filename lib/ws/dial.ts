@@ -17,8 +17,8 @@ import {
   parseResponseHead,
 } from "./handshake.ts";
 import { readHead, writeAll } from "./http.ts";
-import type { KeepAlivePolicy } from "./keepalive.ts";
-import { applyToConn, type EffectiveKeepAlive, releaseConn } from "./sockopt.ts";
+import type { KeepAlivePolicy } from "../tcp/keepalive.ts";
+import { applyToConn, type EffectiveKeepAlive, releaseConn } from "../tcp/sockopt.ts";
 
 /** Options of {@linkcode dial}. */
 export interface DialOptions {

@@ -7,16 +7,16 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../lib/ws/errors.ts";
 import { parseDuration } from "./duration.ts";
 import {
   formatKeepAliveReport,
   keepAliveFromFlags,
   type KeepAlivePolicy,
   keepAliveReport,
-} from "./keepalive.ts";
+} from "../lib/tcp/keepalive.ts";
 import { LOG_FORMATS, type LogFormat, writeStderr } from "./log.ts";
-import { kernelKeepAliveDefaults } from "./sockopt.ts";
+import { kernelKeepAliveDefaults } from "../lib/tcp/sockopt.ts";
 
 /** Exit code for success. */
 export const EXIT_OK = 0;
