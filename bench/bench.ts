@@ -1,8 +1,11 @@
 /**
- * `deno task bench`: our echo server next to Deno's built-in WebSocket server
- * and npm `ws` on Node.js, driven by one neutral Go load generator (issue 6).
- * Runs are interleaved (A B C A B C …); the table shows medians and ratios;
- * the JSON goes to bench/results/<timestamp>.json.
+ * `deno task bench`: our echo server next to Deno's built-in WebSocket server,
+ * npm `ws` on Node.js, Bun (uWebSockets) and gorilla's Go echo server, driven
+ * by one neutral Go load generator (issues 6 and 14). Runs are interleaved
+ * (A B C D E A B C D E …); the table shows medians, ratios and each server's
+ * CPU time per message or connection; the JSON goes to
+ * bench/results/<timestamp>.json. `--scenarios c100k` holds 100,000
+ * connections instead (see c100k.ts).
  *
  * @module
  */
@@ -13,30 +16,37 @@ import {
   CLIENT,
   LARGE,
   parseBenchArgs,
+  PIPELINED,
   RSS_SETTLE_MS,
   RTT,
   type Scenario,
   SMALL,
 } from "./config.ts";
+import { BUN_VERSION, ensureBun } from "./bun.ts";
+import { runC100k } from "./c100k.ts";
 import {
   DEBIAN_PACKAGES,
+  ensureGorillaEcho,
   ensureLoadgen,
   goVersion,
+  type PipelinedResult,
+  runAccept,
   runIdle,
+  runPipelined,
   runRtt,
   runThroughput,
-  startGorillaEcho,
   type Timing,
 } from "./loadgen.ts";
-import { runJson } from "./proc.ts";
+import { runMarked } from "./proc.ts";
+import { alive, clockTicksPerSecond, treeRssBytes } from "./procfs.ts";
 import { formatTable, type Sample, summarise } from "./report.ts";
 import {
   allCpus,
+  type PeerPrograms,
   repoPath,
-  rssBytes,
   type RunningServer,
   SERVER_LABELS,
-  SERVER_NAMES,
+  type ServerName,
   setAffinity,
   startEchoServer,
 } from "./servers.ts";
@@ -52,24 +62,56 @@ export const LOADGEN_LABEL = "Go gorilla/websocket (bench/loadgen, Debian golang
 export const CPU_NOTE = "The load generator and the server under test share this machine's " +
   "cores; on 2 cores they compete for CPU, so figures are ratios of one run, not capacities.";
 
+/** What CPU time is: the caveat under the table. */
+export const CPU_METRIC_NOTE = "CPU µs = utime + stime of the server's process tree " +
+  "(/proc/PID/stat, clock ticks) over the counted window only, divided by the messages " +
+  "echoed (or connections accepted) in it; lower is better.";
+
 const log = (line: string) => console.error(line);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The server scenarios (all but client and c100k). */
+type ServerScenario = Exclude<Scenario, "client" | "c100k">;
+
+/** µs of CPU per unit of work, or nothing when it was not measured or nothing was done. */
+function perUnit(key: string, cpuSeconds: number | null, units: number): Record<string, number> {
+  return cpuSeconds === null || !(units > 0) ? {} : { [key]: (cpuSeconds * 1e6) / units };
+}
+
+/** The pipelined outcome in words: whether every echo came back, and why connections ended. */
+function pipelinedNote(r: PipelinedResult): string {
+  const why = Object.entries(r.outcomes ?? {}).map(([k, n]) => `${n} × ${k}`).join(", ");
+  if (r.lost === 0 && r.closes === 0 && r.dial_errors === 0) {
+    return `every echo came back (${r.sent} sent, ${r.echoed} echoed)`;
+  }
+  return `${r.lost} echoes lost of ${r.sent} sent, ${r.closes} connection(s) ended` +
+    (r.dial_errors ? `, ${r.dial_errors} failed dial(s)` : "") + (why ? `: ${why}` : "");
+}
+
 async function measureServer(
-  scenario: Exclude<Scenario, "client">,
+  scenario: ServerScenario,
   server: RunningServer,
   bin: string,
   config: BenchConfig,
-): Promise<Record<string, number>> {
+): Promise<{ values: Record<string, number>; note?: string }> {
   const timing: Timing = { warmupMs: config.warmupMs, durationMs: config.durationMs };
+  const pid = server.pid;
   switch (scenario) {
     case "small": {
-      const r = await runThroughput(bin, server.url, SMALL, timing);
-      return { msgs_per_s: r.msgs_per_s };
+      const r = await runThroughput(bin, server.url, SMALL, timing, pid);
+      return {
+        values: { msgs_per_s: r.msgs_per_s, ...perUnit("cpu_us_per_msg", r.cpu_s, r.messages) },
+      };
     }
     case "large": {
-      const r = await runThroughput(bin, server.url, LARGE, timing);
-      return { mbytes_per_s: r.mbytes_per_s, msgs_per_s: r.msgs_per_s };
+      const r = await runThroughput(bin, server.url, LARGE, timing, pid);
+      return {
+        values: {
+          mbytes_per_s: r.mbytes_per_s,
+          msgs_per_s: r.msgs_per_s,
+          ...perUnit("cpu_us_per_msg", r.cpu_s, r.messages),
+        },
+      };
     }
     case "rtt": {
       // Unpinned, a round trip takes ~20 µs or ~55 µs depending on whether the
@@ -77,24 +119,76 @@ async function measureServer(
       // figure is the software's cost, not the scheduler's coin toss.
       const pinned = await setAffinity(server.pid, RTT_CPU);
       try {
-        const r = await runRtt(bin, server.url, RTT.size, timing, pinned ? RTT_CPU : undefined);
-        return { p50_us: r.p50_us, p99_us: r.p99_us, samples: r.samples, pinned: Number(pinned) };
+        const r = await runRtt(
+          bin,
+          server.url,
+          RTT.size,
+          timing,
+          pinned ? RTT_CPU : undefined,
+          pid,
+        );
+        return {
+          values: {
+            p50_us: r.p50_us,
+            p99_us: r.p99_us,
+            samples: r.samples,
+            pinned: Number(pinned),
+            ...perUnit("cpu_us_per_msg", r.cpu_s, r.samples),
+          },
+        };
       } finally {
         if (pinned) await setAffinity(server.pid, allCpus());
       }
     }
     case "idle": {
       await sleep(RSS_SETTLE_MS);
-      const before = rssBytes(server.pid);
-      const r = await runIdle(bin, server.url, config.idleConns, config.idleDialers, async () => {
+      const before = treeRssBytes(pid);
+      const r = await runIdle(bin, server.url, {
+        conns: config.idleConns,
+        dialers: config.idleDialers,
+        serverPid: pid,
+      }, async () => {
         await sleep(RSS_SETTLE_MS);
-        return rssBytes(server.pid);
+        return treeRssBytes(pid);
       });
       return {
-        rss_per_conn_kib: (r.measured - before) / config.idleConns / 1024,
-        rss_before_mib: before / 2 ** 20,
-        rss_after_mib: r.measured / 2 ** 20,
-        accept_per_s: r.accept_per_s,
+        values: {
+          rss_per_conn_kib: (r.measured - before) / config.idleConns / 1024,
+          rss_before_mib: before / 2 ** 20,
+          rss_after_mib: r.measured / 2 ** 20,
+          accept_per_s: r.accept_per_s,
+          ...perUnit("cpu_us_per_conn", r.cpu_s, config.idleConns),
+        },
+      };
+    }
+    case "accept": {
+      const r = await runAccept(bin, server.url, config.acceptDialers, timing, pid);
+      const note = r.errors ? `${r.errors} failed dial(s), first: ${r.first_error}` : undefined;
+      return {
+        values: {
+          accepts_per_s: r.accepts_per_s,
+          accepts: r.accepts,
+          errors: r.errors,
+          ...perUnit("cpu_us_per_conn", r.cpu_s, r.accepts),
+        },
+        note,
+      };
+    }
+    case "pipelined": {
+      const load = { ...PIPELINED, size: config.pipelinedSize };
+      const r = await runPipelined(bin, server.url, load, timing, pid);
+      return {
+        values: {
+          mbytes_per_s: r.mbytes_per_s,
+          msgs_per_s: r.msgs_per_s,
+          ...perUnit("cpu_us_per_msg", r.cpu_s, r.messages),
+          sent: r.sent,
+          echoed: r.echoed,
+          lost: r.lost,
+          closes: r.closes,
+          dial_errors: r.dial_errors,
+        },
+        note: pipelinedNote(r),
       };
     }
   }
@@ -105,21 +199,30 @@ async function measureClient(
   url: string,
   config: BenchConfig,
 ): Promise<Record<string, number>> {
-  const r = await runJson(`client driver (${impl})`, Deno.execPath(), [
-    "run",
-    "--allow-net",
-    "--allow-ffi",
-    "--allow-read",
-    repoPath("bench/client_driver.ts"),
-    `--impl=${impl}`,
-    `--url=${url}`,
-    `--conns=${CLIENT.conns}`,
-    `--inflight=${CLIENT.inflight}`,
-    `--size=${CLIENT.size}`,
-    `--warmup-ms=${config.warmupMs}`,
-    `--duration-ms=${config.durationMs}`,
-  ]);
-  return { msgs_per_s: Number(r.msgs_per_s) };
+  const { result: r, cpuSeconds } = await runMarked(
+    `client driver (${impl})`,
+    Deno.execPath(),
+    [
+      "run",
+      "--allow-net",
+      "--allow-ffi",
+      "--allow-read",
+      repoPath("bench/client_driver.ts"),
+      `--impl=${impl}`,
+      `--url=${url}`,
+      `--conns=${CLIENT.conns}`,
+      `--inflight=${CLIENT.inflight}`,
+      `--size=${CLIENT.size}`,
+      `--warmup-ms=${config.warmupMs}`,
+      `--duration-ms=${config.durationMs}`,
+    ],
+    config.warmupMs + config.durationMs,
+    "self",
+  );
+  return {
+    msgs_per_s: Number(r.msgs_per_s),
+    ...perUnit("cpu_us_per_msg", cpuSeconds, Number(r.messages)),
+  };
 }
 
 function brief(values: Record<string, number>): string {
@@ -127,25 +230,38 @@ function brief(values: Record<string, number>): string {
 }
 
 /** Runs every configured scenario `config.runs` times, interleaved; returns all samples. */
-export async function runBench(config: BenchConfig, bin: string): Promise<Sample[]> {
+export async function runBench(
+  config: BenchConfig,
+  bin: string,
+  programs: PeerPrograms,
+): Promise<Sample[]> {
   const samples: Sample[] = [];
-  const serverScenarios = config.scenarios.filter((s) => s !== "client") as Exclude<
-    Scenario,
-    "client"
-  >[];
+  const serverScenarios = config.scenarios.filter((s) =>
+    s !== "client" && s !== "c100k"
+  ) as ServerScenario[];
   for (let run = 1; run <= config.runs; run++) {
     if (serverScenarios.length) {
       // Fresh servers each run, so the idle scenario sees an unused heap.
       const servers: RunningServer[] = [];
       try {
-        for (const name of SERVER_NAMES) {
-          servers.push(await startEchoServer(name, { workers: config.workers }));
+        for (const name of config.servers) {
+          servers.push(await startEchoServer(name, { workers: config.workers, programs }));
         }
         for (const scenario of serverScenarios) {
           for (const server of servers) {
-            const values = await measureServer(scenario, server, bin, config);
-            samples.push({ run, scenario, who: server.name, values, pid: server.pid });
-            log(`run ${run}/${config.runs} ${scenario} ${server.name}: ${brief(values)}`);
+            const { values, note } = await measureServer(scenario, server, bin, config);
+            samples.push({
+              run,
+              scenario,
+              who: server.name,
+              values,
+              pid: server.pid,
+              ...(note ? { note } : {}),
+            });
+            log(
+              `run ${run}/${config.runs} ${scenario} ${server.name}: ${brief(values)}` +
+                (note ? ` (${note})` : ""),
+            );
           }
         }
       } finally {
@@ -153,7 +269,7 @@ export async function runBench(config: BenchConfig, bin: string): Promise<Sample
       }
     }
     if (config.scenarios.includes("client")) {
-      const echo = await startGorillaEcho(bin);
+      const echo = await startEchoServer("gorilla", { programs });
       try {
         for (const [who, impl] of [["ours", "ours"], ["deno", "builtin"]] as const) {
           const values = await measureClient(impl, echo.url, config);
@@ -161,11 +277,36 @@ export async function runBench(config: BenchConfig, bin: string): Promise<Sample
           log(`run ${run}/${config.runs} client ${impl}: ${brief(values)}`);
         }
       } finally {
-        await echo.child.stop();
+        await echo[Symbol.asyncDispose]();
+      }
+    }
+    if (config.scenarios.includes("c100k")) {
+      for (const name of config.c100kServers) {
+        const r = await runC100k(name, config.c100kConns, bin, programs, log);
+        samples.push({
+          run,
+          scenario: "c100k",
+          who: name,
+          values: r.values,
+          pid: r.pid,
+          note: r.note,
+        });
+        log(`run ${run}/${config.runs} c100k ${name}: ${brief(r.values)} (${r.note})`);
       }
     }
   }
   return samples;
+}
+
+/** Which servers the configured scenarios start. */
+function serversNeeded(config: BenchConfig): Set<ServerName> {
+  const needed = new Set<ServerName>();
+  if (config.scenarios.some((s) => s !== "client" && s !== "c100k")) {
+    for (const s of config.servers) needed.add(s);
+  }
+  if (config.scenarios.includes("client")) needed.add("gorilla");
+  if (config.scenarios.includes("c100k")) { for (const s of config.c100kServers) needed.add(s); }
+  return needed;
 }
 
 async function commandLine(cmd: string, args: string[]): Promise<string | null> {
@@ -177,7 +318,12 @@ async function commandLine(cmd: string, args: string[]): Promise<string | null> 
   }
 }
 
-async function machine() {
+/** The Debian package version of `pkg`, or null. */
+function debianVersion(pkg: string): Promise<string | null> {
+  return commandLine("dpkg-query", ["-W", "-f=${Version}", pkg]);
+}
+
+async function machine(bunVersion: string | null) {
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? Deno.build.arch;
   const wsPkg = JSON.parse(
@@ -188,11 +334,29 @@ async function machine() {
     cores: navigator.hardwareConcurrency,
     memory_gib: Math.round(Deno.systemMemoryInfo().total / 2 ** 30),
     kernel: Deno.osRelease(),
+    clk_tck: clockTicksPerSecond(),
     deno: Deno.version.deno,
     node: await commandLine("node", ["--version"]),
     ws: wsPkg.version ?? null,
+    bun: bunVersion,
     go: await goVersion(),
+    gorilla: await debianVersion("golang-github-gorilla-websocket-dev"),
   };
+}
+
+/** Bytes as MiB or KiB or B. */
+function sizeText(bytes: number): string {
+  if (bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20} MiB`;
+  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} B`;
+}
+
+/** Prints the outcome lines that a number does not tell (pipelined, accept errors, c100k timers). */
+function printNotes(samples: Sample[]): void {
+  const noted = samples.filter((s) => s.note);
+  if (!noted.length) return;
+  console.log();
+  for (const s of noted) console.log(`${s.scenario} ${s.who} (run ${s.run}): ${s.note}`);
 }
 
 async function main(): Promise<number> {
@@ -207,11 +371,17 @@ async function main(): Promise<number> {
     console.log(BENCH_HELP);
     return 0;
   }
+  clockTicksPerSecond(); // Fails early without getconf.
   const bin = await ensureLoadgen(log);
+  const needed = serversNeeded(config);
+  const programs: PeerPrograms = {};
+  if (needed.has("gorilla")) programs.gorilla = await ensureGorillaEcho(log);
+  const bun = needed.has("bun") ? await ensureBun(log) : null;
+  if (bun) programs.bun = bun.path;
   const started = new Date();
   log(`load generator: ${LOADGEN_LABEL}`);
   log(CPU_NOTE);
-  const samples = await runBench(config, bin);
+  const samples = await runBench(config, bin, programs);
   const rows = summarise(samples);
   const dirty = await commandLine("git", [
     "-C",
@@ -219,21 +389,26 @@ async function main(): Promise<number> {
     "status",
     "--porcelain",
     "lib",
+    "app",
     "server.ts",
+    "bench",
   ]);
+  const servers = [...needed].map((name) => [name, SERVER_LABELS[name]]);
   const result = {
     date: started.toISOString(),
     source: {
       commit: await commandLine("git", ["-C", repoPath(""), "rev-parse", "--short", "HEAD"]),
       uncommitted: dirty ? dirty.split("\n").map((l) => l.trim().replace(/^\S+\s+/, "")) : [],
     },
-    machine: await machine(),
+    machine: await machine(bun?.version ?? null),
     loadgen: LOADGEN_LABEL,
     loadgen_packages: DEBIAN_PACKAGES,
-    servers: SERVER_LABELS,
+    bun_package: bun ? `${bun.package}@${BUN_VERSION} (npm)` : null,
+    servers: Object.fromEntries(servers),
     client_scenario: "ours = lib/ws/dial.ts client, deno = Deno's built-in WebSocket client; " +
-      "both drive gorilla's echo server",
+      "both drive gorilla's echo server; CPU is the client process's",
     note: CPU_NOTE,
+    cpu_metric: CPU_METRIC_NOTE,
     config,
     rows,
     samples,
@@ -243,10 +418,12 @@ async function main(): Promise<number> {
   await Deno.writeTextFile(file, JSON.stringify(result, null, 2) + "\n");
   const m = result.machine;
   console.log(
-    `\nkeepalive-ws benchmark, ${result.date}, ${m.cpu} × ${m.cores} cores, Linux ${m.kernel}, ` +
-      `Deno ${m.deno}, Node ${m.node}, ws ${m.ws}`,
+    `\nkeepalive-ws benchmark, ${result.date}, ${m.cpu} × ${m.cores} cores, ${m.memory_gib} GiB, ` +
+      `Linux ${m.kernel}, Deno ${m.deno}, Node ${m.node}, ws ${m.ws}, Bun ${m.bun ?? "-"}, ` +
+      `${m.go ?? "no go"}, gorilla ${m.gorilla ?? "-"}`,
   );
   console.log(`load generator: ${LOADGEN_LABEL}`);
+  for (const [name, label] of servers) console.log(`  ${name}: ${label}`);
   const src = result.source;
   console.log(
     `source: ${src.commit}${
@@ -256,7 +433,12 @@ async function main(): Promise<number> {
   console.log(
     `median of ${config.runs} interleaved run(s), ${config.durationMs} ms counted after ` +
       `${config.warmupMs} ms warm-up; idle holds ${config.idleConns} connections; ` +
-      `our server runs with --workers ${config.workers}`,
+      `accept dials with ${config.acceptDialers} goroutines; pipelined: ${PIPELINED.conns} ` +
+      `conns × bursts of ${PIPELINED.burst} × ${sizeText(config.pipelinedSize)}; ` +
+      `our server runs with --workers ${config.workers}` +
+      (config.scenarios.includes("c100k")
+        ? `; c100k holds ${config.c100kConns} connections (ours with --workers auto)`
+        : ""),
   );
   console.log(`ratios are ours/peer (↑ higher is better, ↓ lower is better)`);
   if (samples.some((s) => s.scenario === "rtt" && s.values.pinned)) {
@@ -264,12 +446,21 @@ async function main(): Promise<number> {
   }
   console.log();
   console.log(formatTable(rows));
-  console.log(
-    `\nclient row: ours = our client (lib/ws/dial.ts), deno = Deno's built-in WebSocket client, ` +
-      `both driving gorilla's echo server.`,
-  );
+  printNotes(samples);
+  if (config.scenarios.includes("client")) {
+    console.log(
+      `\nclient row: ours = our client (lib/ws/dial.ts), deno = Deno's built-in WebSocket ` +
+        `client, both driving gorilla's echo server; its CPU is the client's own.`,
+    );
+  }
+  console.log(CPU_METRIC_NOTE);
   console.log(CPU_NOTE);
   console.log(`JSON: ${file}`);
+  const left = samples.flatMap((s) => s.pid && alive(s.pid) ? [s.pid] : []);
+  if (left.length) {
+    console.error(`bench: server process(es) ${[...new Set(left)].join(", ")} still running`);
+    return 1;
+  }
   return 0;
 }
 

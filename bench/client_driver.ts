@@ -2,7 +2,10 @@
  * The client scenario's driver: our client (`lib/ws/dial.ts`) or Deno's built-in
  * `WebSocket` used as a load generator against one neutral echo server. Each
  * connection keeps `inflight` text messages going; it prints one JSON line
- * with the echo rate.
+ * with the echo rate. It prints `{"event":"window","phase":"start"}` and
+ * `…"end"}` the moment it takes its counters, so the bench can read this
+ * process's CPU time over the counted window from outside (Deno allows
+ * reading /proc only with --allow-all).
  *
  * Usage: deno run --allow-net --allow-ffi --allow-read bench/client_driver.ts
  *   --impl ours|builtin --url URL --conns N --inflight K --size B
@@ -76,11 +79,18 @@ async function main() {
   }
   await sleep(Number(v["warmup-ms"]));
   const m0 = echoed, t0 = performance.now();
+  console.log(JSON.stringify({ event: "window", phase: "start" }));
   await sleep(Number(v["duration-ms"]));
   const m1 = echoed, t1 = performance.now();
+  console.log(JSON.stringify({ event: "window", phase: "end" }));
   const seconds = (t1 - t0) / 1000;
   await Promise.race([Promise.all(closers.map((close) => close())), sleep(2000)]);
-  console.log(JSON.stringify({ messages: m1 - m0, seconds, msgs_per_s: (m1 - m0) / seconds }));
+  console.log(JSON.stringify({
+    event: "result",
+    messages: m1 - m0,
+    seconds,
+    msgs_per_s: (m1 - m0) / seconds,
+  }));
 }
 
 try {

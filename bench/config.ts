@@ -6,13 +6,26 @@
 
 import { parseArgs } from "node:util";
 import { parseDuration } from "../app/duration.ts";
-import type { Load } from "./loadgen.ts";
+import type { Load, PipelinedLoad } from "./loadgen.ts";
+import { SERVER_NAMES, type ServerName } from "./servers.ts";
 
 /** The scenarios, in the order each run measures them (idle first, on fresh servers). */
-export const SCENARIOS = ["idle", "small", "large", "rtt", "client"] as const;
+export const SCENARIOS = [
+  "idle",
+  "small",
+  "large",
+  "rtt",
+  "accept",
+  "pipelined",
+  "client",
+  "c100k",
+] as const;
 
 /** One of {@linkcode SCENARIOS}. */
 export type Scenario = typeof SCENARIOS[number];
+
+/** What a plain `deno task bench` runs: everything but c100k (`deno task bench:c100k`). */
+export const DEFAULT_SCENARIOS: Scenario[] = SCENARIOS.filter((s) => s !== "c100k");
 
 /** small: 64 connections × 8 in flight × 32-byte text. */
 export const SMALL: Load = { conns: 64, inflight: 8, size: 32, binary: false };
@@ -20,6 +33,14 @@ export const SMALL: Load = { conns: 64, inflight: 8, size: 32, binary: false };
 export const LARGE: Load = { conns: 4, inflight: 2, size: 1024 * 1024, binary: true };
 /** rtt: one connection, one 32-byte text message in flight. */
 export const RTT: Load = { conns: 1, inflight: 1, size: 32, binary: false };
+/** pipelined: 2 connections, each writing 64 × 1 MiB binary back to back, reading every echo. */
+export const PIPELINED: PipelinedLoad = { conns: 2, burst: 64, size: 1024 * 1024 };
+/** accept: goroutines that each dial, upgrade and close, over and over. */
+export const DEFAULT_ACCEPT_DIALERS = 4;
+/** c100k: idle connections held at once. */
+export const DEFAULT_C100K_CONNS = 100_000;
+/** c100k: the servers that hold them, one after the other. */
+export const DEFAULT_C100K_SERVERS: ServerName[] = ["ours", "deno", "bun"];
 /** client: our client or the built-in one drives the small load against gorilla. */
 export const CLIENT: Load = SMALL;
 /** idle: connections held open at once. */
@@ -43,6 +64,16 @@ export interface BenchConfig {
   idleDialers: number;
   /** Which scenarios to run. */
   scenarios: Scenario[];
+  /** Which servers to measure (the server scenarios). */
+  servers: ServerName[];
+  /** Dialing goroutines in the accept scenario. */
+  acceptDialers: number;
+  /** Message size of the pipelined scenario (bytes; 1 MiB unless a smoke test shrinks it). */
+  pipelinedSize: number;
+  /** Connections held in the c100k scenario. */
+  c100kConns: number;
+  /** Servers that hold them. */
+  c100kServers: ServerName[];
   /** Where the JSON result goes. */
   outDir: string;
   /** `--workers` for our server (1: a single process). */
@@ -52,19 +83,28 @@ export interface BenchConfig {
 /** Help for `deno task bench --help`. */
 export const BENCH_HELP = `Usage: deno task bench [flags]
 
-Runs our server, Deno's built-in WebSocket server and npm ws on Node side by side
-on loopback, driven by one Go (gorilla/websocket) load generator, interleaved
-(A B C A B C …); prints the medians with ratios and writes JSON to bench/results/.
+Runs our server, Deno's built-in WebSocket server, npm ws on Node, Bun (uWebSockets)
+and gorilla's Go echo server side by side on loopback, driven by one Go
+(gorilla/websocket) load generator, interleaved (A B C D E A B C D E …); prints
+the medians with ratios and each server's CPU time per message (utime + stime of
+its process tree over the counted window), and writes JSON to bench/results/.
 
   --runs N            runs of every scenario, median reported (default 3)
   --warmup D          uncounted time at the start of each measurement (default 1s)
   --duration D        counted time of each measurement (default 4s)
   --idle-conns N      connections held in the idle scenario (default ${DEFAULT_IDLE_CONNS})
   --idle-dialers N    concurrent dials while opening them (default ${DEFAULT_IDLE_DIALERS})
-  --scenarios LIST    comma-separated subset of ${SCENARIOS.join(",")} (default all)
+  --scenarios LIST    comma-separated subset of ${SCENARIOS.join(",")}
+                      (default ${DEFAULT_SCENARIOS.join(",")}; c100k only when named)
+  --servers LIST      comma-separated subset of ${SERVER_NAMES.join(",")} (default all)
+  --accept-dialers N  goroutines dialing at once in the accept scenario (default ${DEFAULT_ACCEPT_DIALERS})
+  --pipelined-size B  message bytes in the pipelined scenario (default ${PIPELINED.size})
+  --c100k-conns N     connections the c100k scenario holds (default ${DEFAULT_C100K_CONNS})
+  --c100k-servers L   servers that hold them (default ${DEFAULT_C100K_SERVERS.join(",")});
+                      ours runs with --workers auto there
   --out DIR           where to write the JSON (default bench/results)
-  --workers N         run our server with --workers N (default 1); idle RSS and rtt
-                      pinning then see only the supervisor, so use it for small/large
+  --workers N         run our server with --workers N (default 1); CPU and idle RSS
+                      add up the whole process tree, rtt pinning sees only the supervisor
   -h, --help          show this help`;
 
 /** Parses the bench's flags; throws an Error with one sentence on a bad one. */
@@ -77,7 +117,12 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
       duration: { type: "string", default: "4s" },
       "idle-conns": { type: "string", default: String(DEFAULT_IDLE_CONNS) },
       "idle-dialers": { type: "string", default: String(DEFAULT_IDLE_DIALERS) },
-      scenarios: { type: "string", default: SCENARIOS.join(",") },
+      scenarios: { type: "string", default: DEFAULT_SCENARIOS.join(",") },
+      servers: { type: "string", default: SERVER_NAMES.join(",") },
+      "accept-dialers": { type: "string", default: String(DEFAULT_ACCEPT_DIALERS) },
+      "pipelined-size": { type: "string", default: String(PIPELINED.size) },
+      "c100k-conns": { type: "string", default: String(DEFAULT_C100K_CONNS) },
+      "c100k-servers": { type: "string", default: DEFAULT_C100K_SERVERS.join(",") },
       out: { type: "string", default: defaultOutDir },
       workers: { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
@@ -90,12 +135,17 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
     }
     return Number(text);
   };
-  const scenarios = v.scenarios.split(",").map((s) => s.trim()).filter(Boolean);
-  for (const s of scenarios) {
-    if (!(SCENARIOS as readonly string[]).includes(s)) {
-      throw new Error(`--scenarios: unknown scenario "${s}" (known: ${SCENARIOS.join(", ")})`);
+  const list = <T extends string>(name: string, text: string, known: readonly T[]): T[] => {
+    const items = text.split(",").map((s) => s.trim()).filter(Boolean);
+    for (const s of items) {
+      if (!(known as readonly string[]).includes(s)) {
+        throw new Error(`--${name}: unknown name "${s}" (known: ${known.join(", ")})`);
+      }
     }
-  }
+    if (items.length === 0) throw new Error(`--${name} names none`);
+    return known.filter((k) => items.includes(k));
+  };
+  const scenarios = list("scenarios", v.scenarios, SCENARIOS);
   const warmupMs = parseDuration(v.warmup);
   const durationMs = parseDuration(v.duration);
   if (warmupMs < 0 || durationMs <= 0) {
@@ -107,7 +157,12 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
     durationMs,
     idleConns: count("idle-conns", v["idle-conns"]),
     idleDialers: count("idle-dialers", v["idle-dialers"]),
-    scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
+    scenarios,
+    servers: list("servers", v.servers, SERVER_NAMES),
+    acceptDialers: count("accept-dialers", v["accept-dialers"]),
+    pipelinedSize: count("pipelined-size", v["pipelined-size"]),
+    c100kConns: count("c100k-conns", v["c100k-conns"]),
+    c100kServers: list("c100k-servers", v["c100k-servers"], SERVER_NAMES),
     outDir: v.out,
     workers: count("workers", v.workers),
   };

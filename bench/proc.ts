@@ -5,6 +5,8 @@
  * @module
  */
 
+import { CpuWindow } from "./procfs.ts";
+
 /** How long a child may take to start listening. */
 const START_TIMEOUT_MS = 30_000;
 /** How long a child may take to stop before it is killed. */
@@ -57,6 +59,19 @@ export class Child implements AsyncDisposable {
         this.#emit(line);
       }),
     ]);
+  }
+
+  /**
+   * Calls `handler` at once (synchronously, as the line is read) with every JSON
+   * line whose `event` is `name`; returns a function that stops it.
+   */
+  onEvent(name: string, handler: (event: Record<string, unknown>) => void): () => void {
+    const listener = (line: string) => {
+      const event = parseJsonLine(line);
+      if (event?.event === name) handler(event);
+    };
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Resolves with the first JSON line (stdout or stderr) whose `event` is `name`. */
@@ -153,31 +168,34 @@ export function parseJsonLine(line: string): Record<string, unknown> | null {
   }
 }
 
+/** Time a marked run may take beyond its warm-up and window before it is given up. */
+const RESULT_SLACK_MS = 60_000;
+
 /**
- * Runs `command args…` to the end and returns the last JSON line on stdout.
- * Throws with the child's stderr when it fails.
+ * Runs a program that marks its counted window (`{"event":"window","phase":
+ * "start"|"end"}` the moment it takes its counters) and ends with one
+ * `{"event":"result",…}` line. `measure` names whose CPU time is read at the
+ * marks: a process tree's root pid, or "self" for the program itself; the CPU
+ * seconds of the window are returned with the result.
  */
-export async function runJson(
+export async function runMarked(
   label: string,
   command: string,
   args: string[],
-  env?: Record<string, string>,
-): Promise<Record<string, unknown>> {
-  const out = await new Deno.Command(command, {
-    args,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const lines = text.trim().split("\n").reverse();
-  const result = lines.map(parseJsonLine).find((v) => v !== null);
-  if (!out.success || !result) {
-    const err = new TextDecoder().decode(out.stderr).trim().slice(-TAIL_CHARS);
-    throw new Error(`${label} failed (exit ${out.code})${err ? `: ${err}` : ""}`);
+  windowMs: number,
+  measure?: number | "self",
+): Promise<{ result: Record<string, unknown>; cpuSeconds: number | null }> {
+  await using child = new Child(label, command, args, "stdin");
+  const window = measure === undefined
+    ? null
+    : new CpuWindow(measure === "self" ? child.pid : measure);
+  child.onEvent("window", (e) => e.phase === "start" ? window?.start() : window?.end());
+  const result = await child.waitEvent("result", windowMs + RESULT_SLACK_MS);
+  const status = await child.stop();
+  if (!status.success) {
+    throw new Error(`${label} failed (exit ${status.code}): ${child.stderrTail.trim()}`);
   }
-  return result;
+  return { result, cpuSeconds: window ? window.seconds() : null };
 }
 
 async function readLines(

@@ -6,9 +6,16 @@
  */
 
 import type { Scenario } from "./config.ts";
+import { SERVER_NAMES, type ServerName } from "./servers.ts";
 
-/** A contender: a server under test, or in the client scenario a client. */
-export type Contender = "ours" | "deno" | "ws";
+/**
+ * A contender: a server under test, or in the client scenario a client (ours
+ * = lib/ws/dial.ts, deno = Deno's built-in WebSocket).
+ */
+export type Contender = ServerName;
+
+/** The contenders in table order. */
+export const CONTENDERS: readonly Contender[] = SERVER_NAMES;
 
 /** One measurement of one metric. */
 export interface Sample {
@@ -22,6 +29,8 @@ export interface Sample {
   values: Record<string, number>;
   /** The measured server's process id (server scenarios). */
   pid?: number;
+  /** What happened, in words, where a number does not say it (pipelined, c100k). */
+  note?: string;
 }
 
 /** How a metric is read. */
@@ -32,10 +41,24 @@ export interface MetricSpec {
   metric: string;
   /** Unit shown in the table. */
   unit: string;
+  /** What the figure is, for the JSON and the smoke test. */
+  kind?: "cpu";
   /** Whether higher or lower is better. */
   better: "higher" | "lower";
   /** Issue 6 targets for ours/peer. */
   targets: { peer: Contender; op: ">=" | "<="; ratio: number }[];
+}
+
+/** Server CPU time (utime + stime of its process tree, counted window only) per unit of work. */
+function cpu(scenario: Scenario, per: "msg" | "conn", unit = `CPU µs/${per}`): MetricSpec {
+  return {
+    scenario,
+    metric: `cpu_us_per_${per}`,
+    unit,
+    better: "lower",
+    targets: [],
+    kind: "cpu",
+  };
 }
 
 /** Every metric in the table, with the targets issue 6 sets. */
@@ -47,6 +70,7 @@ export const METRICS: MetricSpec[] = [
     better: "higher",
     targets: [{ peer: "deno", op: ">=", ratio: 1.0 }, { peer: "ws", op: ">=", ratio: 1.0 }],
   },
+  cpu("small", "msg"),
   {
     scenario: "large",
     metric: "mbytes_per_s",
@@ -54,6 +78,7 @@ export const METRICS: MetricSpec[] = [
     better: "higher",
     targets: [{ peer: "deno", op: ">=", ratio: 0.8 }],
   },
+  cpu("large", "msg"),
   {
     scenario: "rtt",
     metric: "p50_us",
@@ -62,6 +87,7 @@ export const METRICS: MetricSpec[] = [
     targets: [{ peer: "deno", op: "<=", ratio: 1.2 }],
   },
   { scenario: "rtt", metric: "p99_us", unit: "µs", better: "lower", targets: [] },
+  cpu("rtt", "msg", "CPU µs/round trip"),
   {
     scenario: "idle",
     metric: "rss_per_conn_kib",
@@ -70,7 +96,48 @@ export const METRICS: MetricSpec[] = [
     targets: [{ peer: "deno", op: "<=", ratio: 1.0 }],
   },
   { scenario: "idle", metric: "accept_per_s", unit: "conn/s", better: "higher", targets: [] },
+  cpu("idle", "conn"),
+  { scenario: "accept", metric: "accepts_per_s", unit: "conn/s", better: "higher", targets: [] },
+  cpu("accept", "conn"),
+  { scenario: "accept", metric: "errors", unit: "failed dials", better: "lower", targets: [] },
+  { scenario: "pipelined", metric: "mbytes_per_s", unit: "MB/s", better: "higher", targets: [] },
+  cpu("pipelined", "msg"),
+  { scenario: "pipelined", metric: "lost", unit: "echoes lost", better: "lower", targets: [] },
+  { scenario: "pipelined", metric: "closes", unit: "conns ended", better: "lower", targets: [] },
   { scenario: "client", metric: "msgs_per_s", unit: "msg/s", better: "higher", targets: [] },
+  cpu("client", "msg", "client CPU µs/msg"),
+  { scenario: "c100k", metric: "open_s", unit: "s to open all", better: "lower", targets: [] },
+  { scenario: "c100k", metric: "accept_per_s", unit: "conn/s", better: "higher", targets: [] },
+  cpu("c100k", "conn"),
+  { scenario: "c100k", metric: "rss_mib", unit: "MiB RSS, all", better: "lower", targets: [] },
+  {
+    scenario: "c100k",
+    metric: "rss_per_conn_kib",
+    unit: "KiB/conn",
+    better: "lower",
+    targets: [],
+  },
+  {
+    scenario: "c100k",
+    metric: "sockets",
+    unit: "server sockets",
+    better: "higher",
+    targets: [],
+  },
+  {
+    scenario: "c100k",
+    metric: "keepalive_ok",
+    unit: "with keepalive ≤ 15 s",
+    better: "higher",
+    targets: [],
+  },
+  {
+    scenario: "c100k",
+    metric: "closed_early",
+    unit: "ended while held",
+    better: "lower",
+    targets: [],
+  },
 ];
 
 /** One line of the table: medians, ratios and targets of one metric. */
@@ -83,6 +150,8 @@ export interface Row {
   unit: string;
   /** Whether higher or lower is better. */
   better: "higher" | "lower";
+  /** What the figure is (see {@linkcode MetricSpec.kind}). */
+  kind?: "cpu";
   /** Median per contender. */
   median: Partial<Record<Contender, number>>;
   /** Every run's value per contender, in run order. */
@@ -114,7 +183,7 @@ export function summarise(samples: Sample[]): Row[] {
     const med: Partial<Record<Contender, number>> = {};
     for (const [who, values] of Object.entries(per)) med[who as Contender] = median(values);
     const ratio: Partial<Record<Contender, number>> = {};
-    for (const peer of ["deno", "ws"] as const) {
+    for (const peer of CONTENDERS.filter((c) => c !== "ours")) {
       if (med.ours !== undefined && med[peer] !== undefined) ratio[peer] = med.ours / med[peer]!;
     }
     const targets = spec.targets
@@ -128,6 +197,7 @@ export function summarise(samples: Sample[]): Row[] {
       metric: spec.metric,
       unit: spec.unit,
       better: spec.better,
+      ...(spec.kind ? { kind: spec.kind } : {}),
       median: med,
       samples: per,
       ratio,
@@ -139,7 +209,7 @@ export function summarise(samples: Sample[]): Row[] {
 
 function figure(n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return "-";
-  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString("en-US");
+  if (Math.abs(n) >= 1000 || Number.isInteger(n)) return Math.round(n).toLocaleString("en-US");
   if (Math.abs(n) >= 100) return n.toFixed(0);
   if (Math.abs(n) >= 10) return n.toFixed(1);
   return n.toFixed(2);
@@ -149,28 +219,24 @@ function ratioText(r: number | undefined): string {
   return r === undefined || !Number.isFinite(r) ? "-" : `${r.toFixed(2)}×`;
 }
 
-/** Renders the rows as an aligned plain-text table. */
+/** Renders the rows as an aligned plain-text table, one column per contender that has a figure. */
 export function formatTable(rows: Row[]): string {
+  const who = CONTENDERS.filter((c) => rows.some((r) => r.median[c] !== undefined));
+  const peers = who.filter((c) => c !== "ours");
   const head = [
     "scenario",
     "metric",
     "unit",
-    "ours",
-    "deno",
-    "ws",
-    "ours/deno",
-    "ours/ws",
+    ...who,
+    ...(who.includes("ours") ? peers.map((p) => `ours/${p}`) : []),
     "target (ours/peer)",
   ];
   const body = rows.map((r) => [
     r.scenario,
     r.metric,
     `${r.unit} (${r.better === "higher" ? "↑" : "↓"})`,
-    figure(r.median.ours),
-    figure(r.median.deno),
-    figure(r.median.ws),
-    ratioText(r.ratio.deno),
-    ratioText(r.ratio.ws),
+    ...who.map((c) => figure(r.median[c])),
+    ...(who.includes("ours") ? peers.map((p) => ratioText(r.ratio[p])) : []),
     r.targets.map((t) => `${t.peer} ${t.op} ${t.ratio.toFixed(1)}: ${t.met ? "met" : "NOT met"}`)
       .join("; "),
   ]);

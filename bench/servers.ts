@@ -1,14 +1,15 @@
 /**
  * The echo servers under test, each a child process on loopback: ours
- * (`server.ts`), Deno's built-in WebSocket server, and npm `ws` on Node.js.
+ * (`server.ts`), Deno's built-in WebSocket server, npm `ws` on Node.js, Bun's
+ * `Bun.serve` (uWebSockets) and gorilla/websocket's echo server in Go.
  *
  * @module
  */
 
 import { Child } from "./proc.ts";
 
-/** The servers, in the order every scenario visits them (A B C A B C …). */
-export const SERVER_NAMES = ["ours", "deno", "ws"] as const;
+/** The servers, in the order every scenario visits them (A B C D E A B C D E …). */
+export const SERVER_NAMES = ["ours", "deno", "ws", "bun", "gorilla"] as const;
 
 /** One of {@linkcode SERVER_NAMES}. */
 export type ServerName = typeof SERVER_NAMES[number];
@@ -17,7 +18,10 @@ export type ServerName = typeof SERVER_NAMES[number];
 export const SERVER_LABELS: Record<ServerName, string> = {
   ours: "keepalive-ws server.ts (hand-written RFC 6455, heartbeat and keepalive on)",
   deno: "Deno built-in (Deno.serve + Deno.upgradeWebSocket)",
-  ws: "npm ws on Node.js",
+  ws: "npm ws on Node.js (keepalive 15 s)",
+  bun: "Bun.serve (uWebSockets, C++), from npm @oven/bun-linux-x64, Bun's defaults",
+  gorilla: "gorilla/websocket echo in Go (Debian golang-github-gorilla-websocket-dev; " +
+    "Go's 15 s keepalive)",
 };
 
 const ROOT = new URL("../", import.meta.url);
@@ -31,32 +35,46 @@ export function repoPath(path: string): string {
 export interface RunningServer extends AsyncDisposable {
   /** Which server this is. */
   readonly name: ServerName;
-  /** Its process id (the process whose RSS is measured). */
+  /** Its process id: the root of the tree whose CPU and RSS are measured. */
   readonly pid: number;
   /** The echo endpoint, `ws://127.0.0.1:PORT/echo`. */
   readonly url: string;
+  /** The port it listens on. */
+  readonly port: number;
   /** The child process. */
   readonly child: Child;
 }
 
-/** Extra `deno run` flags for our server, e.g. `--cpu-prof`. */
-export interface StartOptions {
-  /** Flags placed before the script name. */
-  denoFlags?: string[];
-  /** `--workers` for our server (default 1). */
-  workers?: number;
+/** The peers' programs that are not in the repository. */
+export interface PeerPrograms {
+  /** The `bun` binary (see bench/bun.ts). */
+  bun?: string;
+  /** The built gorilla echo server (bench/peers/gorilla_echo). */
+  gorilla?: string;
 }
 
-/** Starts `name` on a free loopback port and resolves once it is listening. */
-export async function startEchoServer(
-  name: ServerName,
-  options: StartOptions = {},
-): Promise<RunningServer> {
+/** How to start a server. */
+export interface StartOptions {
+  /** Extra `deno run` flags for our server, e.g. `--cpu-prof`. */
+  denoFlags?: string[];
+  /** `--workers` for our server (default 1). */
+  workers?: number | "auto";
+  /** Words to run the server through, e.g. `ip netns exec NS prlimit …`; they must exec it. */
+  prefix?: string[];
+  /** Where the peers' programs are. */
+  programs?: PeerPrograms;
+}
+
+/** How many workers `--workers value` starts on this machine. */
+export function workersOf(value: number | "auto" | undefined): number {
+  return value === "auto" ? navigator.hardwareConcurrency || 1 : value ?? 1;
+}
+
+function command(name: ServerName, options: StartOptions): [string, string[], "stdin" | "SIGTERM"] {
   const deno = Deno.execPath();
-  let child: Child;
   switch (name) {
     case "ours":
-      child = new Child(name, deno, [
+      return [deno, [
         "run",
         "--allow-net",
         "--allow-ffi",
@@ -69,25 +87,42 @@ export async function startEchoServer(
         "127.0.0.1:0",
         "--log-format",
         "json",
-      ], "SIGTERM");
-      break;
+      ], "SIGTERM"];
     case "deno":
-      child = new Child(name, deno, [
-        "run",
-        "--allow-net",
-        repoPath("bench/peers/deno_builtin.ts"),
-      ], "stdin");
-      break;
+      return [deno, ["run", "--allow-net", repoPath("bench/peers/deno_builtin.ts")], "stdin"];
     case "ws":
-      child = new Child(name, "node", [repoPath("bench/peers/ws_node.cjs")], "stdin");
-      break;
+      return ["node", [repoPath("bench/peers/ws_node.cjs")], "stdin"];
+    case "bun": {
+      const bun = options.programs?.bun;
+      if (!bun) throw new Error("no Bun to run the bun peer with (see bench/bun.ts)");
+      return [bun, [repoPath("bench/peers/bun_echo.js")], "stdin"];
+    }
+    case "gorilla": {
+      const bin = options.programs?.gorilla;
+      if (!bin) throw new Error("the gorilla echo peer is not built (see bench/loadgen.ts)");
+      return [bin, ["-addr=127.0.0.1:0"], "stdin"];
+    }
   }
+}
+
+/** Starts `name` on a free loopback port and resolves once it (every worker) is listening. */
+export async function startEchoServer(
+  name: ServerName,
+  options: StartOptions = {},
+): Promise<RunningServer> {
+  const [cmd, args, stopBy] = command(name, options);
+  const [program, ...rest] = [...(options.prefix ?? []), cmd, ...args];
+  const child = new Child(name, program, rest, stopBy);
   try {
-    const event = await child.waitEvent("listening");
+    // Our supervisor says "workers" once every worker listens; a single process says "listening".
+    const supervised = name === "ours" && workersOf(options.workers) > 1;
+    const event = await child.waitEvent(supervised ? "workers" : "listening");
+    const port = supervised ? Number(event.port) : Number(String(event.addr).split(":").pop());
     return {
       name,
       pid: child.pid,
-      url: `ws://${event.addr}/echo`,
+      url: `ws://127.0.0.1:${port}/echo`,
+      port,
       child,
       [Symbol.asyncDispose]: async () => {
         await child.stop();
@@ -97,14 +132,6 @@ export async function startEchoServer(
     await child.stop();
     throw err;
   }
-}
-
-/** The resident set size of process `pid` in bytes, from /proc/PID/status VmRSS. */
-export function rssBytes(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(m[1]) * 1024;
 }
 
 /**

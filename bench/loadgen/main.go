@@ -1,12 +1,20 @@
 // Command loadgen is the benchmark's neutral WebSocket load generator, built
 // on gorilla/websocket so that it shares no code with the servers under test.
 //
-// Modes (one JSON line of results on stdout; errors on stderr, exit 1):
+// Modes (JSON lines on stdout, the last one {"event":"result",…}; errors on
+// stderr, exit 1):
 //
 //	throughput  -conns N -inflight K -size B [-binary]: messages echoed per second
 //	rtt         one connection, one message in flight: round-trip percentiles
+//	accept      -dialers N: connections per second, each upgraded then closed
+//	pipelined   -conns N -burst K -size B: bursts of K messages written back to
+//	            back while every echo is read; counts echoes lost and closes
 //	idle        open -conns N, report the accept rate, hold them until stdin ends
-//	serve       a gorilla echo server at /echo, for the client scenario
+//
+// The timed modes print {"event":"window","phase":"start"} and
+// {"event":"window","phase":"end"} the moment they take their counters at the
+// start and the end of the counted window, so the caller can read the
+// server's CPU time at the same moments.
 package main
 
 import (
@@ -18,9 +26,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +39,10 @@ import (
 // closeWait bounds how long a connection waits for the echo of its close frame.
 const closeWait = time.Second
 
+// echoWait bounds how long the pipelined mode waits for the next echo (or a
+// write to go through) before it counts the rest of the burst as lost.
+const echoWait = 10 * time.Second
+
 type options struct {
 	url      string
 	conns    int
@@ -40,11 +52,15 @@ type options struct {
 	warmup   time.Duration
 	duration time.Duration
 	dialers  int
+	burst    int
+	localIPs int
+	buffer   int
+	read     bool
 }
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: loadgen throughput|rtt|idle|serve [flags]"))
+		fail(errors.New("usage: loadgen throughput|rtt|accept|pipelined|idle [flags]"))
 	}
 	mode := os.Args[1]
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
@@ -56,8 +72,12 @@ func main() {
 	fs.BoolVar(&o.binary, "binary", false, "send binary messages instead of text")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "time before counting starts")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "time counted")
-	fs.IntVar(&o.dialers, "dialers", 64, "concurrent dials in idle mode")
-	addr := fs.String("addr", "127.0.0.1:0", "listen address in serve mode")
+	fs.IntVar(&o.dialers, "dialers", 64, "concurrent dials in idle and accept modes")
+	fs.IntVar(&o.burst, "burst", 64, "messages written back to back in pipelined mode")
+	fs.IntVar(&o.localIPs, "local-ips", 0,
+		"idle mode: dial from source addresses 127.0.0.2 … 127.0.0.(N+1), round robin (0: let the kernel pick)")
+	fs.IntVar(&o.buffer, "buffer", 0, "idle mode: read and write buffer bytes per connection (0: 64 KiB read)")
+	fs.BoolVar(&o.read, "read", false, "idle mode: read every connection (answers pings, sees closes)")
 	_ = fs.Parse(os.Args[2:])
 
 	var err error
@@ -66,10 +86,12 @@ func main() {
 		err = throughput(o)
 	case "rtt":
 		err = rtt(o)
+	case "accept":
+		err = accept(o)
+	case "pipelined":
+		err = pipelined(o)
 	case "idle":
 		err = idle(o)
-	case "serve":
-		err = serve(*addr)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -86,6 +108,11 @@ func fail(err error) {
 func emit(v any) {
 	b, _ := json.Marshal(v)
 	fmt.Println(string(b))
+}
+
+// mark tells the caller that the counters of the window's start or end were just taken.
+func mark(phase string) {
+	emit(map[string]any{"event": "window", "phase": phase})
 }
 
 func payload(o options) ([]byte, int) {
@@ -188,12 +215,14 @@ func throughput(o options) error {
 	case <-time.After(o.warmup):
 	}
 	m0, b0, t0 := received.Load(), bytes.Load(), time.Now()
+	mark("start")
 	select {
 	case err := <-errs:
 		return err
 	case <-time.After(o.duration):
 	}
 	m1, b1, t1 := received.Load(), bytes.Load(), time.Now()
+	mark("end")
 	stop.Store(true)
 	var wg sync.WaitGroup
 	for i, c := range conns {
@@ -206,6 +235,7 @@ func throughput(o options) error {
 	wg.Wait()
 	secs := t1.Sub(t0).Seconds()
 	emit(map[string]any{
+		"event":         "result",
 		"messages":      m1 - m0,
 		"bytes":         b1 - b0,
 		"seconds":       secs,
@@ -228,10 +258,15 @@ func rtt(o options) error {
 	begin := time.Now()
 	countFrom := begin.Add(o.warmup)
 	end := countFrom.Add(o.duration)
+	counting := false
 	for {
 		t0 := time.Now()
 		if t0.After(end) {
 			break
+		}
+		if !counting && t0.After(countFrom) {
+			counting = true
+			mark("start")
 		}
 		if err := c.WriteMessage(kind, data); err != nil {
 			return err
@@ -251,6 +286,9 @@ func rtt(o options) error {
 			samples = append(samples, time.Since(t0))
 		}
 	}
+	if counting {
+		mark("end")
+	}
 	closeConn(c, nil)
 	if len(samples) == 0 {
 		return errors.New("no round trips measured")
@@ -264,6 +302,7 @@ func rtt(o options) error {
 		sum += s
 	}
 	emit(map[string]any{
+		"event":   "result",
 		"samples": len(samples),
 		"p50_us":  us(0.50),
 		"p99_us":  us(0.99),
@@ -272,24 +311,74 @@ func rtt(o options) error {
 	return nil
 }
 
+// idleDialers returns one dialer per source address (-local-ips), or one
+// dialer when the kernel picks the source.
+func idleDialers(o options) []*websocket.Dialer {
+	base := func() *websocket.Dialer {
+		d := dialer(0)
+		if o.buffer > 0 {
+			d.ReadBufferSize, d.WriteBufferSize = o.buffer, o.buffer
+		}
+		return d
+	}
+	if o.localIPs <= 0 {
+		return []*websocket.Dialer{base()}
+	}
+	ds := make([]*websocket.Dialer, o.localIPs)
+	for k := range ds {
+		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+k))}}
+		ds[k] = base()
+		ds[k].NetDialContext = nd.DialContext
+	}
+	return ds
+}
+
 func idle(o options) error {
-	d := dialer(0)
+	if o.localIPs > 250 {
+		return errors.New("-local-ips takes at most 250")
+	}
+	ds := idleDialers(o)
 	conns := make([]*websocket.Conn, o.conns)
 	next := make(chan int)
 	errs := make(chan error, o.dialers)
+	var opened, closedEarly atomic.Int64
+	var stopping atomic.Bool
 	var wg sync.WaitGroup
+	mark("start")
 	start := time.Now()
+	progress := time.NewTicker(5 * time.Second)
+	defer progress.Stop()
+	go func() {
+		for range progress.C {
+			fmt.Fprintf(os.Stderr, "{\"event\":\"progress\",\"open\":%d}\n", opened.Load())
+		}
+	}()
 	for w := 0; w < o.dialers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c, _, err := d.Dial(o.url, nil)
+				c, _, err := ds[i%len(ds)].Dial(o.url, nil)
 				if err != nil {
 					errs <- fmt.Errorf("dial %d: %w", i, err)
 					return
 				}
 				conns[i] = c
+				opened.Add(1)
+				if o.read {
+					// Reading answers the server's pings (gorilla's default ping
+					// handler) and notices a connection the server ends.
+					go func(c *websocket.Conn) {
+						for {
+							if _, _, err := c.NextReader(); err != nil {
+								if !stopping.Load() {
+									closedEarly.Add(1)
+								}
+								return
+							}
+						}
+					}(c)
+				}
 			}
 		}()
 	}
@@ -305,6 +394,7 @@ feed:
 	close(next)
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
+	progress.Stop()
 	if dialErr == nil {
 		select {
 		case dialErr = <-errs:
@@ -319,7 +409,7 @@ feed:
 		}
 	}()
 	if dialErr != nil {
-		return dialErr
+		return fmt.Errorf("%w (%d connections were open)", dialErr, opened.Load())
 	}
 	emit(map[string]any{
 		"event":        "held",
@@ -329,6 +419,7 @@ feed:
 	})
 	// Hold until the caller has measured and closes our stdin.
 	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
+	stopping.Store(true)
 	var cw sync.WaitGroup
 	for _, c := range conns {
 		cw.Add(1)
@@ -339,45 +430,227 @@ feed:
 		}(c)
 	}
 	cw.Wait()
-	emit(map[string]any{"event": "done"})
+	emit(map[string]any{"event": "done", "closed_early": closedEarly.Load()})
 	return nil
 }
 
-func serve(addr string) error {
-	up := websocket.Upgrader{
-		ReadBufferSize:  64 * 1024,
-		WriteBufferSize: 64 * 1024,
-		CheckOrigin:     func(*http.Request) bool { return true },
+// closeAndDrain runs the closing handshake and waits for the server to end
+// TCP first (RFC 6455 §7.1.1), so TIME_WAIT stays on the server's side and
+// the client's ephemeral ports come back at once.
+func closeAndDrain(c *websocket.Conn) {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeWait))
+	_ = c.SetReadDeadline(time.Now().Add(closeWait))
+	for {
+		if _, _, err := c.NextReader(); err != nil {
+			break
+		}
 	}
-	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
+	_, _ = io.Copy(io.Discard, c.UnderlyingConn())
+	_ = c.Close()
+}
+
+func accept(o options) error {
+	d := dialer(0)
+	d.ReadBufferSize = 4096
+	var accepted, failed atomic.Int64
+	var stop atomic.Bool
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < o.dialers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				c, _, err := d.Dial(o.url, nil)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				accepted.Add(1)
+				closeAndDrain(c)
+			}
+		}()
+	}
+	time.Sleep(o.warmup)
+	a0, f0, t0 := accepted.Load(), failed.Load(), time.Now()
+	mark("start")
+	time.Sleep(o.duration)
+	a1, f1, t1 := accepted.Load(), failed.Load(), time.Now()
+	mark("end")
+	stop.Store(true)
+	wg.Wait()
+	if a1-a0 == 0 {
+		return fmt.Errorf("no connection accepted in the window; first error: %v", firstErr.Load())
+	}
+	secs := t1.Sub(t0).Seconds()
+	first, _ := firstErr.Load().(string)
+	emit(map[string]any{
+		"event":         "result",
+		"accepts":       a1 - a0,
+		"seconds":       secs,
+		"accepts_per_s": float64(a1-a0) / secs,
+		"errors":        f1 - f0,
+		"first_error":   first,
+		"dialers":       o.dialers,
+	})
+	return nil
+}
+
+// reason names why a pipelined connection ended, without its addresses.
+func reason(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return strings.TrimSpace(fmt.Sprintf("close %d %s", ce.Code, ce.Text))
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Op + ": " + oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// pipelinedStats are the pipelined mode's counters, shared by its connections.
+type pipelinedStats struct {
+	received, bytes, sent, lost, closes, dialErrors atomic.Int64
+	mu                                              sync.Mutex
+	outcomes                                        map[string]int64
+}
+
+func (s *pipelinedStats) note(why string) {
+	s.mu.Lock()
+	s.outcomes[why]++
+	s.mu.Unlock()
+}
+
+// pipelinedConn runs bursts on one connection until stop, or until the
+// connection ends; returns false when it could not even dial.
+func pipelinedConn(o options, d *websocket.Dialer, data []byte, kind int, s *pipelinedStats,
+	stop *atomic.Bool) bool {
+	c, _, err := d.Dial(o.url, nil)
+	if err != nil {
+		s.dialErrors.Add(1)
+		s.note("dial: " + reason(err))
+		return false
+	}
+	echoes := make(chan struct{}, o.burst)
+	readErr := make(chan error, 1)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			_, r, err := c.NextReader()
+			if err == nil {
+				var n int64
+				n, err = io.Copy(io.Discard, r)
+				if err == nil && int(n) != o.size {
+					err = fmt.Errorf("echo of %d bytes, sent %d", n, o.size)
+				}
+				if err == nil {
+					s.received.Add(1)
+					s.bytes.Add(n)
+					echoes <- struct{}{}
+					continue
+				}
+			}
+			readErr <- err
 			return
 		}
-		defer c.Close()
-		for {
-			kind, data, err := c.ReadMessage()
-			if err != nil {
-				return
+	}()
+	for !stop.Load() {
+		// Write the whole burst back to back; the reader drains echoes meanwhile.
+		wrote := 0
+		var writeErr error
+		for i := 0; i < o.burst; i++ {
+			_ = c.SetWriteDeadline(time.Now().Add(echoWait))
+			if writeErr = c.WriteMessage(kind, data); writeErr != nil {
+				break
 			}
-			if err := c.WriteMessage(kind, data); err != nil {
-				return
+			wrote++
+			s.sent.Add(1)
+		}
+		got := 0
+		var cause error
+		for got < wrote && cause == nil {
+			select {
+			case <-echoes:
+				got++
+			case cause = <-readErr:
+			case <-time.After(echoWait):
+				cause = fmt.Errorf("no echo within %s", echoWait)
 			}
 		}
+		if cause == nil && writeErr != nil {
+			// Every echo of what went out came back, but the write failed: wait
+			// briefly for the reader's account of why (a close frame, say).
+			select {
+			case cause = <-readErr:
+			case <-time.After(closeWait):
+				cause = writeErr
+			}
+		}
+		if cause != nil {
+			s.lost.Add(int64(wrote - got))
+			s.closes.Add(1)
+			s.note(reason(cause))
+			_ = c.Close()
+			<-readerDone
+			return true
+		}
+	}
+	closeConn(c, readerDone)
+	return true
+}
+
+func pipelined(o options) error {
+	o.binary = true
+	data, kind := payload(o)
+	d := dialer(o.size)
+	s := &pipelinedStats{outcomes: map[string]int64{}}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for i := 0; i < o.conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A connection the server ends is redialled, so the window keeps its load.
+			for !stop.Load() {
+				if !pipelinedConn(o, d, data, kind, s, &stop) {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	time.Sleep(o.warmup)
+	m0, b0, t0 := s.received.Load(), s.bytes.Load(), time.Now()
+	mark("start")
+	time.Sleep(o.duration)
+	m1, b1, t1 := s.received.Load(), s.bytes.Load(), time.Now()
+	mark("end")
+	stop.Store(true)
+	wg.Wait()
+	if s.received.Load() == 0 && s.dialErrors.Load() > 0 {
+		return fmt.Errorf("no echo at all: %v", s.outcomes)
+	}
+	secs := t1.Sub(t0).Seconds()
+	emit(map[string]any{
+		"event":         "result",
+		"messages":      m1 - m0,
+		"bytes":         b1 - b0,
+		"seconds":       secs,
+		"msgs_per_s":    float64(m1-m0) / secs,
+		"mbytes_per_s":  float64(b1-b0) / secs / 1e6,
+		"sent":          s.sent.Load(),
+		"echoed":        s.received.Load(),
+		"lost":          s.lost.Load(),
+		"closes":        s.closes.Load(),
+		"dial_errors":   s.dialErrors.Load(),
+		"outcomes":      s.outcomes,
+		"conns":         o.conns,
+		"burst":         o.burst,
+		"message_bytes": o.size,
 	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	emit(map[string]any{"event": "listening", "addr": ln.Addr().String()})
-	go func() {
-		// The caller stops the server by closing our stdin.
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		_ = ln.Close()
-	}()
-	err = http.Serve(ln, nil)
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	return nil
 }
