@@ -8,29 +8,36 @@
  * generator both on its loopback: 100,000 connections use up the ephemeral
  * ports of an address, and in the machine's own namespace that would make
  * other programs' `listen(port 0)` and `connect()` fail while it runs. The
- * load generator dials from 127.0.0.2 … 127.0.0.N (about 20,000 connections
+ * load generator dials from 127.0.0.2 … 127.0.0.N (at most 20,000 connections
  * per source address) to the server on 127.0.0.1. Server and load generator
- * start through `prlimit` with RLIMIT_NOFILE raised. Everything, the
- * namespace included, is removed afterwards.
+ * start through `prlimit` with RLIMIT_NOFILE raised to 1,048,576 where this
+ * machine lets it be raised (CAP_SYS_RESOURCE), else to the hard limit in
+ * force. Under a low hard limit one process cannot hold them all: the load
+ * generator then runs as several processes, our server gets as many workers
+ * as it needs (more than `--workers auto` if need be, and the output says so),
+ * and a single-process peer that cannot hold the count is not run, with the
+ * reason printed. Everything, the namespace included, is removed afterwards.
  *
  * @module
  */
 
 import { RSS_SETTLE_MS } from "./config.ts";
-import { runIdle } from "./loadgen.ts";
-import { alive, processTree, treeRssBytes } from "./procfs.ts";
-import { type PeerPrograms, type ServerName, startEchoServer } from "./servers.ts";
+import { Child } from "./proc.ts";
+import { alive, CpuWindow, processTree, treeRssBytes } from "./procfs.ts";
+import { type PeerPrograms, type ServerName, startEchoServer, workersOf } from "./servers.ts";
 
-/** Open files allowed to the server and the load generator (Linux's default fs.nr_open). */
+/** Open files asked for the server and the load generator (Linux's default fs.nr_open). */
 export const C100K_NOFILE = 1_048_576;
+/** Open files each process keeps for itself besides its connections. */
+const NOFILE_RESERVE = 2_000;
 /** Connections per source address: well below the 28,232 ephemeral ports of Linux's default range. */
 export const CONNS_PER_SOURCE = 20_000;
-/** Dials in progress at once while opening them. */
+/** Dials in progress at once while opening them (shared out among the load generator processes). */
 export const C100K_DIALERS = 64;
 /** Read and write buffer of each load generator connection: they stay idle. */
 const LOADGEN_BUFFER = 1024;
-/** Opening may take this long per 1,000 connections before the run is given up. */
-const OPEN_MS_PER_1000 = 2_000;
+/** Opening them all may take this long per 1,000 connections (plus a minute) before the run is given up. */
+const OPEN_MS_PER_1000 = 5_000;
 /** Keepalive timers longer than this do not count as Go's (15 s idle, 15 s interval). */
 export const KEEPALIVE_MAX_S = 15;
 
@@ -96,9 +103,9 @@ class Namespace implements AsyncDisposable {
     await run("ip", ["netns", "exec", this.name, "ip", "link", "set", "lo", "up"]);
   }
 
-  /** Words that run a command inside it with RLIMIT_NOFILE raised (both exec it, pid stays). */
-  prefix(): string[] {
-    return ["ip", "netns", "exec", this.name, "prlimit", `--nofile=${C100K_NOFILE}`, "--"];
+  /** Words that run a command inside it with RLIMIT_NOFILE `nofile` (both exec it, pid stays). */
+  prefix(nofile: number): string[] {
+    return ["ip", "netns", "exec", this.name, "prlimit", `--nofile=${nofile}:${nofile}`, "--"];
   }
 
   /** Kills what is left inside (only processes this run started can be there), then removes it. */
@@ -124,6 +131,58 @@ class Namespace implements AsyncDisposable {
   }
 }
 
+/** The open-file limit the c100k processes can get, and whether it could be raised. */
+export interface NofileLimit {
+  /** RLIMIT_NOFILE (soft = hard) each process runs with. */
+  limit: number;
+  /** False when CAP_SYS_RESOURCE is missing and the hard limit in force had to do. */
+  raised: boolean;
+}
+
+/** Finds out whether RLIMIT_NOFILE can be raised to {@linkcode C100K_NOFILE} here. */
+export async function nofileLimit(): Promise<NofileLimit> {
+  const probe = await new Deno.Command("prlimit", {
+    args: [`--nofile=${C100K_NOFILE}:${C100K_NOFILE}`, "true"],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => null);
+  if (probe?.success) return { limit: C100K_NOFILE, raised: true };
+  const limits = await Deno.readTextFile(`/proc/${Deno.pid}/limits`);
+  const m = /^Max open files\s+\d+\s+(\d+)/m.exec(limits);
+  if (!m) throw new Error("cannot read the open-file limit from /proc/PID/limits");
+  return { limit: Number(m[1]), raised: false };
+}
+
+/** How c100k spreads `conns` over processes under `limit` open files each. */
+export interface C100kPlan {
+  /** Connections one process may hold. */
+  perProcess: number;
+  /** Load generator processes and the connections and source addresses of each. */
+  loadgens: { conns: number; firstIp: number; ips: number }[];
+  /** Workers our server runs with. */
+  workers: number;
+}
+
+/** Splits the work so that no process needs more than `limit` open files. */
+export function planC100k(conns: number, limit: number): C100kPlan {
+  const perProcess = Math.max(1, limit - NOFILE_RESERVE);
+  const count = Math.ceil(conns / perProcess);
+  const loadgens: C100kPlan["loadgens"] = [];
+  let firstIp = 2;
+  for (let k = 0; k < count; k++) {
+    const n = Math.floor(conns / count) + (k < conns % count ? 1 : 0);
+    const ips = Math.ceil(n / CONNS_PER_SOURCE);
+    loadgens.push({ conns: n, firstIp, ips });
+    firstIp += ips;
+  }
+  if (firstIp > 255) {
+    throw new Error(`${conns} connections need more source addresses than 127.0.0.2–254`);
+  }
+  // SO_REUSEPORT spreads connections by hash: leave each worker room for the spread.
+  const workers = Math.max(workersOf("auto"), Math.ceil(conns / (perProcess * 0.95)));
+  return { perProcess, loadgens, workers };
+}
+
 /** What one c100k run measured. */
 export interface C100kSample {
   /** Figures for the table. */
@@ -136,43 +195,85 @@ export interface C100kSample {
 
 /**
  * Makes `name` hold `conns` idle connections and measures it (see the module
- * doc). Our server runs with `--workers auto` and its default heartbeat.
+ * doc). Our server runs with `--workers auto` (more where the open-file limit
+ * needs it) and its default heartbeat; the load generator reads every
+ * connection, so pings are answered. Returns a sample with a note and no
+ * figures when `name` is one process and cannot hold `conns` here.
  */
 export async function runC100k(
   name: ServerName,
   conns: number,
   loadgen: string,
   programs: PeerPrograms,
+  nofile: NofileLimit,
   log: (line: string) => void,
-): Promise<C100kSample> {
+): Promise<C100kSample | { values: Record<string, never>; note: string }> {
+  const plan = planC100k(conns, nofile.limit);
+  const limitText = `RLIMIT_NOFILE ${nofile.limit}` +
+    (nofile.raised ? "" : " (the hard limit; raising it needs CAP_SYS_RESOURCE, missing here)");
+  if (name !== "ours" && conns > plan.perProcess) {
+    return {
+      values: {},
+      note: `not run: one ${name} process can hold at most ${plan.perProcess} connections ` +
+        `under ${limitText}`,
+    };
+  }
+  const auto = workersOf("auto");
+  const workers = name === "ours" ? (plan.workers === auto ? "auto" : plan.workers) : undefined;
   await using ns = new Namespace();
   await ns.create();
-  const server = await startEchoServer(name, {
-    workers: "auto",
-    prefix: ns.prefix(),
-    programs,
-  });
+  const prefix = ns.prefix(nofile.limit);
+  const server = await startEchoServer(name, { workers, prefix, programs });
   const pids = new Set(processTree(server.pid));
+  const children: Child[] = [];
   try {
     await sleep(RSS_SETTLE_MS);
     const before = treeRssBytes(server.pid);
-    const localIps = Math.ceil(conns / CONNS_PER_SOURCE);
-    log(`c100k ${name}: opening ${conns} connections from ${localIps} source address(es)…`);
-    const r = await runIdle(loadgen, server.url, {
-      conns,
-      dialers: C100K_DIALERS,
-      localIps,
-      buffer: LOADGEN_BUFFER,
-      read: true,
-      prefix: ns.prefix(),
-      timeoutMs: 60_000 + Math.ceil(conns / 1000) * OPEN_MS_PER_1000,
-      serverPid: server.pid,
-      onProgress: (open) => log(`c100k ${name}: ${open} open`),
-    }, async () => {
-      await sleep(RSS_SETTLE_MS);
-      for (const p of processTree(server.pid)) pids.add(p);
-      const rss = treeRssBytes(server.pid);
-      const ss = await run("ip", [
+    const ips = plan.loadgens.reduce((n, l) => n + l.ips, 0);
+    log(
+      `c100k ${name}: opening ${conns} connections from ${plan.loadgens.length} load generator ` +
+        `process(es) and ${ips} source address(es)` +
+        (workers === undefined ? "" : `, our server with --workers ${workers}`) + "…",
+    );
+    const window = new CpuWindow(server.pid);
+    const open = new Map<number, number>();
+    const progress = setInterval(() => {
+      log(`c100k ${name}: ${[...open.values()].reduce((a, b) => a + b, 0)} open`);
+    }, 5_000);
+    const dialers = Math.max(1, Math.round(C100K_DIALERS / plan.loadgens.length));
+    window.start();
+    const t0 = performance.now();
+    let seconds: number;
+    try {
+      const held = plan.loadgens.map((l, k) => {
+        const child = new Child(`loadgen idle ${k + 1}`, prefix[0], [
+          ...prefix.slice(1),
+          loadgen,
+          "idle",
+          `-url=${server.url}`,
+          `-conns=${l.conns}`,
+          `-dialers=${dialers}`,
+          `-local-ip-first=${l.firstIp}`,
+          `-local-ips=${l.ips}`,
+          `-buffer=${LOADGEN_BUFFER}`,
+          "-read=true",
+        ], "stdin");
+        children.push(child);
+        child.onEvent("progress", (e) => open.set(k, Number(e.open)));
+        return child.waitEvent("held", 60_000 + Math.ceil(conns / 1000) * OPEN_MS_PER_1000)
+          .then(() => open.set(k, l.conns));
+      });
+      await Promise.all(held);
+      seconds = (performance.now() - t0) / 1000;
+      window.end();
+    } finally {
+      clearInterval(progress);
+    }
+    await sleep(RSS_SETTLE_MS);
+    for (const p of processTree(server.pid)) pids.add(p);
+    const rss = treeRssBytes(server.pid);
+    const census = parseSs(
+      await run("ip", [
         "netns",
         "exec",
         ns.name,
@@ -180,29 +281,48 @@ export async function runC100k(
         "-tnoH",
         "state",
         "established",
-        `( sport = :${server.port} )`,
-      ]);
-      return { rss, census: parseSs(ss) };
-    });
-    const { rss, census } = r.measured;
+        // The source address too: a client socket bound to 127.0.0.N may get the same port number.
+        `( src 127.0.0.1 and sport = :${server.port} )`,
+      ]),
+    );
+    const done = children.map((c) => c.waitEvent("done", 60_000).catch(() => null));
+    const statuses = await Promise.all(children.map((c) => c.stop()));
+    const failed = statuses.findIndex((s) => !s.success);
+    if (failed >= 0) {
+      throw new Error(
+        `loadgen idle ${failed + 1} failed (exit ${statuses[failed].code}): ` +
+          children[failed].stderrTail.trim(),
+      );
+    }
+    const closedEarly = (await Promise.all(done)).reduce(
+      (n, e) => n + (e ? Number(e.closed_early) : NaN),
+      0,
+    );
     const timers = Object.entries(census.timers).map(([k, n]) => `${k} ${n}`).join(", ");
     return {
       values: {
-        open_s: r.seconds,
-        accept_per_s: r.accept_per_s,
-        ...(r.cpu_s === null ? {} : { cpu_us_per_conn: (r.cpu_s * 1e6) / conns }),
+        open_s: seconds,
+        accept_per_s: conns / seconds,
+        cpu_us_per_conn: (window.seconds() * 1e6) / conns,
         rss_mib: rss / 2 ** 20,
         rss_per_conn_kib: (rss - before) / conns / 1024,
         sockets: census.sockets,
         keepalive_ok: census.keepaliveOk,
-        closed_early: r.closed_early ?? NaN,
+        closed_early: closedEarly,
       },
       note: `${census.sockets} established server sockets, timers: ${timers || "none"}; ` +
-        `${census.keepaliveOk} with keepalive due within ${KEEPALIVE_MAX_S} s` +
-        (name === "ours" ? `; ${pids.size} process(es) (--workers auto)` : ""),
+        `${census.keepaliveOk} with keepalive due within ${KEEPALIVE_MAX_S} s; ` +
+        `${pids.size} server process(es)` +
+        (workers === undefined ? "" : ` (--workers ${workers}`) +
+        (workers === undefined || workers === "auto"
+          ? ""
+          : `: --workers auto (${auto}) cannot hold ${conns} under ${limitText}`) +
+        (workers === undefined ? "" : ")") +
+        `; ${plan.loadgens.length} load generator process(es)`,
       pid: server.pid,
     };
   } finally {
+    await Promise.all(children.map((c) => c.stop()));
     await server[Symbol.asyncDispose]();
     for (const pid of pids) {
       if (alive(pid)) {

@@ -54,6 +54,7 @@ type options struct {
 	dialers  int
 	burst    int
 	localIPs int
+	firstIP  int
 	buffer   int
 	read     bool
 }
@@ -75,7 +76,8 @@ func main() {
 	fs.IntVar(&o.dialers, "dialers", 64, "concurrent dials in idle and accept modes")
 	fs.IntVar(&o.burst, "burst", 64, "messages written back to back in pipelined mode")
 	fs.IntVar(&o.localIPs, "local-ips", 0,
-		"idle mode: dial from source addresses 127.0.0.2 … 127.0.0.(N+1), round robin (0: let the kernel pick)")
+		"idle mode: dial from N source addresses 127.0.0.F, 127.0.0.F+1 …, round robin (0: let the kernel pick)")
+	fs.IntVar(&o.firstIP, "local-ip-first", 2, "idle mode: F, the last byte of the first source address")
 	fs.IntVar(&o.buffer, "buffer", 0, "idle mode: read and write buffer bytes per connection (0: 64 KiB read)")
 	fs.BoolVar(&o.read, "read", false, "idle mode: read every connection (answers pings, sees closes)")
 	_ = fs.Parse(os.Args[2:])
@@ -326,7 +328,7 @@ func idleDialers(o options) []*websocket.Dialer {
 	}
 	ds := make([]*websocket.Dialer, o.localIPs)
 	for k := range ds {
-		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+k))}}
+		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(o.firstIP+k))}}
 		ds[k] = base()
 		ds[k].NetDialContext = nd.DialContext
 	}
@@ -334,8 +336,8 @@ func idleDialers(o options) []*websocket.Dialer {
 }
 
 func idle(o options) error {
-	if o.localIPs > 250 {
-		return errors.New("-local-ips takes at most 250")
+	if o.localIPs > 0 && (o.firstIP < 1 || o.firstIP+o.localIPs > 255) {
+		return errors.New("-local-ip-first and -local-ips must stay within 127.0.0.1 … 127.0.0.254")
 	}
 	ds := idleDialers(o)
 	conns := make([]*websocket.Conn, o.conns)
