@@ -20,7 +20,7 @@ import {
   runMain,
 } from "./app/cli.ts";
 import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./app/session.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/conn.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/read.ts";
 import { parseWebSocketUrl } from "./lib/ws/dial.ts";
 import { UsageError } from "./lib/ws/errors.ts";
 import { readLines } from "./app/lines.ts";
@@ -167,6 +167,7 @@ async function main(): Promise<number> {
       maxMessageSize: common.maxMessageSize,
       pingIntervalMs: common.pingIntervalMs,
       pongTimeoutMs: common.pongTimeoutMs,
+      stallTimeoutMs: common.stallTimeoutMs,
     },
     send: v.send ?? [],
     count,

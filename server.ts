@@ -17,14 +17,16 @@ import {
   parseFlags,
   printKeepAlive,
   runMain,
+  sizeFlag,
 } from "./app/cli.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/conn.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/read.ts";
 import { formatDuration } from "./app/duration.ts";
 import { parseAddr } from "./lib/ws/addr.ts";
 import { UsageError } from "./lib/ws/errors.ts";
 import { createLogger } from "./app/log.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MEMORY_BUDGET,
   DEFAULT_SERVER_PING_INTERVAL_MS,
   DEFAULT_SERVER_PONG_TIMEOUT_MS,
   startServer,
@@ -51,6 +53,9 @@ Endpoints: /echo (WebSocket echo), / (browser console), /healthz, /metrics (Prom
 Server:
   --addr HOST:PORT         address to listen on (default localhost:8080; port 0 picks one)
   --max-connections N      upgrades past N open connections get 503 (default 0 = no limit)
+  --memory-budget SIZE     bytes all connections together may hold in buffers, partial
+                           messages and send queues; past it the biggest holders are
+                           closed with 1013 (default 256MiB; KiB/MiB/GiB suffixes)
   --origin PATTERN         also allow this Origin host pattern, e.g. *.example.com
                            (repeatable; by default only the request's own host)
   --subprotocol NAME       a subprotocol to agree to (repeatable)
@@ -74,6 +79,7 @@ const SERVER_FLAGS = {
   ...COMMON_FLAGS,
   "addr": { type: "string" },
   "max-connections": { type: "string" },
+  "memory-budget": { type: "string" },
   "origin": { type: "string", multiple: true },
   "subprotocol": { type: "string", multiple: true },
   "tls-cert": { type: "string" },
@@ -100,6 +106,7 @@ async function main(): Promise<number> {
   });
   const { hostname, port } = parseAddr(v.addr ?? "localhost:8080");
   const maxConnections = intFlag("--max-connections", v["max-connections"], 0);
+  const memoryBudget = sizeFlag("--memory-budget", v["memory-budget"], DEFAULT_MEMORY_BUDGET);
   if (Boolean(v["tls-cert"]) !== Boolean(v["tls-key"])) {
     throw new UsageError("--tls-cert and --tls-key go together");
   }
@@ -171,6 +178,8 @@ async function main(): Promise<number> {
       subprotocols: v.subprotocol ?? [],
       pingIntervalMs: common.pingIntervalMs,
       pongTimeoutMs: common.pongTimeoutMs,
+      stallTimeoutMs: common.stallTimeoutMs,
+      memoryBudget,
       tls,
       logger: log,
       reusePort: workerIndex !== null,

@@ -17,6 +17,7 @@ import {
 } from "../lib/tcp/keepalive.ts";
 import { LOG_FORMATS, type LogFormat, writeStderr } from "./log.ts";
 import { kernelKeepAliveDefaults } from "../lib/tcp/sockopt.ts";
+import { DEFAULT_STALL_TIMEOUT_MS } from "../lib/ws/conn.ts";
 
 /** Exit code for success. */
 export const EXIT_OK = 0;
@@ -36,6 +37,7 @@ export const COMMON_FLAGS = {
   "tcp-user-timeout": { type: "string" },
   "ping-interval": { type: "string" },
   "pong-timeout": { type: "string" },
+  "stall-timeout": { type: "string" },
   "max-message-size": { type: "string" },
   "handshake-timeout": { type: "string" },
   "log-format": { type: "string" },
@@ -59,6 +61,8 @@ export function commonHelp(defaults: { ping: string; pong: string }): string {
 WebSocket:
   --ping-interval D        send a ping this often; 0 = off (default ${defaults.ping})
   --pong-timeout D         close when nothing arrives for D; 0 = off (default ${defaults.pong})
+  --stall-timeout D        close (1008, send-overflow) when the peer reads nothing of ours
+                           for D while we have data to send; 0 = never (default 30s)
   --max-message-size B     largest message accepted, in bytes; KiB/MiB suffixes
                            allowed (default 16MiB); larger ones get close 1009
   --handshake-timeout D    bound on the opening handshake (default 10s)
@@ -112,6 +116,8 @@ export interface CommonSettings {
   pingIntervalMs: number;
   /** Pong timeout in ms (0 = off). */
   pongTimeoutMs: number;
+  /** Stall timeout in ms (0 = off). */
+  stallTimeoutMs: number;
   /** Largest message in bytes. */
   maxMessageSize: number;
   /** Handshake bound in ms. */
@@ -155,6 +161,7 @@ export function commonSettings(
       v["pong-timeout"],
       defaults.pongTimeoutMs,
     ),
+    stallTimeoutMs: durationFlag("--stall-timeout", v["stall-timeout"], DEFAULT_STALL_TIMEOUT_MS),
     maxMessageSize: sizeFlag(
       "--max-message-size",
       v["max-message-size"],

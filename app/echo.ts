@@ -7,7 +7,9 @@
  */
 
 import { formatAddr } from "../lib/ws/addr.ts";
-import { type CloseInfo, closeLogFields, WebSocketConn } from "../lib/ws/conn.ts";
+import { type CloseInfo, type Traffic, WebSocketConn } from "../lib/ws/conn.ts";
+import { MemoryBudget } from "../lib/ws/budget.ts";
+import { socketCauseClassifier } from "../lib/tcp/cause.ts";
 import { GoingAway } from "../lib/ws/close.ts";
 import { HandshakeError } from "../lib/ws/errors.ts";
 import {
@@ -21,7 +23,7 @@ import {
 } from "../lib/ws/handshake.ts";
 import { readHead, writeAll } from "../lib/ws/http.ts";
 import type { KeepAlivePolicy } from "../lib/tcp/keepalive.ts";
-import type { Logger } from "./log.ts";
+import { closeLogFields, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { ECHO_PAGE } from "./page.ts";
 import {
@@ -45,6 +47,12 @@ const ACCEPT_BACKOFF_MAX_MS = 1_000;
 
 /** How long a graceful shutdown waits for clients to answer close 1001. */
 export const SHUTDOWN_TIMEOUT_MS = 5_000;
+
+/**
+ * Default server-wide memory budget: bytes held in read buffers, partial
+ * messages, unread messages and send queues across all connections.
+ */
+export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
 
 /** The WebSocket endpoint. */
 export const ECHO_PATH = "/echo";
@@ -73,6 +81,10 @@ export interface ServerOptions {
   pingIntervalMs: number;
   /** Close when nothing arrives for this long (ms); 0 turns it off. */
   pongTimeoutMs: number;
+  /** Close when a write makes no progress for this long (ms); 0 turns it off. */
+  stallTimeoutMs?: number;
+  /** The server-wide memory budget in bytes (default {@linkcode DEFAULT_MEMORY_BUDGET}). */
+  memoryBudget?: number;
   /** PEM certificate and key: serve wss:// and https://. */
   tls?: { cert: string; key: string };
   /** Share the port with other processes (SO_REUSEPORT), for workers. */
@@ -122,6 +134,27 @@ export function startServer(options: ServerOptions): Server {
     });
   const addr = formatAddr(listener.addr);
   const sockets = new Map<number, WebSocketConn>();
+  const budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
+  budget.onEvict = (_member, e) => {
+    log.warn("memory-budget", {
+      message: "the memory budget is exhausted: closing the connection that holds the most",
+      held_bytes: e.held,
+      used_bytes: e.used,
+      limit_bytes: e.limit,
+      ...extra,
+    });
+  };
+  metrics.openTraffic = () => {
+    const t: Traffic = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 };
+    for (const ws of sockets.values()) {
+      const o = ws.traffic;
+      t.messagesIn += o.messagesIn;
+      t.bytesIn += o.bytesIn;
+      t.messagesOut += o.messagesOut;
+      t.bytesOut += o.bytesOut;
+    }
+    return t;
+  };
   const handshaking = new Set<Deno.Conn>();
   let nextId = 1;
   let stopping = false;
@@ -326,9 +359,12 @@ export function startServer(options: ServerOptions): Server {
       maxMessageSize: options.maxMessageSize,
       pingIntervalMs: options.pingIntervalMs,
       pongTimeoutMs: options.pongTimeoutMs,
-      keepAlive: keepalive.enabled,
-      userTimeoutMs: keepalive.user_timeout_ms,
-      counters: metrics,
+      stallTimeoutMs: options.stallTimeoutMs,
+      budget,
+      classifyError: socketCauseClassifier(conn, {
+        keepAlive: keepalive.enabled,
+        userTimeoutMs: keepalive.user_timeout_ms,
+      }),
     });
     sockets.set(id, ws);
     // An upgrade that finished while shutdown began: it goes too, with 1001.
@@ -342,12 +378,13 @@ export function startServer(options: ServerOptions): Server {
       ...keepAliveLogFields(keepalive),
       ...extra,
     });
-    ws.onmessage = (message) => {
-      ws.send(message).catch(() => {});
-    };
+    // The promise send() returns is dropped on purpose: flow control is the
+    // connection's own (it stops reading while its send queue is full).
+    ws.onmessage = (message) => void ws.send(message);
     ws.closed.then((info: CloseInfo) => {
       sockets.delete(id);
       metrics.open--;
+      metrics.addTraffic(ws.traffic);
       metrics.closed(info.cause);
       releaseConn(conn);
       log.info("close", { id, remote, ...closeLogFields(info, started), ...extra });
@@ -387,6 +424,8 @@ export function startServer(options: ServerOptions): Server {
         new Promise((resolve) => timer = setTimeout(resolve, SHUTDOWN_TIMEOUT_MS)),
       ]);
       clearTimeout(timer);
+      // Whoever has not answered by now is cut: the promise is 5 s.
+      for (const ws of sockets.values()) ws.terminate("no answer to close 1001 during shutdown");
       log.info("stopped", { addr, ...extra });
     },
   };

@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { CloseInfo } from "../lib/ws/close.ts";
+
 /** The two output formats: logfmt-style text, or one JSON object per line. */
 export type LogFormat = "text" | "json";
 
@@ -69,6 +71,18 @@ export function createLogger(
     info: (event, fields) => log("info", event, fields),
     warn: (event, fields) => log("warn", event, fields),
     error: (event, fields) => log("error", event, fields),
+  };
+}
+
+/** The fields of a `close` log event for `info`, on a connection opened at `startedMs`. */
+export function closeLogFields(info: CloseInfo, startedMs: number): LogFields {
+  return {
+    code: info.code,
+    reason: info.reason,
+    cause: info.cause,
+    clean: info.wasClean,
+    error: info.error,
+    duration_ms: Date.now() - startedMs,
   };
 }
 

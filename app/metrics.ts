@@ -6,23 +6,19 @@
  */
 
 import { CLOSE_CAUSES, type CloseCause } from "../lib/ws/close.ts";
-import type { Counters } from "../lib/ws/conn.ts";
+import type { Traffic } from "../lib/ws/conn.ts";
 import type { EffectiveKeepAlive } from "../lib/tcp/sockopt.ts";
 
 /** Everything `/metrics` reports; one instance per server process. */
-export class Metrics implements Counters {
+export class Metrics {
   /** WebSocket connections open now. */
   open = 0;
   /** WebSocket connections accepted (upgraded) since start. */
   accepted = 0;
-  /** Messages received. */
-  messagesIn = 0;
-  /** Messages sent. */
-  messagesOut = 0;
-  /** Payload bytes received. */
-  bytesIn = 0;
-  /** Payload bytes sent. */
-  bytesOut = 0;
+  /** Traffic of the connections that have closed. */
+  readonly closedTraffic: Traffic = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 };
+  /** The traffic of the connections open now, added up on demand. */
+  openTraffic: (() => Traffic) | null = null;
   /** Closes by cause. */
   readonly closes = new Map<CloseCause, number>(
     CLOSE_CAUSES.map((c) => [c, 0]),
@@ -31,6 +27,28 @@ export class Metrics implements Counters {
   readonly refusals = new Map<number, number>();
   /** The keepalive policy in force, as read back from a socket (or the kernel's). */
   keepalive: EffectiveKeepAlive | null = null;
+
+  /** Adds `t` to the closed connections' traffic. */
+  addTraffic(t: Traffic): void {
+    const c = this.closedTraffic;
+    c.messagesIn += t.messagesIn;
+    c.bytesIn += t.bytesIn;
+    c.messagesOut += t.messagesOut;
+    c.bytesOut += t.bytesOut;
+  }
+
+  /** All traffic so far: the closed connections' and the open ones'. */
+  totalTraffic(): Traffic {
+    const total = { ...this.closedTraffic };
+    const open = this.openTraffic?.();
+    if (open) {
+      total.messagesIn += open.messagesIn;
+      total.bytesIn += open.bytesIn;
+      total.messagesOut += open.messagesOut;
+      total.bytesOut += open.bytesOut;
+    }
+    return total;
+  }
 
   /** Counts a close with `cause`. */
   closed(cause: CloseCause): void {
@@ -45,6 +63,7 @@ export class Metrics implements Counters {
   /** Renders every metric as Prometheus text; `labels` go on every sample. */
   render(labels: Record<string, string> = {}): string {
     const out: string[] = [];
+    const traffic = this.totalTraffic();
     const lbl = (extra: Record<string, string | number> = {}) => {
       const all = { ...labels, ...extra };
       const parts = Object.entries(all).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
@@ -84,21 +103,21 @@ export class Metrics implements Counters {
       "websocket_messages_received_total",
       "counter",
       "Messages received.",
-      [[lbl(), this.messagesIn]],
+      [[lbl(), traffic.messagesIn]],
     );
     metric("websocket_messages_sent_total", "counter", "Messages sent.", [[
       lbl(),
-      this.messagesOut,
+      traffic.messagesOut,
     ]]);
     metric(
       "websocket_bytes_received_total",
       "counter",
       "Payload bytes received.",
-      [[lbl(), this.bytesIn]],
+      [[lbl(), traffic.bytesIn]],
     );
     metric("websocket_bytes_sent_total", "counter", "Payload bytes sent.", [[
       lbl(),
-      this.bytesOut,
+      traffic.bytesOut,
     ]]);
     metric(
       "http_requests_refused_total",

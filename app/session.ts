@@ -7,12 +7,8 @@
  */
 
 import { GoingAway, NormalClosure } from "../lib/ws/close.ts";
-import {
-  type CloseInfo,
-  closeLogFields,
-  type Message,
-  type WebSocketConn,
-} from "../lib/ws/conn.ts";
+import type { CloseInfo, Message, WebSocketConn } from "../lib/ws/conn.ts";
+import { closeLogFields } from "./log.ts";
 import { keepAliveLogFields } from "../lib/tcp/sockopt.ts";
 import { dial, type DialOptions } from "../lib/ws/dial.ts";
 import { HandshakeError } from "../lib/ws/errors.ts";

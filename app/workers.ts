@@ -72,15 +72,16 @@ export function withoutFlag(args: string[], flag: string): string[] {
 
 /** Takes a worker's counters for the channel. */
 export function snapshotOf(metrics: Metrics): MetricsSnapshot {
+  const traffic = metrics.totalTraffic();
   return {
     pid: Deno.pid,
     counts: {
       open: metrics.open,
       accepted: metrics.accepted,
-      messagesIn: metrics.messagesIn,
-      messagesOut: metrics.messagesOut,
-      bytesIn: metrics.bytesIn,
-      bytesOut: metrics.bytesOut,
+      messagesIn: traffic.messagesIn,
+      messagesOut: traffic.messagesOut,
+      bytesIn: traffic.bytesIn,
+      bytesOut: traffic.bytesOut,
     },
     closes: Object.fromEntries(metrics.closes),
     refusals: Object.fromEntries(metrics.refusals),
@@ -94,10 +95,7 @@ export function mergeSnapshots(snapshots: MetricsSnapshot[]): Metrics {
   for (const s of snapshots) {
     total.open += s.counts.open;
     total.accepted += s.counts.accepted;
-    total.messagesIn += s.counts.messagesIn;
-    total.messagesOut += s.counts.messagesOut;
-    total.bytesIn += s.counts.bytesIn;
-    total.bytesOut += s.counts.bytesOut;
+    total.addTraffic(s.counts);
     for (const [cause, n] of Object.entries(s.closes)) {
       if ((CLOSE_CAUSES as readonly string[]).includes(cause)) {
         total.closes.set(cause as CloseCause, (total.closes.get(cause as CloseCause) ?? 0) + n);

@@ -200,6 +200,7 @@ Deno.test("CLOSE_CAUSES lists each cause once", () => {
       "protocol-error",
       "message-too-big",
       "send-overflow",
+      "memory-budget",
       "reset",
       "eof",
       "shutdown",
@@ -209,7 +210,7 @@ Deno.test("CLOSE_CAUSES lists each cause once", () => {
   ) {
     assert.ok(CLOSE_CAUSES.includes(cause), cause);
   }
-  assert.equal(CLOSE_CAUSES.length, 12);
+  assert.equal(CLOSE_CAUSES.length, 13);
 });
 
 Deno.test("closeCodeName() names every code for logs", () => {

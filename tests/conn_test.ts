@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { MemoryBudget } from "../lib/ws/budget.ts";
 import { type ConnOptions, type Message, type Role, WebSocketConn } from "../lib/ws/conn.ts";
 import { dial } from "../lib/ws/dial.ts";
 import { HandshakeError } from "../lib/ws/errors.ts";
@@ -249,24 +250,26 @@ Deno.test("close() with a code that may not be sent throws and leaves the connec
   assert.equal(decode((await p.peer.readFrame()).payload), "ping?");
 });
 
-Deno.test("the server ends a peer-initiated close within closeTimeoutMs even when its reply cannot be written", async () => {
-  const closeTimeoutMs = 300;
-  await using p = await pair("server", { closeTimeoutMs });
-  // The peer does not read: fill the kernel buffers and our queue.
+Deno.test("a peer that neither reads nor is read (its close frame waits behind our full queue) ends at the stall timeout", async () => {
+  const stallTimeoutMs = 300;
+  await using p = await pair("server", { stallTimeoutMs });
+  // The peer does not read: fill the kernel buffers and our queue past the
+  // high-water mark, so that we stop reading too.
   const chunk = new Uint8Array(1024 * 1024);
   for (let i = 0; i < 64 && p.ws.bufferedAmount < 4 * chunk.length; i++) {
-    p.ws.send(chunk).catch(() => {});
+    p.ws.send(chunk);
     await new Promise((r) => setTimeout(r, 5));
   }
   assert.ok(p.ws.bufferedAmount > 0, "the send queue is stuck");
   await p.peer.write(frame(CLOSE, closePayload(1000), { mask: true }));
   const started = Date.now();
-  assert.ok(await settlesWithin(p.ws.closed, closeTimeoutMs + 2_000), "the server ended it");
+  assert.ok(await settlesWithin(p.ws.closed, stallTimeoutMs + 3_000), "the server ended it");
   const info = await p.ws.closed;
   const took = Date.now() - started;
-  assert.ok(took < closeTimeoutMs + 2_000, `ended after ${took}ms`);
-  assert.equal(info.cause, "peer-close");
-  assert.equal(info.wasClean, false, "our close frame never went out");
+  assert.ok(took < stallTimeoutMs + 3_000, `ended after ${took}ms`);
+  assert.equal(info.cause, "send-overflow");
+  assert.equal(info.code, 1008);
+  assert.equal(info.wasClean, false);
 });
 
 Deno.test("a peer that ends TCP mid-message is reported as eof with 1006", async () => {
@@ -278,30 +281,41 @@ Deno.test("a peer that ends TCP mid-message is reported as eof with 1006", async
 });
 
 // ---------------------------------------------------------------------------
-// The send-queue bound
+// Flow control and the stall timeout
 
-Deno.test("a peer that sends but never reads ends with send-overflow, and the queue stays bounded", async (t) => {
-  const maxSendQueue = 256 * 1024;
-  await t.step("application sends", async () => {
-    await using p = await pair("server", { maxSendQueue });
-    const message = new Uint8Array(16 * 1024);
+Deno.test("a peer that sends but never reads: reading pauses, memory stays bounded, and the stall timeout ends it as send-overflow", async (t) => {
+  const stallTimeoutMs = 400;
+  const sendHighWater = 256 * 1024;
+  await t.step("echoes of a flood: input waits while the queue is full", async () => {
+    await using p = await pair("server", { stallTimeoutMs, sendHighWater });
+    p.ws.onmessage = (m) => void p.ws.send(m);
+    const flood = concat(
+      ...Array.from({ length: 256 }, () => frame(BINARY, new Uint8Array(4096), { mask: true })),
+    );
     let peak = 0;
-    let refused: unknown = null;
-    // Bounded: the kernel buffers on loopback hold a few MiB at most.
-    for (let i = 0; i < 10_000 && p.ws.isOpen; i++) {
-      p.ws.send(message).catch((err) => refused ??= err);
-      peak = Math.max(peak, p.ws.bufferedAmount);
-      if (i % 16 === 0) await new Promise((r) => setTimeout(r, 0));
+    const watch = setInterval(() => peak = Math.max(peak, p.ws.bufferedAmount), 1);
+    let offered = 0;
+    try {
+      // The peer's writes block once TCP pushes back: stop when they stop.
+      while (await settlesWithin(p.ws.closed, 0) === false) {
+        if (!await settlesWithin(p.peer.write(flood).then(() => offered += flood.length), 500)) {
+          break;
+        }
+      }
+    } catch {
+      // Ended under us.
+    } finally {
+      clearInterval(watch);
     }
-    assert.equal(p.ws.isOpen, false, "the connection was failed");
-    assert.ok(peak <= maxSendQueue + message.length + 64, `peak queue ${peak}`);
-    await assert.rejects(p.ws.send(message), /not open/);
     const info = await p.ws.closed;
     assert.equal(info.cause, "send-overflow");
-    assert.equal(info.wasClean, false);
+    assert.equal(info.code, 1008);
+    // The queue passed the high-water mark by at most one read's echoes.
+    assert.ok(peak <= sendHighWater + 128 * 1024, `peak queue ${peak}`);
+    assert.ok(p.ws.traffic.bytesIn < offered, `took ${p.ws.traffic.bytesIn} of ${offered}`);
   });
-  await t.step("pongs to a ping flood", async () => {
-    await using p = await pair("server", { maxSendQueue });
+  await t.step("pongs to a ping flood are output too", async () => {
+    await using p = await pair("server", { stallTimeoutMs, sendHighWater });
     const pings = concat(
       ...Array.from({ length: 8000 }, () => frame(PING, new Uint8Array(125), { mask: true })),
     );
@@ -309,30 +323,80 @@ Deno.test("a peer that sends but never reads ends with send-overflow, and the qu
     const watch = setInterval(() => peak = Math.max(peak, p.ws.bufferedAmount), 1);
     try {
       for (let i = 0; i < 100 && await settlesWithin(p.ws.closed, 0) === false; i++) {
-        await p.peer.write(pings).catch(() => {});
+        if (!await settlesWithin(p.peer.write(pings).catch(() => {}), 500)) break;
       }
     } finally {
       clearInterval(watch);
     }
-    assert.equal(await settlesWithin(p.ws.closed, 2_000), true, "the connection was failed");
+    assert.equal(await settlesWithin(p.ws.closed, 3_000), true, "the connection was failed");
     const info = await p.ws.closed;
     assert.equal(info.cause, "send-overflow");
-    assert.ok(peak <= maxSendQueue + 1024, `peak queue ${peak}`);
+    assert.ok(peak <= sendHighWater + 128 * 1024, `peak queue ${peak}`);
   });
-  await t.step("while a large frame is being read", async () => {
-    await using p = await pair("server", { maxSendQueue });
-    const big = frame(BINARY, new Uint8Array(1024 * 1024), { mask: true });
-    await p.peer.write(big.subarray(0, 100_000)); // the rest comes later
+  await t.step(
+    "application sends: send() holds the sender back, then the stall ends it",
+    async () => {
+      await using p = await pair("server", { stallTimeoutMs, sendHighWater });
+      const message = new Uint8Array(16 * 1024);
+      let pending = 0;
+      for (let i = 0; i < 2_000 && p.ws.isOpen; i++) {
+        if (!await settlesWithin(p.ws.send(message), 50)) {
+          pending++;
+          break; // backpressure: a well-behaved sender waits here
+        }
+      }
+      assert.equal(pending, 1, "send() stopped resolving once the queue was full");
+      const info = await p.ws.closed;
+      assert.equal(info.cause, "send-overflow");
+      assert.equal(info.wasClean, false);
+      await assert.rejects(p.ws.send(message), /not open/);
+    },
+  );
+  await t.step("a slow peer that keeps reading is never cut", async () => {
+    await using p = await pair("server", { stallTimeoutMs: 300, sendHighWater });
     const message = new Uint8Array(64 * 1024);
-    for (let i = 0; i < 1000 && p.ws.isOpen; i++) {
-      p.ws.send(message).catch(() => {});
-      await new Promise((r) => setTimeout(r, 0));
-    }
-    assert.equal(p.ws.isOpen, false);
-    await p.peer.write(big.subarray(100_000)).catch(() => {});
-    const info = await p.ws.closed;
-    assert.equal(info.cause, "send-overflow");
+    let received = 0;
+    const reading = (async () => {
+      while (received < 80 * message.length) {
+        const f = await p.peer.readFrame();
+        received += f.payload.length;
+        await new Promise((r) => setTimeout(r, 10)); // ~6 MB/s
+      }
+    })();
+    for (let i = 0; i < 80; i++) await p.ws.send(message);
+    await reading;
+    assert.equal(p.ws.isOpen, true);
   });
+});
+
+Deno.test("a memory budget evicts the connection that holds the most, with 1013", async () => {
+  const budget = new MemoryBudget(2 * 1024 * 1024);
+  await using big = await pair("server", { budget });
+  await using small = await pair("server", { budget });
+  small.ws.onmessage = (m) => void small.ws.send(m);
+  // A message announced as 8 MiB, of which 3 MiB arrive: the partial message
+  // grows as bytes arrive and passes the budget.
+  const partial = frame(BINARY, new Uint8Array(8 * 1024 * 1024), { mask: true });
+  const written = big.peer.write(partial.subarray(0, 3 * 1024 * 1024)).catch(() => {});
+  const info = await big.ws.closed;
+  await written;
+  assert.deepEqual([info.code, info.cause], [1013, "memory-budget"]);
+  assert.equal(budget.evictions, 1);
+  // The small connection goes on.
+  await small.peer.write(frame(TEXT, "still here", { mask: true }));
+  assert.equal(decode((await small.peer.readFrame()).payload), "still here");
+  assert.ok(budget.used < 64 * 1024, `the budget holds ${budget.used} after the eviction`);
+});
+
+Deno.test("a 14-byte header announcing 16 MiB costs the server no more than its first read", async () => {
+  const budget = new MemoryBudget(1024 ** 3);
+  await using p = await pair("server", { budget });
+  await p.peer.write(
+    frame(BINARY, new Uint8Array(0), { mask: true, length: 16 * 1024 * 1024 - 1 }),
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(budget.used <= 64 * 1024, `held ${budget.used} bytes after a bare header`);
+  assert.equal(p.ws.isOpen, true);
 });
 
 // ---------------------------------------------------------------------------
@@ -381,14 +445,14 @@ Deno.test("messages queued before the connection ended are still yielded", async
 });
 
 Deno.test("a reader that falls behind pauses reading instead of queueing without limit", async () => {
-  const counters = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
-  await using p = await pair("server", { counters });
+  await using p = await pair("server");
   const n = 1000;
   await p.peer.write(
     concat(...Array.from({ length: n }, (_, i) => frame(TEXT, `${i}`, { mask: true }))),
   );
   await new Promise((r) => setTimeout(r, 100));
-  assert.ok(counters.messagesIn < 100, `${counters.messagesIn} parsed before any was read`);
+  const parsed = p.ws.traffic.messagesIn;
+  assert.ok(parsed < 100, `${parsed} parsed before any was read`);
   let i = 0;
   for await (const msg of p.ws) {
     assert.equal(msg, `${i}`);

@@ -65,6 +65,7 @@ Deno.test("readFrameHeader() decodes the RFC 6455 §5.7 examples", async (t) => 
     const buf = hex("81 05 48 65 6c 6c 6f");
     assert.deepEqual(read(buf, false), {
       fin: true,
+      rsv1: false,
       opcode: Opcode.Text,
       masked: false,
       maskOffset: -1,
@@ -79,6 +80,7 @@ Deno.test("readFrameHeader() decodes the RFC 6455 §5.7 examples", async (t) => 
     const h = read(buf, true);
     assert.deepEqual(h, {
       fin: true,
+      rsv1: false,
       opcode: Opcode.Text,
       masked: true,
       maskOffset: 2,
@@ -169,6 +171,7 @@ Deno.test("writeFrameHeader() and readFrameHeader() round-trip the length bounda
       const h = readFrameHeader(out, 3, 3 + n, key !== null);
       assert.deepEqual(h, {
         fin: true,
+        rsv1: false,
         opcode: Opcode.Binary,
         masked: key !== null,
         maskOffset: key ? 3 + n - 4 : -1,

@@ -1,423 +1,384 @@
 /**
- * RFC 6455 conformance of our server, checked with raw bytes: every failure
- * rule (close code on the wire, TCP ended, `close` logged with its cause) and
- * the framing behaviour a peer relies on.
+ * The sans-I/O protocol core, with no socket, no timer and no sleep: bytes
+ * in, events and bytes out. Frames are written by hand (tests/helpers/raw.ts),
+ * not by the code under test.
  */
 
 import assert from "node:assert/strict";
-import { closePayload, concat, frame, hex, randomBytes, RawPeer, toHex } from "./helpers/raw.ts";
-import { type LogEvent, spawnServer, startTestServer, type TestServer } from "./helpers/server.ts";
+import {
+  type Message,
+  Progress,
+  Protocol,
+  type ProtocolOptions,
+  State,
+} from "../lib/ws/protocol.ts";
+import { closePayload, concat, frame, TEST_MASK_KEY } from "./helpers/raw.ts";
 
+const CONT = 0x0;
 const TEXT = 0x1;
 const BINARY = 0x2;
-const CONT = 0x0;
 const CLOSE = 0x8;
 const PING = 0x9;
 const PONG = 0xa;
-
-/** Bound on seeing the close frame and the end of TCP after a violation. */
-const FAIL_BOUND_MS = 3_000;
-
 const m = { mask: true } as const;
+const MiB = 1024 * 1024;
 
-/** Opens a raw upgraded connection to `server` and finds its `open` event. */
-async function open(server: TestServer): Promise<{ peer: RawPeer; opened: LogEvent }> {
-  const peer = await RawPeer.connect(server.port);
-  try {
-    await peer.handshake();
-    const remote = `127.0.0.1:${(peer.conn.localAddr as Deno.NetAddr).port}`;
-    const opened = await server.waitFor("open", (e) => e.remote === remote);
-    return { peer, opened };
-  } catch (err) {
-    await peer[Symbol.asyncDispose]();
-    throw err;
-  }
+/** A server-side protocol whose events are recorded. */
+function server(options: Partial<ProtocolOptions> = {}) {
+  const events: (["message", Message] | ["ping" | "pong", string])[] = [];
+  const p = new Protocol({ role: "server", ...options }, {
+    message: (msg) => void events.push(["message", msg]),
+    ping: (b) => void events.push(["ping", new TextDecoder().decode(b)]),
+    pong: (b) => void events.push(["pong", new TextDecoder().decode(b)]),
+  });
+  return { p, events };
 }
 
-/**
- * Sends `bytes` after the handshake and checks the whole failure path: the
- * server's close frame carries `code` (unmasked, FIN, no RSV), TCP ends
- * within a bound, and the server logged `close` with `code` and `cause`.
- */
-async function expectFailure(
-  server: TestServer,
+/** Feeds `bytes` through readTarget()/commit() in reads of at most `chunk` bytes, processing after each. */
+function feed(p: Protocol, bytes: Uint8Array, chunk = bytes.length): number {
+  let last: number = Progress.NeedInput;
+  for (let off = 0; off < bytes.length;) {
+    const target = p.readTarget();
+    assert.ok(target.length > 0, "readTarget() is never empty");
+    const n = Math.min(target.length, chunk, bytes.length - off);
+    target.set(bytes.subarray(off, off + n));
+    p.commit(n);
+    off += n;
+    do last = p.process(); while (last === Progress.Yield);
+  }
+  return last;
+}
+
+/** Takes every output byte, reporting it written, and splits it into frames (unmasked view). */
+function output(
+  p: Protocol,
+): { opcode: number; fin: boolean; masked: boolean; payload: Uint8Array }[] {
+  const chunks: Uint8Array[] = [];
+  let c: Uint8Array[] | null;
+  while ((c = p.takeOutput()) !== null) {
+    for (const x of c) {
+      chunks.push(x.slice());
+      p.written(x.length);
+    }
+  }
+  const bytes = concat(...chunks);
+  const frames = [];
+  for (let i = 0; i < bytes.length;) {
+    const fin = (bytes[i] & 0x80) !== 0;
+    const opcode = bytes[i] & 0x0f;
+    const masked = (bytes[i + 1] & 0x80) !== 0;
+    let len = bytes[i + 1] & 0x7f;
+    let at = i + 2;
+    if (len === 126) {
+      len = (bytes[at] << 8) | bytes[at + 1];
+      at += 2;
+    } else if (len === 127) {
+      len = Number(new DataView(bytes.buffer, bytes.byteOffset + at, 8).getBigUint64(0));
+      at += 8;
+    }
+    let payload = bytes.slice(at + (masked ? 4 : 0), at + (masked ? 4 : 0) + len);
+    if (masked) {
+      const key = bytes.subarray(at, at + 4);
+      payload = payload.map((b, j) => b ^ key[j & 3]);
+      at += 4;
+    }
+    frames.push({ opcode, fin, masked, payload });
+    i = at + len;
+  }
+  return frames;
+}
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+function closeCode(f: { payload: Uint8Array }): number {
+  return (f.payload[0] << 8) | f.payload[1];
+}
+
+// ---------------------------------------------------------------------------
+// Frames in, events out
+
+Deno.test("Protocol delivers text and binary messages, several per read, the same however the bytes are split", () => {
+  const bytes = concat(
+    frame(TEXT, "héllo", m),
+    frame(BINARY, Uint8Array.of(1, 2, 3), m),
+    frame(TEXT, "x".repeat(70_000), m),
+    frame(BINARY, new Uint8Array(200_000).fill(7), m),
+    frame(TEXT, "", m),
+  );
+  for (const chunk of [bytes.length, 4096, 7, 1]) {
+    const { p, events } = server();
+    feed(p, bytes, chunk);
+    assert.deepEqual(events.map((e) => e[0]), Array(5).fill("message"), `chunk ${chunk}`);
+    assert.equal(events[0][1], "héllo");
+    assert.deepEqual(events[1][1], Uint8Array.of(1, 2, 3));
+    assert.equal(events[2][1], "x".repeat(70_000));
+    assert.deepEqual(events[3][1], new Uint8Array(200_000).fill(7));
+    assert.equal(events[4][1], "");
+    assert.equal(p.traffic.messagesIn, 5);
+    assert.equal(p.traffic.bytesIn, 6 + 3 + 70_000 + 200_000);
+  }
+});
+
+Deno.test("Protocol assembles fragments with pings between them, answers each ping with its payload", () => {
+  const { p, events } = server();
+  feed(
+    p,
+    concat(
+      frame(TEXT, "frag", { ...m, fin: false }),
+      frame(PING, "p1", m),
+      frame(CONT, "men", { ...m, fin: false }),
+      frame(CONT, "ted", m),
+      frame(PONG, "unsolicited", m),
+    ),
+  );
+  assert.deepEqual(events, [["ping", "p1"], ["message", "fragmented"], ["pong", "unsolicited"]]);
+  const out = output(p);
+  assert.deepEqual(out.map((f) => [f.opcode, text(f.payload), f.masked]), [[PONG, "p1", false]]);
+});
+
+Deno.test("Protocol accepts a character split across fragments and across reads", () => {
+  const euro = new TextEncoder().encode("€"); // e2 82 ac
+  const { p, events } = server();
+  feed(
+    p,
+    concat(
+      frame(TEXT, euro.subarray(0, 1), { ...m, fin: false }),
+      frame(CONT, euro.subarray(1), m),
+    ),
+    1,
+  );
+  assert.deepEqual(events, [["message", "€"]]);
+});
+
+// ---------------------------------------------------------------------------
+// Violations: one path, close code on the wire, named cause
+
+function expectFail(
   bytes: Uint8Array,
   code: number,
-  cause: "protocol-error" | "message-too-big",
-  echoes = 0,
-): Promise<void> {
-  const { peer, opened } = await open(server);
-  await using _ = peer;
-  await peer.write(bytes);
-  const close = await peer.readClose(FAIL_BOUND_MS);
-  assert.equal(close.code, code, `close code for ${toHex(bytes.slice(0, 16))}`);
-  assert.equal(close.before.length, echoes, "frames before the close frame");
-  assert.equal(close.frame.masked, false, "a server frame is not masked");
-  assert.equal(close.frame.fin, true);
-  assert.equal(close.frame.rsv, 0);
-  assert.ok(close.reason.length > 0, "the close frame says why");
-  const end = await peer.expectEnd(FAIL_BOUND_MS);
-  assert.ok(end === "eof" || end === "reset");
-  peer.close(); // as a client does on EOF; the server may wait for it (lingering close)
-  const ev = await server.waitFor("close", (e) => e.id === opened.id);
-  assert.equal(ev.code, code);
-  assert.equal(ev.cause, cause);
-  assert.equal(ev.clean, false);
+  cause: string,
+  options: Partial<ProtocolOptions> = {},
+) {
+  const { p, events } = server(options);
+  feed(p, bytes);
+  assert.equal(p.state, State.Closing);
+  assert.equal(p.failed, true);
+  assert.deepEqual([p.info?.code, p.info?.cause, p.info?.wasClean], [code, cause, false]);
+  const out = output(p);
+  assert.equal(out.length, 1, "nothing but the close frame is sent");
+  assert.equal(out[0].opcode, CLOSE);
+  assert.equal(closeCode(out[0]), code);
+  assert.ok(out[0].payload.length > 2, "the close frame says why");
+  return { p, events };
 }
 
-Deno.test("the server fails the connection with 1002 for each framing rule a client breaks", async (t) => {
-  await using server = startTestServer();
-  const cases: [string, Uint8Array, number?][] = [
-    ["an unmasked client frame", frame(TEXT, "hi")],
-    ["RSV1 set", frame(TEXT, "hi", { ...m, rsv: 4 })],
-    ["RSV2 set", frame(TEXT, "hi", { ...m, rsv: 2 })],
-    ["RSV3 set", frame(TEXT, "hi", { ...m, rsv: 1 })],
-    ["RSV bits on a ping", frame(PING, "", { ...m, rsv: 7 })],
-    ...[3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf].map((op): [string, Uint8Array] => [
-      `reserved opcode 0x${op.toString(16)}`,
-      frame(op, "x", m),
-    ]),
-    ["a ping of 126 bytes", frame(PING, new Uint8Array(126), m)],
-    ["a close of 126 bytes", frame(CLOSE, closePayload(1000, "x".repeat(124)), m)],
-    ["a pong of 126 bytes", frame(PONG, new Uint8Array(126), m)],
-    ["a fragmented ping", frame(PING, "a", { ...m, fin: false })],
-    ["a fragmented close", frame(CLOSE, closePayload(1000), { ...m, fin: false })],
-    ["a continuation with nothing to continue", frame(CONT, "x", m)],
-    [
-      "a final continuation with nothing to continue",
-      concat(frame(TEXT, "done", m), frame(CONT, "x", m)),
-      1, // "done" is echoed first
-    ],
-    [
-      "a text frame inside a fragmented message",
-      concat(frame(TEXT, "a", { ...m, fin: false }), frame(TEXT, "b", m)),
-    ],
-    [
-      "a binary frame inside a fragmented message",
-      concat(frame(BINARY, "a", { ...m, fin: false }), frame(BINARY, "b", m)),
-    ],
-    ["a close payload of 1 byte", frame(CLOSE, Uint8Array.of(0x03), m)],
-    // A length of 2^63: the top bit of the 64-bit length must be 0 (§5.2).
-    ["a 64-bit length with the top bit set", hex("82 ff 80 00 00 00 00 00 00 00 37 fa 21 3d")],
-    ["a 16-bit length that fits in 7 bits", frame(BINARY, "abc", { ...m, lengthForm: 16 })],
-  ];
-  for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]) {
-    cases.push([`close code ${code} on the wire`, frame(CLOSE, closePayload(code), m)]);
-  }
-  for (const [name, bytes, echoes] of cases) {
-    await t.step(name, () => expectFailure(server, bytes, 1002, "protocol-error", echoes));
-  }
-  assert.equal(server.log.all("error").length, 0, server.log.summary());
-});
-
-Deno.test("the server fails the connection with 1007 for invalid UTF-8", async (t) => {
-  await using server = startTestServer();
-  await t.step(
-    "in a single text frame",
-    () => expectFailure(server, frame(TEXT, hex("48 69 ff"), m), 1007, "protocol-error"),
+Deno.test("Protocol fails an unmasked client frame, RSV bits and a continuation with nothing to continue with 1002", () => {
+  expectFail(frame(TEXT, "x"), 1002, "protocol-error");
+  expectFail(frame(TEXT, "x", { ...m, rsv: 4 }), 1002, "protocol-error");
+  expectFail(frame(CONT, "x", m), 1002, "protocol-error");
+  expectFail(
+    concat(frame(TEXT, "a", { ...m, fin: false }), frame(BINARY, "b", m)),
+    1002,
+    "protocol-error",
   );
-  await t.step(
-    "an overlong encoding of '/'",
-    () => expectFailure(server, frame(TEXT, hex("c0 af"), m), 1007, "protocol-error"),
+});
+
+Deno.test("Protocol fails an oversized message with 1009 from its header, before any payload arrives", () => {
+  const header = frame(BINARY, new Uint8Array(0), { ...m, length: 2048 });
+  const { p } = expectFail(header, 1009, "message-too-big", { maxMessageSize: 1024 });
+  assert.match(p.info!.reason, /2048 bytes exceeds the limit of 1024/);
+});
+
+Deno.test("Protocol caps the fragments of one message: an empty-continuation flood ends at 16,384 with 1009", () => {
+  const flood = concat(
+    frame(TEXT, "a", { ...m, fin: false }),
+    ...Array.from({ length: 20_000 }, () => frame(CONT, new Uint8Array(0), { ...m, fin: false })),
   );
-  await t.step(
-    "a UTF-16 surrogate encoded as UTF-8",
-    () => expectFailure(server, frame(TEXT, hex("ed a0 80"), m), 1007, "protocol-error"),
+  const { p } = expectFail(flood, 1009, "message-too-big");
+  assert.match(p.info!.reason, /more than 16384 fragments/);
+  assert.ok(p.held < 64 * 1024, `held ${p.held} bytes`);
+});
+
+Deno.test("Protocol counts every frame at least at its header size toward the limit, and says so", () => {
+  // 1-byte fragments cost 7 bytes each on the wire (2 + 4 mask + 1).
+  const frames = Array.from(
+    { length: 200 },
+    (_, i) => frame(i === 0 ? TEXT : CONT, "a", { ...m, fin: false }),
   );
-  await t.step(
-    "a code point above U+10FFFF",
-    () => expectFailure(server, frame(TEXT, hex("f4 90 80 80"), m), 1007, "protocol-error"),
+  const { p } = expectFail(concat(...frames), 1009, "message-too-big", { maxMessageSize: 1000 });
+  assert.match(
+    p.info!.reason,
+    /in \d+ frames exceeds the limit of 1000 with frame headers counted/,
   );
-  await t.step("a sequence split across fragments that turns invalid", () =>
-    expectFailure(
-      server,
-      // "€" is e2 82 ac; the second fragment continues e2 82 with '(' instead.
-      concat(frame(TEXT, hex("41 e2 82"), { ...m, fin: false }), frame(CONT, hex("28"), m)),
-      1007,
-      "protocol-error",
-    ));
-  await t.step("a sequence cut short by the final fragment", () =>
-    expectFailure(
-      server,
-      concat(frame(TEXT, hex("41 e2"), { ...m, fin: false }), frame(CONT, hex("82"), m)),
-      1007,
-      "protocol-error",
-    ));
-  await t.step(
-    "in a first fragment without FIN: the server fails without waiting for more",
-    // Only this frame is sent, and the peer then waits: the close must come
-    // from what the first fragment already shows.
-    () =>
-      expectFailure(
-        server,
-        frame(TEXT, hex("ce ba e1 bd b9 ce bc f4 90 80 80"), { ...m, fin: false }),
-        1007,
-        "protocol-error",
-      ),
+  // A single frame of exactly the limit is still fine.
+  const ok = server({ maxMessageSize: 1000 });
+  feed(ok.p, frame(BINARY, new Uint8Array(1000), m));
+  assert.equal(ok.events.length, 1);
+});
+
+Deno.test("Protocol fails invalid UTF-8 with 1007 at the first bad byte, before a large frame is complete", () => {
+  const bad = new Uint8Array(100_000).fill(0x61);
+  bad[10] = 0xff;
+  const bytes = frame(TEXT, bad, m);
+  const { p } = server();
+  feed(p, bytes.subarray(0, 2048)); // the header and the first 2 KiB only
+  assert.equal(p.failed, true, "failed before the rest arrived");
+  assert.deepEqual([p.info?.code, p.info?.cause], [1007, "protocol-error"]);
+  // A truncated character at the end of a message is invalid too.
+  expectFail(
+    concat(
+      frame(TEXT, Uint8Array.of(0x61, 0xe2), { ...m, fin: false }),
+      frame(CONT, Uint8Array.of(0x82), m),
+    ),
+    1007,
+    "protocol-error",
   );
-  await t.step("in a close reason", () =>
-    expectFailure(
-      server,
-      frame(CLOSE, closePayload(1000, hex("ff fe")), m),
-      1007,
-      "protocol-error",
-    ));
-  await t.step("a valid sequence split across fragments is reassembled", async () => {
-    const { peer } = await open(server);
-    await using _ = peer;
-    await peer.write(frame(TEXT, hex("e2 82"), { ...m, fin: false }));
-    await peer.write(frame(CONT, hex("ac"), m));
-    const f = await peer.readFrame();
-    assert.equal(f.opcode, TEXT);
-    assert.equal(new TextDecoder().decode(f.payload), "€");
-  });
-  await t.step("a leading BOM in a text message is kept, not stripped", async () => {
-    const { peer } = await open(server);
-    await using _ = peer;
-    await peer.write(frame(TEXT, "\ufeffbom", m));
-    assert.equal(toHex((await peer.readFrame()).payload), "efbbbf626f6d");
-    await peer.write(frame(TEXT, "\ufeff", { ...m, fin: false }));
-    await peer.write(frame(CONT, "x", m));
-    assert.equal(toHex((await peer.readFrame()).payload), "efbbbf78");
-  });
 });
 
-Deno.test("the server fails the connection with 1009 for a message over maxMessageSize, on the header", async (t) => {
-  const limit = 64 * 1024;
-  await using server = startTestServer({ maxMessageSize: limit });
-  // Only headers are sent, never the payload they announce: the close must
-  // come from the length alone.
-  await t.step("a single frame one byte over the limit", () =>
-    expectFailure(
-      server,
-      frame(BINARY, new Uint8Array(0), { ...m, length: limit + 1 }),
-      1009,
-      "message-too-big",
-    ));
-  await t.step("a single frame announcing 2^53 bytes", () =>
-    expectFailure(
-      server,
-      frame(TEXT, new Uint8Array(0), { ...m, length: 2n ** 53n }),
-      1009,
-      "message-too-big",
-    ));
-  await t.step("fragments that add up to more than the limit", () =>
-    expectFailure(
-      server,
-      concat(
-        frame(BINARY, new Uint8Array(limit - 10), { ...m, fin: false }),
-        frame(CONT, new Uint8Array(5), { ...m, fin: false }),
-        frame(CONT, new Uint8Array(0), { ...m, length: 6 }),
-      ),
-      1009,
-      "message-too-big",
-    ));
-  await t.step("a message of exactly the limit is echoed", async () => {
-    const { peer } = await open(server);
-    await using _ = peer;
-    const data = randomBytes(limit);
-    await peer.write(frame(BINARY, data.subarray(0, 1000), { ...m, fin: false }));
-    await peer.write(frame(CONT, data.subarray(1000), m));
-    const f = await peer.readFrame();
-    assert.equal(f.payload.length, limit);
-    assert.deepEqual(f.payload, data);
-  });
+Deno.test("Protocol keeps the echoes queued before a violation, and dropOutput() frees them when asked", () => {
+  const { p } = server();
+  p.send("queued echo");
+  feed(p, frame(TEXT, "x")); // unmasked: a violation
+  assert.deepEqual(
+    output(p).map((f) => f.opcode === CLOSE ? closeCode(f) : text(f.payload)),
+    ["queued echo", 1002],
+  );
+  const q = server().p;
+  q.send("x".repeat(100_000));
+  q.dropOutput();
+  q.fail(1013, "server memory budget exhausted", "memory-budget");
+  assert.deepEqual(output(q).map((f) => f.opcode), [CLOSE]);
 });
 
-Deno.test("control frames interleaved in a fragmented message are answered and the message reassembled", async () => {
-  await using server = startTestServer();
-  const { peer } = await open(server);
-  await using _ = peer;
-  await peer.write(frame(TEXT, "Hel", { ...m, fin: false }));
-  await peer.write(frame(PING, "p1", m));
-  await peer.write(frame(CONT, "lo", { ...m, fin: false }));
-  await peer.write(concat(frame(PING, hex("00 ff 10"), m), frame(PONG, "unsolicited", m)));
-  await peer.write(frame(CONT, ", world", m));
-  const frames = [await peer.readFrame(), await peer.readFrame(), await peer.readFrame()];
-  assert.deepEqual(frames.map((f) => f.opcode), [PONG, PONG, TEXT]);
-  assert.equal(new TextDecoder().decode(frames[0].payload), "p1");
-  assert.equal(toHex(frames[1].payload), "00ff10");
-  assert.equal(new TextDecoder().decode(frames[2].payload), "Hello, world");
-  assert.ok(frames.every((f) => f.fin && !f.masked && f.rsv === 0));
+// ---------------------------------------------------------------------------
+// Memory follows the bytes that arrived
+
+Deno.test("Protocol allocates a large payload as it arrives, never from the header's announced length", () => {
+  const { p } = server();
+  const header = frame(BINARY, new Uint8Array(0), { ...m, length: 16 * MiB - 1 });
+  feed(p, header);
+  assert.ok(p.held <= 64 * 1024, `a bare header holds ${p.held} bytes`);
+  // Then 3 MiB of it: at most about twice what arrived.
+  const part = new Uint8Array(3 * MiB);
+  feed(p, part, 64 * 1024);
+  assert.ok(p.held <= 2 * part.length + 64 * 1024, `3 MiB of payload hold ${p.held} bytes`);
+  assert.equal(p.state, State.Open);
 });
 
-Deno.test("many frames in one write are each echoed, in order", async () => {
-  await using server = startTestServer();
-  const { peer } = await open(server);
-  await using _ = peer;
-  const n = 200;
-  await peer.write(concat(...Array.from({ length: n }, (_, i) => frame(TEXT, `msg ${i}`, m))));
-  for (let i = 0; i < n; i++) {
-    const f = await peer.readFrame();
-    assert.equal(new TextDecoder().decode(f.payload), `msg ${i}`);
-  }
+Deno.test("Protocol holds a fragmented message in one buffer: a million 1-byte fragments cost bytes, not objects", () => {
+  const { p, events } = server({ maxFragments: 2_000_000, maxMessageSize: 64 * MiB });
+  const one = frame(CONT, "a", { ...m, fin: false });
+  const batch = concat(...Array.from({ length: 10_000 }, () => one));
+  feed(p, frame(TEXT, "a", { ...m, fin: false }));
+  for (let i = 0; i < 100; i++) feed(p, batch);
+  assert.ok(p.held < 4 * MiB, `1,000,001 fragments hold ${p.held} bytes`);
+  feed(p, frame(CONT, "", m));
+  assert.equal(events.length, 1);
+  assert.equal((events[0][1] as string).length, 1_000_001);
 });
 
-Deno.test("a handshake and frames dribbled one byte per write are read whole", async (t) => {
-  await using server = startTestServer();
-  await t.step("the head one byte at a time, then a frame one byte at a time", async () => {
-    await using peer = await RawPeer.connect(server.port);
-    await peer.handshake("/echo", { dribble: true });
-    await peer.dribble(frame(TEXT, "dribbled", m));
-    assert.equal(new TextDecoder().decode((await peer.readFrame()).payload), "dribbled");
-    const big = randomBytes(70_000);
-    await peer.dribble(frame(BINARY, big, m), 997);
-    assert.deepEqual((await peer.readFrame()).payload, big);
-  });
-  await t.step("frames in the same write as the head are not lost", async () => {
-    await using peer = await RawPeer.connect(server.port);
-    const after = concat(frame(TEXT, "one", m), frame(BINARY, "two", m), frame(PING, "3", m));
-    await peer.handshake("/echo", { after });
-    const got = [await peer.readFrame(), await peer.readFrame(), await peer.readFrame()];
-    assert.deepEqual(got.map((f) => [f.opcode, new TextDecoder().decode(f.payload)]), [
-      [TEXT, "one"],
-      [BINARY, "two"],
-      [PONG, "3"],
-    ]);
-  });
-  await t.step("head and frames dribbled together, byte by byte", async () => {
-    await using peer = await RawPeer.connect(server.port);
-    await peer.handshake("/echo", { dribble: true, after: frame(TEXT, "tail", m) });
-    assert.equal(new TextDecoder().decode((await peer.readFrame()).payload), "tail");
-  });
-});
+// ---------------------------------------------------------------------------
+// Closing
 
-Deno.test("messages at the length boundaries echo back with minimal length headers", async (t) => {
-  await using server = startTestServer();
-  const { peer } = await open(server);
-  await using _ = peer;
-  for (const size of [0, 1, 125, 126, 127, 65535, 65536, 1024 * 1024]) {
-    await t.step(`${size} bytes`, async () => {
-      const data = randomBytes(size);
-      const wire = frame(BINARY, data, m);
-      await peer.write(wire);
-      const f = await peer.readFrame(10_000);
-      assert.equal(f.opcode, BINARY);
-      assert.equal(f.payload.length, size);
-      assert.deepEqual(f.payload, data);
-      const text = "é".repeat(size >> 1) + (size & 1 ? "a" : "");
-      await peer.write(frame(TEXT, text, m));
-      const g = await peer.readFrame(10_000);
-      assert.equal(g.opcode, TEXT);
-      assert.equal(new TextDecoder().decode(g.payload), text);
-    });
-  }
-  await t.step("the header uses the minimal length form", async () => {
-    for (const [size, lenByte] of [[125, 125], [126, 126], [65535, 126], [65536, 127]]) {
-      await peer.write(frame(BINARY, new Uint8Array(size), m));
-      const head = await peer.readExactly(2);
-      assert.equal(head[1], lenByte, `length byte for ${size}`);
-      await peer.readExactly(lenByte === 126 ? 2 + size : lenByte === 127 ? 8 + size : size);
-    }
-  });
-});
-
-Deno.test("an unsolicited pong is ignored", async () => {
-  await using server = startTestServer();
-  const { peer, opened } = await open(server);
-  await using _ = peer;
-  await peer.write(frame(PONG, "nobody asked", m));
-  await peer.expectSilence(300);
-  await peer.write(frame(TEXT, "still here", m));
-  assert.equal(new TextDecoder().decode((await peer.readFrame()).payload), "still here");
-  assert.equal(server.log.all("close", (e) => e.id === opened.id).length, 0);
-});
-
-Deno.test("the server answers a close with the same code, then ends TCP", async (t) => {
-  await using server = startTestServer();
+Deno.test("Protocol answers a peer's close with the same code (1000 for an empty one) and reads nothing after it", () => {
   for (
-    const [name, payload, code, reason] of [
-      ["code 1000 with a reason", closePayload(1000, "done"), 1000, "done"],
-      ["code 1001", closePayload(1001), 1001, ""],
-      ["application code 4321", closePayload(4321, "app"), 4321, "app"],
-      ["an empty close is answered with 1000", new Uint8Array(0), 1000, ""],
-    ] as const
+    const [payload, sent, answered] of [[closePayload(4001, "bye"), 4001, 4001], [
+      new Uint8Array(0),
+      1005,
+      1000,
+    ]] as const
   ) {
-    await t.step(name, async () => {
-      const { peer, opened } = await open(server);
-      await using _ = peer;
-      await peer.write(frame(CLOSE, payload, m));
-      const answer = await peer.readClose();
-      assert.equal(answer.code, code);
-      assert.equal(answer.before.length, 0);
-      assert.equal(await peer.expectEnd(FAIL_BOUND_MS), "eof", "the server ends TCP first");
-      const ev = await server.waitFor("close", (e) => e.id === opened.id);
-      assert.equal(ev.cause, "peer-close");
-      assert.equal(ev.clean, true);
-      assert.equal(ev.code, payload.length === 0 ? 1005 : code);
-      assert.equal(ev.reason, reason);
-    });
+    const { p, events } = server();
+    feed(p, concat(frame(CLOSE, payload, m), frame(TEXT, "after the close", m)));
+    assert.deepEqual(events, []);
+    assert.equal(p.state, State.Closing);
+    assert.deepEqual([p.info?.code, p.info?.cause, p.info?.wasClean], [sent, "peer-close", true]);
+    const out = output(p);
+    assert.deepEqual(out.map((f) => [f.opcode, closeCode(f)]), [[CLOSE, answered]]);
+    assert.deepEqual(p.receiveEof(), p.info);
+    assert.equal(p.state, State.Closed);
   }
-  await t.step("frames after the close frame are ignored", async () => {
-    const { peer, opened } = await open(server);
-    await using _ = peer;
-    // A text frame and even a broken frame after the close change nothing.
-    await peer.write(concat(
-      frame(CLOSE, closePayload(1000), m),
-      frame(TEXT, "ignored", m),
-      frame(TEXT, "unmasked and ignored"),
-    ));
-    const answer = await peer.readClose();
-    assert.equal(answer.code, 1000);
-    assert.deepEqual(answer.before, []);
-    await peer.expectEnd(FAIL_BOUND_MS);
-    const ev = await server.waitFor("close", (e) => e.id === opened.id);
-    assert.equal(ev.cause, "peer-close");
-    assert.equal(ev.clean, true);
+});
+
+Deno.test("Protocol's own close: messages after it are dropped, the peer's answer makes it clean, EOF without one does not", () => {
+  const { p, events } = server();
+  p.close(1001, "going", "shutdown");
+  assert.throws(() => p.send("late"), /not open/);
+  feed(p, concat(frame(TEXT, "dropped", m), frame(CLOSE, closePayload(1001), m)));
+  assert.deepEqual(events, []);
+  assert.deepEqual(p.receiveEof(), {
+    code: 1001,
+    reason: "going",
+    cause: "shutdown",
+    wasClean: true,
   });
+
+  const q = server().p;
+  q.close(1000, "", "local-close");
+  const info = q.receiveEof();
+  assert.deepEqual([info.code, info.cause, info.wasClean], [1006, "local-close", false]);
+
+  const r = server().p;
+  assert.deepEqual([r.receiveEof().code, r.info?.cause], [1006, "eof"]);
+  assert.throws(() => server().p.close(1006), RangeError);
 });
 
-Deno.test("TCP ending without a close frame is logged as eof with code 1006", async () => {
-  await using server = startTestServer();
-  const { peer, opened } = await open(server);
-  await peer.write(frame(TEXT, "half", { ...m, fin: false }));
-  await peer[Symbol.asyncDispose]();
-  const ev = await server.waitFor("close", (e) => e.id === opened.id);
-  assert.equal(ev.code, 1006);
-  assert.equal(ev.cause, "eof");
-  assert.equal(ev.clean, false);
-});
+// ---------------------------------------------------------------------------
+// Flow control, turns, roles
 
-Deno.test("a client that sends but never reads is ended with send-overflow, not buffered without limit", async () => {
-  await using server = startTestServer();
-  const { peer, opened } = await open(server);
-  await using _ = peer;
-  // 1 MiB messages echo into a 16 MiB send queue (plus the kernel's buffers)
-  // that nobody drains. Once failed, the server drops what still arrives, so
-  // writes may go on succeeding for a while: stop at 128 MiB.
-  const message = frame(BINARY, new Uint8Array(1024 * 1024), m);
-  const limit = 128 * 1024 * 1024;
-  let written = 0;
-  try {
-    while (written < limit && server.log.all("close").length === 0) {
-      await peer.write(message);
-      written += message.length;
-    }
-  } catch {
-    // The server ended the connection under us: expected.
+Deno.test("Protocol stops consuming input while its output is above the high-water mark, and resumes once written", () => {
+  const many = concat(...Array.from({ length: 100 }, () => frame(BINARY, new Uint8Array(1000), m)));
+  const h = new Protocol({ role: "server", sendHighWater: 10_000 }, {
+    message: (msg) => h.send(msg),
+  });
+  h.receive(many);
+  assert.equal(h.process(), Progress.Paused);
+  assert.equal(h.traffic.messagesIn, 10, "ten 1,004-byte echoes reach the mark");
+  assert.ok(h.bufferedAmount >= 10_000 && h.bufferedAmount < 11_004);
+  assert.equal(h.process(), Progress.Paused, "still paused until written");
+  let drains = 0;
+  while (h.traffic.messagesIn < 100) {
+    for (const c of h.takeOutput() ?? []) h.written(c.length);
+    drains++;
+    while (h.process() === Progress.Yield) { /* next turn */ }
   }
-  const ev = await server.waitFor("close", (e) => e.id === opened.id, 10_000);
-  assert.equal(ev.cause, "send-overflow");
-  assert.equal(ev.code, 1008);
-  // The server stopped taking messages long before the peer stopped sending.
-  const taken = server.server.metrics.bytesIn;
-  assert.ok(taken < 64 * 1024 * 1024, `the server took ${taken} bytes of messages`);
-  assert.ok(taken < written, `took ${taken} of ${written}`);
+  assert.equal(drains, 9, "ten more messages per drain");
 });
 
-Deno.test("server.ts run as a program logs a violation as close with its code and cause in JSON", async () => {
-  await using server = await spawnServer(["--max-message-size", "1KiB"]);
-  await using peer = await RawPeer.connect(server.port);
-  await peer.handshake();
-  const opened = await server.log.waitFor("open");
-  await peer.write(frame(BINARY, new Uint8Array(0), { ...m, length: 2048 }));
-  assert.equal((await peer.readClose()).code, 1009);
-  await peer.expectEnd();
-  peer.close();
-  const ev = await server.log.waitFor("close", (e) => e.id === opened.id);
-  assert.equal(ev.cause, "message-too-big");
-  assert.equal(ev.code, 1009);
-  assert.equal(ev.clean, false);
-  assert.equal(await server.stop(), 0);
-  assert.ok(server.log.all("stopped").length === 1);
+Deno.test("Protocol yields after a turn's budget of work, and pauses while input is held", () => {
+  const { p, events } = server({ turnBudget: 64 * 1024 });
+  p.receive(concat(...Array.from({ length: 1000 }, () => frame(TEXT, "t", m))));
+  assert.equal(p.process(), Progress.Yield);
+  // 7,000 bytes received, plus 1 KiB of cost per frame: the 58th frame passes 64 KiB.
+  assert.equal(events.length, 58);
+  p.holdInput = true;
+  assert.equal(p.process(), Progress.Paused);
+  p.holdInput = false;
+  while (p.process() === Progress.Yield) { /* next turn */ }
+  assert.equal(events.length, 1000);
+});
+
+Deno.test("Protocol as a client masks what it sends and fails a masked frame from the server", () => {
+  const c = new Protocol({ role: "client" }, { message: () => {} });
+  c.send("hi");
+  c.ping(Uint8Array.of(1, 2));
+  const out = output(c);
+  assert.deepEqual(out.map((f) => [f.opcode, f.masked]), [[TEXT, true], [PING, true]]);
+  assert.equal(text(out[0].payload), "hi");
+  c.receive(frame(TEXT, "masked", { mask: true, key: TEST_MASK_KEY }));
+  c.process();
+  assert.deepEqual([c.info?.code, c.info?.cause], [1002, "protocol-error"]);
+});
+
+Deno.test("Protocol coalesces sends into one chunk and hands large server payloads out uncopied", () => {
+  const { p } = server();
+  for (let i = 0; i < 100; i++) p.send(`m${i}`);
+  const small = p.takeOutput()!;
+  assert.equal(small.length, 1, "100 small frames in one chunk");
+  for (const c of small) p.written(c.length);
+  const big = new Uint8Array(128 * 1024);
+  p.send(big);
+  const chunks = p.takeOutput()!;
+  assert.ok(chunks.some((c) => c.buffer === big.buffer), "the payload itself is queued");
+  assert.equal(p.bufferedAmount, 10 + big.length, "a 10-byte header and the payload");
 });

@@ -126,8 +126,10 @@ export const CLOSE_CAUSES = [
   "protocol-error",
   /** The peer sent a frame or message over our limit; we sent 1009. */
   "message-too-big",
-  /** Our send buffer overflowed because the peer reads too slowly. */
+  /** The peer stopped reading: our writes made no progress for the stall timeout; we sent 1008. */
   "send-overflow",
+  /** The server-wide memory budget ran out and this connection held the most; we sent 1013. */
+  "memory-budget",
   /** The connection was reset (ECONNRESET) or broke mid-write (EPIPE). */
   "reset",
   /** TCP ended (EOF) without a closing handshake: code 1006 (§7.1.5). */
@@ -142,6 +144,20 @@ export const CLOSE_CAUSES = [
 
 /** Why a connection ended: one of {@linkcode CLOSE_CAUSES}. */
 export type CloseCause = typeof CLOSE_CAUSES[number];
+
+/** How a connection ended. */
+export interface CloseInfo {
+  /** The close code: the peer's, ours, or 1006 when no close frame was exchanged. */
+  code: number;
+  /** The close reason, "" when there was none. */
+  reason: string;
+  /** Why the connection ended. */
+  cause: CloseCause;
+  /** Whether close frames went both ways. */
+  wasClean: boolean;
+  /** The underlying error, for causes that come from the socket or a timer. */
+  error?: string;
+}
 
 const CODE_NAMES: Readonly<Record<number, string>> = {
   [NormalClosure]: "normal closure",

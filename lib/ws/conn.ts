@@ -1,40 +1,33 @@
 /**
- * A WebSocket connection over an open TCP (or TLS) stream: it reads and
- * parses frames, writes coalesced frames, answers pings, keeps a heartbeat,
- * and closes with a named cause. RFC 6455 §5–§7.
+ * A WebSocket connection over an open stream (TCP or TLS): the I/O around a
+ * {@linkcode Protocol}. It pumps bytes from the socket into the protocol and
+ * from the protocol to the socket, runs the timers (heartbeat, stall,
+ * closing), and reports how the connection ended. Every protocol decision
+ * is the protocol's; every wait is bounded here.
  *
- * The handshake is done elsewhere (`lib/server.ts`, `dial.ts`); this module
- * starts where the first frame may arrive. Writing lives in `outbox.ts`, the
- * shared ping timer in `heartbeat.ts`.
+ * The handshake is done elsewhere (`accept`, `dial`); this starts where the
+ * first frame may arrive.
  *
  * @module
  */
 
-import { ProtocolViolation } from "./errors.ts";
-import { isControl, MAX_HEADER_SIZE, Opcode, readFrameHeader } from "./frame.ts";
-import { joinHeartbeat } from "./heartbeat.ts";
-import { unmask } from "./mask.ts";
-import { Outbox } from "./outbox.ts";
 import {
-  AbnormalClosure,
-  buildClosePayload,
   type CloseCause,
+  type CloseInfo,
   InternalError,
   isValidWireCode,
-  MessageTooBig,
   NormalClosure,
-  NoStatusReceived,
-  parseClosePayload,
-  PolicyViolation,
-  ProtocolError,
 } from "./close.ts";
-import { readTcpTimes } from "../tcp/sockopt.ts";
+import type { BudgetMember, MemoryBudget } from "./budget.ts";
+import { type Message, Progress, Protocol, type Role, State, type Traffic } from "./protocol.ts";
+import { ZERO_COPY_PAYLOAD } from "./write.ts";
+import { joinWatchdog, type WatchdogMember } from "./watchdog.ts";
+
+export type { Message, Role, Traffic };
+export type { CloseCause, CloseInfo };
 
 // ---------------------------------------------------------------------------
 // Defaults and limits
-
-/** Default largest message accepted, in bytes (16 MiB); larger ones get 1009. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 
 /**
  * How long a closing side waits for the other's close frame, or for TCP to end
@@ -43,76 +36,35 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 /**
- * Bytes that may wait in the send queue (queued plus being written) before a
- * further send, ping or pong fails the connection with close 1008 and cause
- * `send-overflow`: a peer that stops reading cannot make us buffer without
- * limit. One message is always accepted into an empty queue.
+ * How long a write may make no progress before the peer is judged to have
+ * stopped reading: the connection then fails with 1008, cause
+ * `send-overflow`. A slow peer that reads makes progress; only a stuck one
+ * is cut.
  */
-export const DEFAULT_MAX_SEND_QUEUE = 16 * 1024 * 1024;
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 
 /**
  * How long a failing connection (RFC 6455 §7.1.7) waits for its close frame
- * to be written before it ends TCP anyway: the peer may not be reading.
+ * to be written and for the peer to end TCP before it ends TCP anyway.
  */
 export const FAIL_FLUSH_TIMEOUT_MS = 1_000;
 
 /** How long a write's EPIPE waits for the read to report the socket's own error. */
 const BROKEN_PIPE_GRACE_MS = 50;
-/** First size of a connection's read buffer; small, so idle connections are cheap. */
-const INITIAL_READ_BUFFER = 512;
-/** The read buffer doubles while reads fill it, up to this size. */
-const MAX_READ_BUFFER = 64 * 1024;
-/** A frame payload larger than this is read straight into its own buffer. */
-const DIRECT_PAYLOAD_THRESHOLD = 16 * 1024;
-/** Messages the async iterator may hold before reading pauses. */
+
+/** Messages the application may leave unread before reading pauses… */
 const MAX_QUEUED_MESSAGES = 64;
+/** …or bytes of them. */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+
+/** Pings awaiting their pong; older ones are given up on. */
+const MAX_PENDING_PINGS = 16;
 
 // ---------------------------------------------------------------------------
 // Types
 
-/** Which end of the connection this is; it decides masking (RFC 6455 §5.3). */
-export type Role = "server" | "client";
-
-/** A received message: a string for text, bytes for binary. */
-export type Message = string | Uint8Array;
-
-/** Running totals, shared by all connections of a process (for /metrics). */
-export interface Counters {
-  /** Messages received. */
-  messagesIn: number;
-  /** Messages sent. */
-  messagesOut: number;
-  /** Payload bytes received. */
-  bytesIn: number;
-  /** Payload bytes sent. */
-  bytesOut: number;
-}
-
-/** How a connection ended. */
-export interface CloseInfo {
-  /** The close code: the peer's, ours, or 1006 when no close frame was exchanged. */
-  code: number;
-  /** The close reason, "" when there was none. */
-  reason: string;
-  /** Why the connection ended. */
-  cause: CloseCause;
-  /** Whether close frames went both ways. */
-  wasClean: boolean;
-  /** The underlying error, for causes that come from the socket. */
-  error?: string;
-}
-
-/** The fields of a `close` log event for `info`, on a connection opened at `startedMs`. */
-export function closeLogFields(info: CloseInfo, startedMs: number): Record<string, unknown> {
-  return {
-    code: info.code,
-    reason: info.reason,
-    cause: info.cause,
-    clean: info.wasClean,
-    error: info.error,
-    duration_ms: Date.now() - startedMs,
-  };
-}
+/** Names a socket error as a close cause; `sentLast` says whether we wrote after we last read. */
+export type ErrorClassifier = (err: unknown, facts: { sentLast: boolean }) => CloseCause;
 
 /** Options of a {@linkcode WebSocketConn}. */
 export interface ConnOptions {
@@ -122,69 +74,99 @@ export interface ConnOptions {
   initial?: Uint8Array;
   /** The subprotocol agreed in the handshake, or null. */
   protocol?: string | null;
-  /** Largest message accepted, in bytes. */
+  /** Largest message accepted, in bytes (default 16 MiB). */
   maxMessageSize?: number;
-  /** Send a ping this often; 0 turns pings off. */
+  /** Most frames per message (default 16,384). */
+  maxFragments?: number;
+  /** Send a ping this often (ms); 0 turns pings off. */
   pingIntervalMs?: number;
-  /** Fail with `pong-timeout` when nothing arrives for this long; 0 turns it off. */
+  /** Fail with `pong-timeout` when nothing arrives for this long (ms); 0 turns it off. */
   pongTimeoutMs?: number;
-  /** Bound on each wait of the closing handshake. */
+  /** Fail with `send-overflow` when a write makes no progress for this long (ms); 0 = never. */
+  stallTimeoutMs?: number;
+  /** Bound on each wait of the closing handshake (ms). */
   closeTimeoutMs?: number;
-  /** Bound on queued outgoing bytes. */
-  maxSendQueue?: number;
-  /** Whether TCP keepalive is on, so ETIMEDOUT can be named `keepalive-timeout`. */
-  keepAlive?: boolean;
-  /** TCP_USER_TIMEOUT in force (ms, 0 = none), so ETIMEDOUT can be named `user-timeout`. */
-  userTimeoutMs?: number;
-  /** Totals to add this connection's traffic to. */
-  counters?: Counters;
+  /** Queued outgoing bytes above which reading pauses (default 1 MiB). */
+  sendHighWater?: number;
+  /** A memory budget shared with other connections; this one joins it. */
+  budget?: MemoryBudget;
+  /** Names socket errors (e.g. with TCP_INFO); the default knows only the error's type. */
+  classifyError?: ErrorClassifier;
+  /** The clock, in ms (default `Date.now`); tests inject one. */
+  clock?: () => number;
 }
 
-type State = "open" | "closing" | "closed";
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
+/** Heartbeat figures of one connection. */
+export interface PingStats {
+  /** Pings sent (by the heartbeat and by `ping()`). */
+  sent: number;
+  /** Pongs that answered one of them. */
+  answered: number;
+  /** Smallest, largest and summed round trip of the answered ones (ms). */
+  rttMinMs: number;
+  /** Largest round trip (ms). */
+  rttMaxMs: number;
+  /** Sum of the round trips (ms), for the average. */
+  rttSumMs: number;
 }
 
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
+interface PendingPing {
+  payload: Uint8Array;
+  sentAt: number;
+  resolve: ((rttMs: number) => void) | null;
+  reject: ((err: Error) => void) | null;
 }
+
+interface Waiter {
+  pos: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+const RESOLVED = Promise.resolve();
+const noop = () => {};
+
+/** A promise that rejects without crashing the process when nobody awaits it. */
+function quietRejection(message: string): Promise<never> {
+  const p = Promise.reject(new Error(message));
+  p.catch(noop);
+  return p;
+}
+
+let turnWaiters: (() => void)[] | null = null;
 
 /**
- * Names a socket error as a close cause. Linux fails a connection with
- * ETIMEDOUT on two paths: keepalive probes unanswered while it is idle, or
- * sent data left unacknowledged (TCP_USER_TIMEOUT, else the retransmission
- * limit); probes stop while data waits for an ACK. `unacked` says which path,
- * from TCP_INFO: data was sent after the last ACK arrived. Where TCP_INFO
- * cannot be read (null), guess from whether we sent last and a user timeout is set.
+ * Resolves after one turn of the event loop, in which other connections'
+ * reads, timers and writes run. A message through a fresh MessageChannel is
+ * delivered like I/O (a timer would be clamped to 4 ms once nested); every
+ * connection yielding in the same turn shares it.
  */
-function causeOf(
-  err: unknown,
-  opts: {
-    keepAlive: boolean;
-    userTimeoutMs: number;
-    unacked: boolean | null;
-    sentLast: boolean;
-    sinceAckMs: number | null;
-  },
-): CloseCause {
-  if (!(err instanceof Deno.errors.TimedOut)) {
-    // A write's EPIPE on a socket the kernel already gave up on: if sent data
-    // has waited for an ACK past TCP_USER_TIMEOUT, that is what ended it.
-    const gaveUp = err instanceof Deno.errors.BrokenPipe && opts.userTimeoutMs > 0 &&
-      opts.unacked === true && opts.sinceAckMs !== null && opts.sinceAckMs >= opts.userTimeoutMs;
-    return gaveUp ? "user-timeout" : "reset";
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    if (turnWaiters !== null) {
+      turnWaiters.push(resolve);
+      return;
+    }
+    turnWaiters = [resolve];
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      const waiters = turnWaiters!;
+      turnWaiters = null;
+      for (const w of waiters) w();
+    };
+    port2.postMessage(null);
+  });
+}
+
+/** The default classifier: what the error's type alone says. */
+function classifyByType(err: unknown, facts: { sentLast: boolean }): CloseCause {
+  if (err instanceof Deno.errors.TimedOut) {
+    return facts.sentLast ? "user-timeout" : "keepalive-timeout";
   }
-  const unacked = opts.unacked ?? (opts.userTimeoutMs > 0 && opts.sentLast);
-  return opts.keepAlive && !unacked ? "keepalive-timeout" : "user-timeout";
+  // A TLS peer that ends TCP without close_notify ended it all the same.
+  if (err instanceof Deno.errors.UnexpectedEof || /close_notify/i.test(String(err))) return "eof";
+  return "reset";
 }
 
 /**
@@ -194,7 +176,7 @@ function causeOf(
  *
  * The closing handshake (RFC 6455 §7.1), as this class runs it:
  *
- * ```
+ * ```text
  *   initiator                          responder
  *   close(code) ── Close(code) ───────▶ (reply with the same code,
  *                ◀────── Close(code) ──   1000 for an empty close)
@@ -202,120 +184,123 @@ function causeOf(
  *   the server to end it. Every wait is bounded by closeTimeoutMs, after
  *   which TCP is ended anyway and `wasClean` is false if no answer came.
  *
- *   Failing (§7.1.7): a violation by the peer stops all processing of its
- *   data, sends Close(1002/1007/1009), half-closes, drops what still comes
+ *   Failing (§7.1.7): a violation, a stall, a pong timeout, the memory
+ *   budget or an exception in onmessage stops all processing of the peer's
+ *   data, sends Close(code) (after what was queued, except for a stall, a
+ *   pong timeout or the budget, which drop it to free memory), half-closes
+ *   once it is written (so that no reset eats it), drops what still comes
  *   until the peer ends TCP, then closes; bounded by FAIL_FLUSH_TIMEOUT_MS.
- *   send-overflow (1008) and an exception in onmessage (1011) send their
- *   close frame and end TCP without the drain; a socket error ends at once
- *   with 1006 unless a close was already decided.
+ *   A socket error ends at once with 1006 unless a close was decided.
  * ```
+ *
+ * Flow control: while more than `sendHighWater` bytes wait to be written,
+ * nothing more is read from the socket, so TCP pushes back on a peer that
+ * sends faster than it reads; reading resumes below a quarter of it.
  */
-export class WebSocketConn implements AsyncIterable<Message> {
+export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, BudgetMember {
   /** The subprotocol agreed in the handshake, or null. */
   readonly protocol: string | null;
   /** Resolves once, when the connection has ended, with how it ended. */
   readonly closed: Promise<CloseInfo>;
-  #onmessage: ((message: Message) => void) | null = null;
+  /** Heartbeat figures: pings sent and answered, round trips. */
+  readonly pings: PingStats = { sent: 0, answered: 0, rttMinMs: 0, rttMaxMs: 0, rttSumMs: 0 };
+  /** Called for each ping received (the pong is already on its way). */
+  onping: ((payload: Uint8Array) => void) | null = null;
+  /** Called for each pong received, with the round trip when it answers one of our pings. */
+  onpong: ((rttMs: number | null) => void) | null = null;
+  /** Charged to the memory budget (kept by the budget). */
+  charged = 0;
+
   #conn: Deno.Conn;
-  #role: Role;
-  #state: State = "open";
-  #closeInfo: Deferred<CloseInfo> = deferred();
-  #info: CloseInfo | null = null;
+  #p: Protocol;
+  #clock: () => number;
+  #classify: ErrorClassifier;
+  #budget: MemoryBudget | null;
+  #closeTimeoutMs: number;
+  #lowWater: number;
+  #highWater: number;
+  #zeroCopy: boolean;
+  #done = Promise.withResolvers<CloseInfo>();
+  #finished = false;
   #tcpEnded = false;
 
-  // Options
-  #maxMessageSize: number;
-  #pingIntervalMs: number;
-  #pongTimeoutMs: number;
-  #closeTimeoutMs: number;
-  #maxSendQueue: number;
-  #keepAlive: boolean;
-  #userTimeoutMs: number;
-  #counters: Counters | null;
-
   // Reading
-  #rbuf: Uint8Array;
-  #rs = 0;
-  #re = 0;
-  #direct: Uint8Array | null = null;
-  #directFilled = 0;
-  #directOpcode = 0;
-  #directFin = false;
-  #directMasked = false;
-  #maskKey = new Uint8Array(4);
-  #fragOpcode = 0;
-  #fragSize = 0;
-  #fragText: string[] = [];
-  #fragBinary: Uint8Array[] = [];
-  /** No frame is processed any more; reads only watch for the end of TCP. */
-  #discarding = false;
-  // ignoreBOM: a leading U+FEFF is part of the message, not a byte-order mark.
-  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  #streamDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  #lastReceived = Date.now();
+  #reading = false;
+  #lastReceived: number;
+  #resume: PromiseWithResolvers<void> | null = null;
 
-  // Iterator
+  // Delivering
+  #onmessage: ((message: Message) => void) | null = null;
   #queue: Message[] = [];
-  #waiters: Deferred<IteratorResult<Message>>[] = [];
-  #resume: Deferred<void> | null = null;
+  #queueBytes = 0;
+  #waiters: PromiseWithResolvers<IteratorResult<Message>>[] = [];
 
   // Writing
-  #out: Outbox;
-  #closeSent = false;
-  #failed = false;
-  #sentCode = NormalClosure;
-  #sentReason = "";
-  #localCause: CloseCause = "local-close";
+  #flushing = false;
+  #flushQueued = false;
+  #writingSince = 0;
+  #lastSent = 0;
+  #sendWaiters: Waiter[] = [];
+  #afterFlush: (() => void) | null = null;
 
-  // Timers
-  #leaveHeartbeat: () => void;
+  // Pings
+  #pingSeq = 0;
+  #pendingPings: PendingPing[] = [];
+
+  // Closing
+  #leaveWatchdog: () => void;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #closingSeen = false;
+  #failSeen = false;
 
   /**
    * Wraps a stream on which the handshake has completed, and starts reading.
    *
    * @param conn the TCP or TLS stream
-   * @param options role, limits and heartbeat
+   * @param options role, limits, timers and budget
    */
   constructor(conn: Deno.Conn, options: ConnOptions) {
+    const ping = options.pingIntervalMs ?? 0;
+    const pong = options.pongTimeoutMs ?? 0;
+    if (ping < 0 || pong < 0 || (options.stallTimeoutMs ?? 0) < 0) {
+      throw new RangeError("timer periods are 0 (off) or positive milliseconds");
+    }
     this.#conn = conn;
-    this.#role = options.role;
     this.protocol = options.protocol ?? null;
-    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    this.#pingIntervalMs = options.pingIntervalMs ?? 0;
-    this.#pongTimeoutMs = options.pongTimeoutMs ?? 0;
+    this.#clock = options.clock ?? Date.now;
+    this.#classify = options.classifyError ?? classifyByType;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    this.#maxSendQueue = options.maxSendQueue ?? DEFAULT_MAX_SEND_QUEUE;
-    this.#keepAlive = options.keepAlive ?? false;
-    this.#userTimeoutMs = options.userTimeoutMs ?? 0;
-    this.#counters = options.counters ?? null;
-    this.closed = this.#closeInfo.promise;
-
-    const initial = options.initial ?? new Uint8Array(0);
-    this.#rbuf = new Uint8Array(Math.max(INITIAL_READ_BUFFER, initial.length));
-    this.#rbuf.set(initial);
-    this.#re = initial.length;
-
-    this.#out = new Outbox(conn, this.#role === "client", (err) => {
-      // EPIPE says only that the socket is dead; its real error (ETIMEDOUT,
-      // ECONNRESET) went to the pending read, whose rejection may settle
-      // just after ours. Let it name the cause first.
-      if (err instanceof Deno.errors.BrokenPipe) {
-        setTimeout(() => this.#socketFailed(err), BROKEN_PIPE_GRACE_MS);
-      } else {
-        this.#socketFailed(err);
-      }
+    this.#highWater = options.sendHighWater ?? 1024 * 1024;
+    this.#lowWater = this.#highWater / 4;
+    this.#zeroCopy = options.role === "server"; // only unmasked payloads go uncopied
+    this.#p = new Protocol({
+      role: options.role,
+      maxMessageSize: options.maxMessageSize,
+      maxFragments: options.maxFragments,
+      sendHighWater: this.#highWater,
+    }, {
+      message: (m) => this.#deliver(m),
+      ping: (payload) => this.onping?.(payload),
+      pong: (payload) => this.#pong(payload),
     });
-    this.#leaveHeartbeat = joinHeartbeat(this, this.#pingIntervalMs, this.#pongTimeoutMs);
+    this.closed = this.#done.promise;
+    this.#lastReceived = this.#clock();
+    this.#budget = options.budget ?? null;
+    this.#budget?.join(this);
+    this.#leaveWatchdog = joinWatchdog(this, {
+      pingIntervalMs: ping,
+      pongTimeoutMs: pong,
+      stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+    }, this.#clock);
+    if (options.initial && options.initial.length > 0) this.#p.receive(options.initial);
     // Let the owner set onmessage before the first frames are delivered.
-    queueMicrotask(() => this.#readLoop());
+    queueMicrotask(() => this.#pump());
   }
 
   /**
    * Called for each message, synchronously, as it is parsed. Setting it
    * replaces the async iterator; it is the fast path for servers. Messages
-   * that arrived before it was set (e.g. in the same packet as the 101 of
-   * dial()) are handed to it first, in a microtask.
+   * that arrived before it was set are handed to it first, in a microtask.
    */
   get onmessage(): ((message: Message) => void) | null {
     return this.#onmessage;
@@ -323,30 +308,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
 
   set onmessage(handler: ((message: Message) => void) | null) {
     this.#onmessage = handler;
-    if (handler && this.#queue.length > 0) {
-      queueMicrotask(() => this.#drainQueue());
-    }
-  }
-
-  /** Hands messages queued before onmessage was set to it, and resumes reading. */
-  #drainQueue(): void {
-    try {
-      while (this.#onmessage && this.#queue.length > 0) {
-        this.#onmessage(this.#queue.shift()!);
-      }
-    } catch (err) {
-      this.#fail(
-        InternalError,
-        "internal error",
-        "local-close",
-        err instanceof Error ? err.message : String(err),
-      );
-    }
-    if (this.#resume && this.#queue.length === 0) {
-      const r = this.#resume;
-      this.#resume = null;
-      r.resolve();
-    }
+    if (handler && this.#queue.length > 0) queueMicrotask(() => this.#drainQueue());
   }
 
   /** The address of the peer. */
@@ -354,58 +316,106 @@ export class WebSocketConn implements AsyncIterable<Message> {
     return this.#conn.remoteAddr;
   }
 
-  /** Bytes queued or being written, not yet handed to the kernel. */
+  /** Bytes queued or being written, not yet taken by the kernel. */
   get bufferedAmount(): number {
-    return this.#out.buffered;
+    return this.#p.bufferedAmount;
   }
 
   /** Whether the connection is still open for sending. */
   get isOpen(): boolean {
-    return this.#state === "open";
+    return this.#p.state === State.Open;
+  }
+
+  /** The state: open, closing or closed. */
+  get state(): State {
+    return this.#p.state;
+  }
+
+  /** Messages and bytes each way so far. */
+  get traffic(): Traffic {
+    return this.#p.traffic;
+  }
+
+  /** When a frame last arrived (ms on the connection's clock). */
+  get lastFrameAt(): number {
+    return this.#lastReceived;
   }
 
   // -------------------------------------------------------------------------
   // Sending
 
   /**
-   * Sends a text (string) or binary (bytes) message. Sends are serialized and
-   * coalesced; the promise resolves when the bytes are handed to the kernel.
-   * Rejects if the connection is not open.
+   * Sends a text (string) or binary (bytes) message. The promise honours
+   * backpressure: it resolves at once while less than the high-water mark is
+   * queued, and otherwise once the queue has drained to a quarter of it. A
+   * binary payload of 64 KiB or more is sent from your bytes without a copy
+   * (on the server side): keep them unchanged until the promise resolves.
+   * Rejects when the connection is not open.
    */
   send(data: Message): Promise<void> {
-    if (this.#state !== "open") {
-      return Promise.reject(new Error("the WebSocket connection is not open"));
+    const p = this.#p;
+    if (p.state !== State.Open) return quietRejection("the WebSocket connection is not open");
+    p.send(data);
+    this.#scheduleFlush();
+    if (this.#zeroCopy && typeof data !== "string" && data.length >= ZERO_COPY_PAYLOAD) {
+      return this.#written(p.queuedTotal);
     }
-    if (this.#overflowed()) {
-      return Promise.reject(
-        new Error("send queue overflow: the peer is not reading"),
-      );
-    }
-    let bytes = data.length;
-    if (typeof data === "string") bytes = this.#out.text(data);
-    else this.#out.frame(Opcode.Binary, data);
-    if (this.#counters) {
-      this.#counters.messagesOut++;
-      this.#counters.bytesOut += bytes;
-    }
-    return this.#out.pending();
+    if (p.bufferedAmount < this.#highWater) return RESOLVED;
+    return this.#written(p.queuedTotal - this.#lowWater);
   }
 
-  /** Sends a ping with an optional payload of at most 125 bytes (RFC 6455 §5.5.2). */
-  ping(payload: Uint8Array = new Uint8Array(0)): Promise<void> {
-    if (payload.length > 125) {
+  /**
+   * Sends a ping and resolves with the round trip in ms when its pong comes
+   * back (RFC 6455 §5.5.2). `payload` (at most 125 bytes) defaults to a
+   * sequence number; the pong is matched by it. Rejects when the
+   * connection ends first; throws a RangeError for a payload too long.
+   */
+  ping(payload?: Uint8Array): Promise<number> {
+    if (payload && payload.length > 125) {
       throw new RangeError("a ping payload is at most 125 bytes");
     }
-    if (this.#state !== "open") {
-      return Promise.reject(new Error("the WebSocket connection is not open"));
+    if (this.#p.state !== State.Open) return quietRejection("the WebSocket connection is not open");
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    promise.catch(noop);
+    this.#sendPing(payload, resolve, reject);
+    return promise;
+  }
+
+  #sendPing(
+    payload?: Uint8Array,
+    resolve: ((rttMs: number) => void) | null = null,
+    reject: ((err: Error) => void) | null = null,
+  ): void {
+    if (payload === undefined) {
+      payload = new Uint8Array(4);
+      new DataView(payload.buffer).setUint32(0, this.#pingSeq = (this.#pingSeq + 1) >>> 0);
+    } else {
+      payload = payload.slice();
     }
-    if (this.#overflowed()) {
-      return Promise.reject(
-        new Error("send queue overflow: the peer is not reading"),
-      );
+    this.#p.ping(payload);
+    this.pings.sent++;
+    this.#pendingPings.push({ payload, sentAt: this.#clock(), resolve, reject });
+    if (this.#pendingPings.length > MAX_PENDING_PINGS) {
+      this.#pendingPings.shift()!.reject?.(new Error("no pong came for this ping"));
     }
-    this.#out.frame(Opcode.Ping, payload);
-    return this.#out.pending();
+    this.#scheduleFlush();
+  }
+
+  #pong(payload: Uint8Array): void {
+    let rtt: number | null = null;
+    const i = this.#pendingPings.findIndex((p) => sameBytes(p.payload, payload));
+    if (i >= 0) {
+      const now = this.#clock();
+      rtt = now - this.#pendingPings[i].sentAt;
+      // A peer may answer only the latest of several pings (§5.5.3): all before it count too.
+      for (const p of this.#pendingPings.splice(0, i + 1)) p.resolve?.(now - p.sentAt);
+      const s = this.pings;
+      s.rttMinMs = s.answered === 0 ? rtt : Math.min(s.rttMinMs, rtt);
+      s.rttMaxMs = Math.max(s.rttMaxMs, rtt);
+      s.rttSumMs += rtt;
+      s.answered++;
+    }
+    this.onpong?.(rtt);
   }
 
   /**
@@ -424,288 +434,86 @@ export class WebSocketConn implements AsyncIterable<Message> {
     if (!Number.isInteger(code) || !isValidWireCode(code)) {
       throw new RangeError(`close code ${code} may not be sent`);
     }
-    if (this.#state === "open") {
-      this.#localCause = cause;
-      this.#state = "closing";
-      this.#sendClose(code, reason);
-      this.#armCloseTimer();
+    if (this.#p.state === State.Open) {
+      this.#p.close(code, reason, cause);
+      this.#armCloseTimer(this.#closeTimeoutMs);
+      this.#scheduleFlush();
     }
     return this.closed;
   }
 
   /**
-   * The send-queue bound. We fail the connection rather than stop reading:
-   * a paused reader would leave a peer that sends but never reads holding the
-   * connection open forever, with both directions stuck and its pings
-   * unanswered. Failing frees the memory at once and names why.
+   * Fails the connection with `code` (1011 by default) and `reason`, naming
+   * `cause`: the close frame is sent, nothing more is read or sent, and TCP
+   * ends shortly after, whatever the peer does.
    */
-  #overflowed(): boolean {
-    if (this.bufferedAmount <= this.#maxSendQueue) return false;
-    this.#fail(PolicyViolation, "send queue overflow", "send-overflow");
-    return true;
+  abort(reason: string, code = InternalError, cause: CloseCause = "local-close"): void {
+    this.#fail(code, reason, cause);
   }
 
-  #sendClose(code: number, reason: string): void {
-    if (this.#closeSent) return;
-    this.#closeSent = true;
-    this.#sentCode = code;
-    this.#sentReason = reason;
-    this.#out.frame(Opcode.Close, buildClosePayload(code, reason));
-    this.#out.pending();
+  /** Ends TCP now, with `info` if nothing was decided yet. */
+  terminate(error = "terminated"): void {
+    this.#finish(
+      this.#p.info ?? { code: 1006, reason: "", cause: "local-close", wasClean: false, error },
+    );
   }
 
   // -------------------------------------------------------------------------
   // Reading
 
   /**
-   * Reads until TCP ends: each read fills the read buffer (or a large
-   * payload's own buffer) and every complete frame in it is handled. A
-   * violation by the peer fails the connection; an exception from our side
-   * (an `onmessage` handler) fails it with 1011; a socket error ends it.
-   * After a close frame or a failure, reads continue only to see TCP end.
+   * Reads until TCP ends: each read goes into the protocol's buffer, and
+   * the protocol handles every complete frame. Input waits while the send
+   * queue is above its high-water mark or the application holds too many
+   * messages; after a turn's worth of work the pump yields, so one busy
+   * peer cannot starve the others.
    */
-  async #readLoop(): Promise<void> {
-    try {
-      this.#parse();
-      while (!this.#tcpEnded) {
-        if (this.#resume && !this.#discarding) {
-          await this.#resume.promise;
-          this.#parse();
-          continue;
-        }
-        const target = this.#readTarget();
-        let n: number | null;
-        try {
-          n = await this.#conn.read(target);
-        } catch (err) {
-          return this.#socketFailed(err);
-        }
-        if (n === null) return this.#ended();
-        // The connection may have been finished (a failed write, the close
-        // timer, the heartbeat) while the read was pending: parse nothing more.
-        if (this.#state === "closed") return;
-        this.#lastReceived = Date.now();
-        // The buffers may have been dropped while the read was pending.
-        if (this.#discarding) continue;
-        if (this.#direct) {
-          this.#directFilled += n;
-          if (this.#directFilled === this.#direct.length) this.#finishDirect();
-          continue;
-        }
-        const filled = this.#re + n === this.#rbuf.length;
-        this.#re += n;
-        this.#parse();
-        if (filled && this.#rbuf.length < MAX_READ_BUFFER && !this.#direct) {
-          this.#makeRoom(this.#rbuf.length * 2 - (this.#re - this.#rs));
-        }
-      }
-    } catch (err) {
-      if (err instanceof ProtocolViolation) return this.#violation(err);
-      this.#fail(
-        InternalError,
-        "internal error",
-        "local-close",
-        err instanceof Error ? err.message : String(err),
-      );
-    }
-  }
-
-  /** Where the next read goes: the large payload's buffer, or the read buffer's free end. */
-  #readTarget(): Uint8Array {
-    if (this.#discarding) return this.#rbuf;
-    if (this.#direct) return this.#direct.subarray(this.#directFilled);
-    if (this.#re === this.#rbuf.length) this.#makeRoom(MAX_HEADER_SIZE);
-    return this.#rbuf.subarray(this.#re);
-  }
-
-  /** Ensures at least `free` bytes after the unparsed data, compacting or growing. */
-  #makeRoom(free: number): void {
-    const used = this.#re - this.#rs;
-    if (this.#rbuf.length - this.#re >= free) return;
-    if (this.#rbuf.length - used >= free) {
-      this.#rbuf.copyWithin(0, this.#rs, this.#re);
-    } else {
-      let size = this.#rbuf.length * 2;
-      while (size - used < free) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.#rbuf.subarray(this.#rs, this.#re));
-      this.#rbuf = grown;
-    }
-    this.#rs = 0;
-    this.#re = used;
-  }
-
-  /**
-   * Parses every complete frame in the read buffer (several per read, no
-   * copies). A data frame's header is checked before its payload arrives, so
-   * a bad sequence or an oversized message fails at once.
-   */
-  #parse(): void {
-    const expectMasked = this.#role === "server";
-    while (!this.#discarding && !this.#resume) {
-      const h = readFrameHeader(this.#rbuf, this.#rs, this.#re, expectMasked);
-      if (!h) break;
-      if (!isControl(h.opcode)) this.#checkDataHeader(h.opcode, h.payloadLength);
-      const total = h.headerLength + h.payloadLength;
-      const start = this.#rs + h.headerLength;
-      if (this.#re - this.#rs >= total) {
-        const end = start + h.payloadLength;
-        if (h.masked) unmask(this.#rbuf, start, end, this.#rbuf, h.maskOffset);
-        this.#rs += total;
-        this.#frame(h.opcode, h.fin, this.#rbuf.subarray(start, end), false);
+  async #pump(): Promise<void> {
+    const p = this.#p;
+    while (!this.#finished) {
+      let progress: number;
+      try {
+        progress = p.process();
+      } catch (err) {
+        // Thrown by the application's onmessage: our fault, not the peer's.
+        this.#fail(InternalError, "internal error", "local-close", errorText(err));
         continue;
       }
-      if (h.payloadLength > DIRECT_PAYLOAD_THRESHOLD) {
-        // A large payload: read the rest straight into a buffer of its own.
-        const have = this.#re - start;
-        this.#direct = new Uint8Array(h.payloadLength);
-        this.#direct.set(this.#rbuf.subarray(start, this.#re));
-        this.#directFilled = have;
-        this.#directOpcode = h.opcode;
-        this.#directFin = h.fin;
-        this.#directMasked = h.masked;
-        if (h.masked) {
-          this.#maskKey.set(
-            this.#rbuf.subarray(h.maskOffset, h.maskOffset + 4),
-          );
-        }
-        this.#rs = this.#re = 0;
-        return;
+      this.#changed();
+      if (this.#finished) return;
+      if (progress === Progress.Paused) {
+        this.#resume ??= Promise.withResolvers<void>();
+        await this.#resume.promise;
+        continue;
       }
-      this.#makeRoom(total - (this.#re - this.#rs));
-      break;
-    }
-    if (this.#rs === this.#re) this.#rs = this.#re = 0;
-  }
-
-  #finishDirect(): void {
-    const payload = this.#direct!;
-    this.#direct = null;
-    if (this.#directMasked) unmask(payload, 0, payload.length, this.#maskKey);
-    this.#frame(this.#directOpcode, this.#directFin, payload, true);
-    this.#parse();
-  }
-
-  /** Checks a data frame against the fragmentation rules (RFC 6455 §5.4) and the size limit. */
-  #checkDataHeader(opcode: number, length: number): void {
-    if (opcode === Opcode.Continuation) {
-      if (this.#fragOpcode === 0) {
-        throw new ProtocolViolation(
-          ProtocolError,
-          "continuation frame with nothing to continue",
-        );
+      if (progress === Progress.Yield) {
+        await nextTurn();
+        continue;
       }
-    } else if (this.#fragOpcode !== 0) {
-      throw new ProtocolViolation(
-        ProtocolError,
-        "new data frame inside a fragmented message",
-      );
-    }
-    const size = (opcode === Opcode.Continuation ? this.#fragSize : 0) + length;
-    if (size > this.#maxMessageSize) {
-      throw new ProtocolViolation(
-        MessageTooBig,
-        `message of ${size} bytes exceeds the limit of ${this.#maxMessageSize}`,
-      );
-    }
-  }
-
-  /**
-   * Handles one complete frame whose header passed the checks. `owned` says
-   * whether `payload` is ours to keep; otherwise it is a view into the read
-   * buffer and must be copied to be kept.
-   */
-  #frame(
-    opcode: number,
-    fin: boolean,
-    payload: Uint8Array,
-    owned: boolean,
-  ): void {
-    switch (opcode) {
-      case Opcode.Text:
-      case Opcode.Binary:
-        if (fin) {
-          if (this.#counters) {
-            this.#counters.messagesIn++;
-            this.#counters.bytesIn += payload.length;
-          }
-          this.#deliver(
-            opcode === Opcode.Text ? this.#decode(payload) : owned ? payload : payload.slice(),
-          );
-          return;
-        }
-        this.#fragOpcode = opcode;
-        this.#fragSize = 0;
-        this.#fragment(payload, false, owned);
-        return;
-      case Opcode.Continuation:
-        this.#fragment(payload, fin, owned);
-        return;
-      case Opcode.Ping:
-        // Answer while open; after our close frame nothing more is sent (§5.5.1).
-        if (this.#state === "open" && !this.#overflowed()) {
-          this.#out.frame(Opcode.Pong, payload);
-          this.#out.pending();
-        }
-        return;
-      case Opcode.Pong:
-        return; // Any frame counts as a sign of life; an unsolicited pong is ignored.
-      case Opcode.Close:
-        this.#peerClose(payload);
-        return;
-    }
-  }
-
-  #decode(payload: Uint8Array): string {
-    try {
-      return this.#decoder.decode(payload);
-    } catch {
-      throw new ProtocolViolation(1007, "invalid UTF-8 in a text message");
-    }
-  }
-
-  #fragment(payload: Uint8Array, fin: boolean, owned: boolean): void {
-    this.#fragSize += payload.length;
-    if (this.#fragOpcode === Opcode.Text) {
+      const target = p.readTarget();
+      this.#account();
+      let n: number | null;
+      this.#reading = true;
       try {
-        // Streaming decode fails as soon as the bytes show invalid UTF-8.
-        this.#fragText.push(
-          this.#streamDecoder.decode(payload, { stream: !fin }),
-        );
-      } catch {
-        this.#streamDecoder = new TextDecoder("utf-8", { fatal: true });
-        throw new ProtocolViolation(1007, "invalid UTF-8 in a text message");
+        n = await this.#conn.read(target);
+      } catch (err) {
+        this.#reading = false;
+        this.#socketFailed(err);
+        return;
       }
-    } else {
-      this.#fragBinary.push(owned ? payload : payload.slice());
-    }
-    if (!fin) return;
-    let message: Message;
-    if (this.#fragOpcode === Opcode.Text) {
-      message = this.#fragText.join("");
-    } else {
-      message = new Uint8Array(this.#fragSize);
-      let off = 0;
-      for (const part of this.#fragBinary) {
-        message.set(part, off);
-        off += part.length;
+      this.#reading = false;
+      if (this.#finished) return;
+      if (n === null) {
+        this.#tcpEndedByPeer();
+        return;
       }
+      this.#lastReceived = this.#clock();
+      p.commit(n);
     }
-    if (this.#counters) {
-      this.#counters.messagesIn++;
-      this.#counters.bytesIn += this.#fragSize;
-    }
-    this.#fragOpcode = 0;
-    this.#fragSize = 0;
-    this.#fragText = [];
-    this.#fragBinary = [];
-    this.#deliver(message);
   }
 
+  /** A message for the application: to onmessage, a waiting iterator, or the queue. */
   #deliver(message: Message): void {
-    // After our close frame, messages are dropped: the application asked to
-    // stop (browsers do the same in the CLOSING state).
-    if (this.#closeSent) return;
     if (this.#onmessage) {
       this.#onmessage(message);
       return;
@@ -716,31 +524,49 @@ export class WebSocketConn implements AsyncIterable<Message> {
       return;
     }
     this.#queue.push(message);
-    if (this.#queue.length >= MAX_QUEUED_MESSAGES && !this.#resume) {
-      this.#resume = deferred(); // Backpressure: stop reading until the consumer catches up.
+    this.#queueBytes += message.length;
+    if (this.#queue.length >= MAX_QUEUED_MESSAGES || this.#queueBytes >= MAX_QUEUED_BYTES) {
+      this.#p.holdInput = true; // the application is behind: stop reading
     }
+  }
+
+  /** Hands messages queued before onmessage was set to it. */
+  #drainQueue(): void {
+    try {
+      while (this.#onmessage && this.#queue.length > 0) this.#onmessage(this.#take()!);
+    } catch (err) {
+      this.#fail(InternalError, "internal error", "local-close", errorText(err));
+    }
+  }
+
+  /** Takes the oldest queued message, resuming input once the queue is short again. */
+  #take(): Message | undefined {
+    const value = this.#queue.shift();
+    if (value === undefined) return undefined;
+    this.#queueBytes -= value.length;
+    if (
+      this.#p.holdInput && this.#queue.length < MAX_QUEUED_MESSAGES / 2 &&
+      this.#queueBytes < MAX_QUEUED_BYTES / 2
+    ) {
+      this.#p.holdInput = false;
+      this.#wake();
+    }
+    return value;
   }
 
   /**
    * Yields each message until the connection ends; messages that arrived
    * before the end are still yielded. Leaving the loop early (`break`) does
-   * not close the connection. While more than 64 messages wait unread,
+   * not close the connection. While 64 messages or 1 MiB wait unread,
    * reading pauses (TCP flow control then slows the peer).
    */
   [Symbol.asyncIterator](): AsyncIterator<Message> {
     return {
       next: () => {
-        const value = this.#queue.shift();
-        if (this.#resume && this.#queue.length < MAX_QUEUED_MESSAGES / 2) {
-          const r = this.#resume;
-          this.#resume = null;
-          r.resolve();
-        }
+        const value = this.#take();
         if (value !== undefined) return Promise.resolve({ value, done: false });
-        if (this.#state === "closed") {
-          return Promise.resolve({ value: undefined, done: true });
-        }
-        const waiter = deferred<IteratorResult<Message>>();
+        if (this.#finished) return Promise.resolve({ value: undefined, done: true });
+        const waiter = Promise.withResolvers<IteratorResult<Message>>();
         this.#waiters.push(waiter);
         return waiter.promise;
       },
@@ -748,121 +574,172 @@ export class WebSocketConn implements AsyncIterable<Message> {
     };
   }
 
+  /** Lets a paused pump look again. */
+  #wake(): void {
+    const r = this.#resume;
+    this.#resume = null;
+    r?.resolve();
+  }
+
+  // -------------------------------------------------------------------------
+  // Writing
+
+  #scheduleFlush(): void {
+    if (this.#flushing || this.#flushQueued || this.#tcpEnded) return;
+    this.#flushQueued = true;
+    // Sends made in the same turn (e.g. the echoes of one read) join one write.
+    queueMicrotask(() => this.#flush());
+  }
+
+  /** Writes everything the protocol has queued, batch by batch. */
+  async #flush(): Promise<void> {
+    this.#flushQueued = false;
+    if (this.#flushing || this.#tcpEnded) return;
+    this.#flushing = true;
+    const p = this.#p;
+    try {
+      let chunks: Uint8Array[] | null;
+      while (!this.#tcpEnded && (chunks = p.takeOutput()) !== null) {
+        this.#account();
+        for (const chunk of chunks) {
+          let off = 0;
+          while (off < chunk.length) {
+            this.#writingSince = this.#clock();
+            const n = await this.#conn.write(off === 0 ? chunk : chunk.subarray(off));
+            off += n;
+            p.written(n);
+          }
+        }
+        this.#writingSince = 0;
+        this.#lastSent = this.#clock();
+        this.#wrote();
+      }
+    } catch (err) {
+      this.#writingSince = 0;
+      this.#flushing = false;
+      // EPIPE says only that the socket is dead; its real error (ETIMEDOUT,
+      // ECONNRESET) went to the pending read, whose rejection may settle
+      // just after ours. Let it name the cause first.
+      if (err instanceof Deno.errors.BrokenPipe) {
+        setTimeout(() => this.#socketFailed(err), BROKEN_PIPE_GRACE_MS);
+      } else {
+        this.#socketFailed(err);
+      }
+      return;
+    }
+    this.#flushing = false;
+    if (p.bufferedAmount === 0 && this.#afterFlush) {
+      const then = this.#afterFlush;
+      this.#afterFlush = null;
+      then();
+    }
+  }
+
+  /** A batch was written: settle the sends waiting for it, and resume input below the low-water mark. */
+  #wrote(): void {
+    const p = this.#p;
+    if (this.#sendWaiters.length > 0) {
+      const at = p.writtenTotal;
+      this.#sendWaiters = this.#sendWaiters.filter((w) => {
+        if (w.pos > at) return true;
+        w.resolve();
+        return false;
+      });
+    }
+    if (this.#resume && p.bufferedAmount <= this.#lowWater) this.#wake();
+    this.#account();
+  }
+
+  /** A promise for the moment the outgoing stream is written up to `pos`. */
+  #written(pos: number): Promise<void> {
+    if (this.#p.writtenTotal >= pos) return RESOLVED;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    promise.catch(noop); // a send nobody awaits must not crash the process
+    this.#sendWaiters.push({ pos, resolve, reject });
+    return promise;
+  }
+
+  /** Runs `then` once everything queued is written (at once if nothing is). */
+  #whenFlushed(then: () => void): void {
+    if (this.#p.bufferedAmount === 0 && !this.#flushing) {
+      then();
+      return;
+    }
+    this.#afterFlush = then;
+    this.#scheduleFlush();
+  }
+
   // -------------------------------------------------------------------------
   // Closing
 
-  #peerClose(payload: Uint8Array): void {
-    const { code, reason } = parseClosePayload(payload);
-    if (this.#closeSent) {
-      // The answer to our close: the handshake is complete (§7.1.2).
-      this.#info = {
-        code: this.#sentCode,
-        reason: this.#sentReason,
-        cause: this.#localCause,
-        wasClean: true,
-      };
-    } else {
-      // Echo the code (§5.5.1); an empty close is answered with 1000.
-      this.#state = "closing";
-      this.#sendClose(code === NoStatusReceived ? NormalClosure : code, "");
-      this.#info = { code, reason, cause: "peer-close", wasClean: true };
+  /**
+   * Looks at what the protocol decided in the last step and acts on it once:
+   * a close handshake under way, or a failure.
+   */
+  #changed(): void {
+    const p = this.#p;
+    if (p.bufferedAmount > 0) this.#scheduleFlush();
+    if (p.failed && !this.#failSeen) {
+      this.#failSeen = true;
+      this.#armCloseTimer(Math.min(FAIL_FLUSH_TIMEOUT_MS, this.#closeTimeoutMs));
+      this.#wake();
+      this.#rejectPending("the WebSocket connection failed");
+      // Half-close once the close frame is written, so that the peer sees it
+      // before any reset; the pump keeps dropping input until the peer ends TCP.
+      this.#whenFlushed(() => this.#halfClose());
+      return;
     }
-    this.#stopReading();
-    // Each wait below is bounded: the close timer ends TCP in any case.
-    this.#armCloseTimer();
-    if (this.#role === "server") {
-      // The server ends TCP first (§7.1.1), once its close frame is written.
-      this.#out.flushed().then(() => this.#finish(this.#info!));
+    if (p.closeReceived && !this.#closingSeen && !p.failed) {
+      this.#closingSeen = true;
+      this.#armCloseTimer(this.#closeTimeoutMs);
+      // The server ends TCP first (§7.1.1), once its close frame is written;
+      // a client waits for the server to end it (the pump sees the EOF).
+      if (p.role === "server") this.#whenFlushed(() => this.#finish(p.info!));
     }
-    // A client waits for the server to end TCP: #readLoop sees the EOF.
   }
 
-  /** Drops what is buffered; from now on reads only watch for the end of TCP. */
-  #stopReading(): void {
-    this.#discarding = true;
-    this.#rs = this.#re = 0;
-    this.#direct = null;
-    this.#resume?.resolve();
-    this.#resume = null;
+  /** Fails the connection; `dropOutput` frees what is queued first (see Protocol.dropOutput). */
+  #fail(code: number, reason: string, cause: CloseCause, error?: string, dropOutput = false): void {
+    if (dropOutput && !this.#p.failed) this.#p.dropOutput();
+    this.#p.fail(code, reason, cause, error);
+    this.#changed();
+  }
+
+  async #halfClose(): Promise<void> {
+    if (this.#tcpEnded) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      // The peer is gone: nothing is left to protect.
+      this.#finish(this.#p.info!);
+    }
   }
 
   /**
    * Bounds the closing handshake: after `ms` TCP is ended whatever the state.
    * A close frame of ours still unwritten makes the end unclean.
    */
-  #armCloseTimer(ms = this.#closeTimeoutMs): void {
+  #armCloseTimer(ms: number): void {
     clearTimeout(this.#closeTimer);
     this.#closeTimer = setTimeout(() => {
-      const info = this.#info;
+      const info = this.#p.info;
       if (info) {
         this.#finish({ ...info, wasClean: info.wasClean && this.bufferedAmount === 0 });
         return;
       }
       this.#finish({
-        code: AbnormalClosure,
+        code: 1006,
         reason: "",
-        cause: this.#localCause,
+        cause: "local-close",
         wasClean: false,
         error: "the peer did not answer the close frame in time",
       });
     }, ms);
   }
 
-  /** TCP ended (read returned EOF). */
-  #ended(): void {
-    if (this.#info) return this.#finish(this.#info);
-    this.#finish({
-      code: AbnormalClosure,
-      reason: "",
-      cause: this.#state === "closing" ? this.#localCause : "eof",
-      wasClean: false,
-      error: "TCP ended without a close frame",
-    });
-  }
-
-  #violation(err: ProtocolViolation): void {
-    const cause: CloseCause = err.code === MessageTooBig ? "message-too-big" : "protocol-error";
-    this.#fail(err.code, err.message, cause, undefined, true);
-  }
-
-  /**
-   * Fails the connection (RFC 6455 §7.1.7): stop processing the peer's data,
-   * send Close(code) unless a close frame went already, then end TCP once it
-   * is written (at most FAIL_FLUSH_TIMEOUT_MS later). The first failure
-   * decides the CloseInfo; later ones change nothing.
-   */
-  #fail(code: number, reason: string, cause: CloseCause, error?: string, drain = false): void {
-    if (this.#state === "closed" || this.#failed) return;
-    this.#failed = true;
-    this.#state = "closing";
-    this.#stopReading();
-    if (!this.#closeSent) this.#sendClose(code, reason);
-    const info: CloseInfo = { code, reason, cause, wasClean: false };
-    if (error !== undefined) info.error = error;
-    this.#info = info;
-    this.#armCloseTimer(Math.min(FAIL_FLUSH_TIMEOUT_MS, this.#closeTimeoutMs));
-    this.#out.flushed().then(() => drain ? this.#linger() : undefined).then(() =>
-      this.#finish(info)
-    );
-  }
-
-  /**
-   * After a violation stopped the reader: half-closes, then reads and drops
-   * what the peer still sends until it ends TCP (bounded by the close timer).
-   * Closing a socket with unread data sends RST, and a peer still sending
-   * would lose our close frame: Deno's WebSocket then reports code 0.
-   */
-  async #linger(): Promise<void> {
-    if (this.#tcpEnded) return;
-    try {
-      await this.#conn.closeWrite();
-      const sink = new Uint8Array(16 * 1024);
-      while (this.#state !== "closed" && await this.#conn.read(sink) !== null) {
-        // Drop it.
-      }
-    } catch {
-      // The peer is gone: nothing is left to protect.
-    }
+  /** The peer ended TCP (read returned EOF). */
+  #tcpEndedByPeer(): void {
+    this.#finish(this.#p.receiveEof());
   }
 
   /**
@@ -871,32 +748,20 @@ export class WebSocketConn implements AsyncIterable<Message> {
    * otherwise no close frame can be exchanged any more: 1006.
    */
   #socketFailed(err: unknown): void {
-    if (this.#state === "closed") return;
-    if (this.#info) return this.#finish(this.#info);
-    // TCP_INFO is read before #finish closes the conn; null where unavailable.
-    const times = readTcpTimes(this.#conn);
-    const cause = causeOf(err, {
-      keepAlive: this.#keepAlive,
-      userTimeoutMs: this.#userTimeoutMs,
-      unacked: times === null ? null : times.lastDataSentMs < times.lastAckRecvMs,
-      sentLast: this.#out.lastSent > this.#lastReceived,
-      sinceAckMs: times === null ? null : times.lastAckRecvMs,
-    });
-    this.#finish({
-      code: AbnormalClosure,
-      reason: "",
-      cause,
-      wasClean: false,
-      error: err instanceof Error ? err.message : String(err),
-    });
+    if (this.#finished) return;
+    const decided = this.#p.info;
+    if (decided) return this.#finish(decided);
+    const cause = this.#classify(err, { sentLast: this.#lastSent > this.#lastReceived });
+    this.#finish({ code: 1006, reason: "", cause, wasClean: false, error: errorText(err) });
   }
 
   /** Ends everything once: timers, TCP, waiters, and the `closed` promise. */
   #finish(info: CloseInfo): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#info = info;
-    this.#leaveHeartbeat();
+    if (this.#finished) return;
+    this.#finished = true;
+    const final = this.#p.finish(info);
+    this.#leaveWatchdog();
+    this.#budget?.leave(this);
     clearTimeout(this.#closeTimer);
     if (!this.#tcpEnded) {
       this.#tcpEnded = true;
@@ -906,41 +771,79 @@ export class WebSocketConn implements AsyncIterable<Message> {
         // Already closed.
       }
     }
-    this.#out.close();
-    this.#resume?.resolve();
+    this.#rejectPending("the WebSocket connection closed");
+    this.#wake();
     for (const w of this.#waiters) w.resolve({ value: undefined, done: true });
     this.#waiters = [];
-    this.#closeInfo.resolve(info);
+    this.#done.resolve(final);
+  }
+
+  /** Rejects sends and pings that wait for what will never happen now. */
+  #rejectPending(message: string): void {
+    const err = new Error(message);
+    for (const w of this.#sendWaiters) w.reject(err);
+    this.#sendWaiters = [];
+    for (const p of this.#pendingPings) p.reject?.(err);
+    this.#pendingPings = [];
+  }
+
+  /** Tells the memory budget what this connection holds now. */
+  #account(): void {
+    this.#budget?.update(this, this.#p.held + this.#queueBytes);
   }
 
   // -------------------------------------------------------------------------
-  // Heartbeat
+  // The watchdog and the budget
 
-  /** When a frame last arrived (ms since the epoch); the heartbeat reads it. */
+  /** When a frame last arrived; the present while input is not awaited (see WatchdogMember). */
   get lastReceived(): number {
-    return this.#lastReceived;
+    return this.#reading ? this.#lastReceived : this.#clock();
   }
 
-  /** Called by the heartbeat: time to ping. */
-  heartbeatPing(): void {
-    if (this.#state === "open") this.ping().catch(() => {});
+  /** Since when a write has been pending, or 0. */
+  get writingSince(): number {
+    return this.#writingSince;
   }
 
-  /** Called by the heartbeat: nothing arrived for the pong timeout. */
-  heartbeatTimeout(quietMs: number): void {
-    // The peer is unresponsive: a close frame would wait for nobody, so end
-    // TCP at once.
-    this.#finish({
-      code: AbnormalClosure,
-      reason: "",
-      cause: "pong-timeout",
-      wasClean: false,
-      error: `no frame received for ${quietMs}ms (pong timeout ${this.#pongTimeoutMs}ms)`,
-    });
+  /** Called by the watchdog: time to ping. */
+  pingDue(): void {
+    if (this.#p.state === State.Open) this.#sendPing();
   }
 
-  /** Ends the connection at once for an internal error, with close 1011. */
-  abort(reason: string): void {
-    this.#fail(InternalError, reason, "local-close");
+  /** Called by the watchdog: nothing arrived for the pong timeout. */
+  timedOut(quietMs: number): void {
+    this.#fail(
+      InternalError,
+      "pong timeout",
+      "pong-timeout",
+      `no frame received for ${quietMs}ms`,
+      true,
+    );
   }
+
+  /** Called by the watchdog: a write made no progress for the stall timeout. */
+  stalled(ms: number): void {
+    this.#fail(
+      1008,
+      "send queue stalled",
+      "send-overflow",
+      `the peer read nothing of ours for ${ms}ms with ${this.bufferedAmount} bytes queued`,
+      true,
+    );
+  }
+
+  /** Called by the memory budget: this connection holds the most; free it now. */
+  evict(): void {
+    this.#fail(1013, "server memory budget exhausted", "memory-budget", undefined, true);
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

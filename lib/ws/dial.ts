@@ -19,6 +19,7 @@ import {
 import { readHead, writeAll } from "./http.ts";
 import type { KeepAlivePolicy } from "../tcp/keepalive.ts";
 import { applyToConn, type EffectiveKeepAlive, releaseConn } from "../tcp/sockopt.ts";
+import { socketCauseClassifier } from "../tcp/cause.ts";
 
 /** Options of {@linkcode dial}. */
 export interface DialOptions {
@@ -42,6 +43,8 @@ export interface DialOptions {
   pingIntervalMs?: number;
   /** Fail when nothing arrives for this long (ms); 0 turns it off. */
   pongTimeoutMs?: number;
+  /** Fail when a write makes no progress for this long (ms); 0 turns it off. */
+  stallTimeoutMs?: number;
 }
 
 /** A connected client. */
@@ -139,8 +142,11 @@ export async function dial(url: URL, options: DialOptions): Promise<Dialed> {
       maxMessageSize: options.maxMessageSize,
       pingIntervalMs: options.pingIntervalMs,
       pongTimeoutMs: options.pongTimeoutMs,
-      keepAlive: keepalive.enabled,
-      userTimeoutMs: keepalive.user_timeout_ms,
+      stallTimeoutMs: options.stallTimeoutMs,
+      classifyError: socketCauseClassifier(conn, {
+        keepAlive: keepalive.enabled,
+        userTimeoutMs: keepalive.user_timeout_ms,
+      }),
     });
     const c = conn;
     ws.closed.then(() => releaseConn(c));

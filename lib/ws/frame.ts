@@ -52,7 +52,9 @@ export const MAX_HEADER_SIZE = 14;
 
 /** Bit masks and length markers of the first two header bytes, §5.2. */
 const FIN = 0x80;
-const RSV = 0x70; // RSV1 | RSV2 | RSV3
+const RSV1 = 0x40;
+const RSV2 = 0x20;
+const RSV3 = 0x10;
 const OPCODE = 0x0f;
 const MASK = 0x80;
 const LEN7 = 0x7f;
@@ -66,6 +68,8 @@ const MAX_SAFE_HIGH = 0x1f_ffff;
 export interface FrameHeader {
   /** FIN: this is the final fragment of a message. */
   fin: boolean;
+  /** RSV1: set by an extension such as permessage-deflate (RFC 7692 §6). */
+  rsv1: boolean;
   /** The opcode, one of {@linkcode Opcode}. */
   opcode: number;
   /** MASK: the payload is masked (client-to-server frames, §5.3). */
@@ -76,6 +80,19 @@ export interface FrameHeader {
   payloadLength: number;
   /** Header length in bytes: the payload starts at `start + headerLength`. */
   headerLength: number;
+}
+
+/** A header to be filled by {@linkcode parseFrameHeader}; reuse one per reader. */
+export function emptyFrameHeader(): FrameHeader {
+  return {
+    fin: false,
+    rsv1: false,
+    opcode: 0,
+    masked: false,
+    maskOffset: -1,
+    payloadLength: 0,
+    headerLength: 0,
+  };
 }
 
 /**
@@ -96,17 +113,36 @@ export function readFrameHeader(
   start: number,
   end: number,
   expectMasked: boolean,
+  allowRsv1 = false,
 ): FrameHeader | null {
+  const out = emptyFrameHeader();
+  return parseFrameHeader(buf, start, end, expectMasked, allowRsv1, out) ? out : null;
+}
+
+/**
+ * {@linkcode readFrameHeader} without allocating: fills `out` and returns
+ * true, or returns false when the header is not complete yet. RSV1 is
+ * allowed only when `allowRsv1` (an extension that uses it was agreed, §5.2).
+ */
+export function parseFrameHeader(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  expectMasked: boolean,
+  allowRsv1: boolean,
+  out: FrameHeader,
+): boolean {
   // 1. The two fixed bytes.
-  if (end - start < 2) return null;
+  if (end - start < 2) return false;
   const b0 = buf[start];
   const b1 = buf[start + 1];
 
-  // 2. FIN, RSV1–3 and the opcode. No extension is negotiated, so any RSV
-  //    bit is an error (§5.2).
+  // 2. FIN, RSV1–3 and the opcode. Without an extension any RSV bit is an
+  //    error (§5.2); RSV1 on a control frame is one in any case (RFC 7692 §6).
   const fin = (b0 & FIN) !== 0;
   const opcode = b0 & OPCODE;
-  if ((b0 & RSV) !== 0) {
+  const rsv1 = (b0 & RSV1) !== 0;
+  if ((b0 & (RSV2 | RSV3)) !== 0 || (rsv1 && (!allowRsv1 || isControl(opcode)))) {
     throw new ProtocolViolation(1002, "reserved bits set without an extension");
   }
   if (
@@ -139,14 +175,14 @@ export function readFrameHeader(
   // 5. The extended payload length, in network byte order, minimal form.
   let pos = start + 2;
   if (length === LEN16_MARKER) {
-    if (end - pos < 2) return null;
+    if (end - pos < 2) return false;
     length = (buf[pos] << 8) | buf[pos + 1];
     pos += 2;
     if (length < LEN16_MARKER) {
       throw new ProtocolViolation(1002, "non-minimal 16-bit payload length");
     }
   } else if (length === LEN64_MARKER) {
-    if (end - pos < 8) return null;
+    if (end - pos < 8) return false;
     const high = ((buf[pos] << 24) | (buf[pos + 1] << 16) |
       (buf[pos + 2] << 8) | buf[pos + 3]) >>> 0;
     const low = ((buf[pos + 4] << 24) | (buf[pos + 5] << 16) |
@@ -170,19 +206,19 @@ export function readFrameHeader(
   // 6. The masking key.
   let maskOffset = -1;
   if (masked) {
-    if (end - pos < 4) return null;
+    if (end - pos < 4) return false;
     maskOffset = pos;
     pos += 4;
   }
 
-  return {
-    fin,
-    opcode,
-    masked,
-    maskOffset,
-    payloadLength: length,
-    headerLength: pos - start,
-  };
+  out.fin = fin;
+  out.rsv1 = rsv1;
+  out.opcode = opcode;
+  out.masked = masked;
+  out.maskOffset = maskOffset;
+  out.payloadLength = length;
+  out.headerLength = pos - start;
+  return true;
 }
 
 /** The header size of a frame with this payload length, RFC 6455 §5.2. */
@@ -196,7 +232,8 @@ export function frameHeaderSize(
 
 /**
  * Writes a frame header (RFC 6455 §5.2) at `out[offset]`, with the minimal
- * length form and, when `maskKey` is given, MASK set and the 4-byte key.
+ * length form and, when `maskKey` is given, MASK set and the 4-byte key;
+ * `rsv1` marks a compressed message's first frame (RFC 7692 §6).
  * Returns the number of bytes written. Throws a `RangeError` for arguments
  * no peer would accept or for `out` too small: the caller's bug.
  */
@@ -207,6 +244,7 @@ export function writeFrameHeader(
   opcode: number,
   payloadLength: number,
   maskKey: Uint8Array | null,
+  rsv1 = false,
 ): number {
   if (
     !Number.isSafeInteger(payloadLength) || payloadLength < 0 ||
@@ -216,15 +254,15 @@ export function writeFrameHeader(
       `invalid frame: opcode ${opcode}, ${payloadLength} bytes`,
     );
   }
-  if (isControl(opcode) && (!fin || payloadLength > MAX_CONTROL_PAYLOAD)) {
-    throw new RangeError("a control frame must be final and at most 125 bytes");
+  if (isControl(opcode) && (!fin || rsv1 || payloadLength > MAX_CONTROL_PAYLOAD)) {
+    throw new RangeError("a control frame must be final, uncompressed and at most 125 bytes");
   }
   const size = frameHeaderSize(payloadLength, maskKey !== null);
   if (offset < 0 || offset + size > out.length) {
     throw new RangeError("no room for the frame header");
   }
 
-  out[offset] = (fin ? FIN : 0) | opcode;
+  out[offset] = (fin ? FIN : 0) | (rsv1 ? RSV1 : 0) | opcode;
   const maskBit = maskKey !== null ? MASK : 0;
   let pos = offset + 2;
   if (payloadLength < LEN16_MARKER) {

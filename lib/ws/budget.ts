@@ -1,0 +1,103 @@
+/**
+ * A memory budget shared by many connections (a server's): every member
+ * reports the bytes it holds (read buffers, partial messages, messages
+ * waiting for the application, send queues), and when the total passes the
+ * limit the members holding the most are evicted, one by one, until it fits
+ * again. Small, well-behaved connections hold little and are never chosen
+ * while a big holder exists.
+ *
+ * No I/O and no clock: eviction is a call to the member, which frees what
+ * it holds at once (a connection fails with 1013 Try Again Later).
+ *
+ * @module
+ */
+
+/** A member holding less than this is never evicted: it is not the problem. */
+export const EVICTION_FLOOR = 64 * 1024;
+
+/** What the budget needs of a member. */
+export interface BudgetMember {
+  /** Bytes charged to the budget for this member; kept by the budget. */
+  charged: number;
+  /** Frees what the member holds, now: it is being closed for the budget's sake. */
+  evict(): void;
+}
+
+/** One eviction, as reported to {@linkcode MemoryBudget.onEvict}. */
+export interface Eviction {
+  /** The member's charge when it was chosen. */
+  held: number;
+  /** The budget's total at that moment, the member's charge included. */
+  used: number;
+  /** The limit. */
+  limit: number;
+}
+
+/** A limit on the bytes held by a group of members. */
+export class MemoryBudget {
+  /** The most bytes the members may hold together. */
+  readonly limit: number;
+  /** Members evicted so far. */
+  evictions = 0;
+  /** Called for each eviction, before the member's `evict()`. */
+  onEvict: ((member: BudgetMember, eviction: Eviction) => void) | null = null;
+
+  #used = 0;
+  #members = new Set<BudgetMember>();
+
+  /** @param limit the most bytes the members may hold together (> 0) */
+  constructor(limit: number) {
+    if (!(Number.isSafeInteger(limit) && limit > 0)) {
+      throw new RangeError(`a memory budget must be a positive number of bytes, not ${limit}`);
+    }
+    this.limit = limit;
+  }
+
+  /** Bytes held by all members, as last reported. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Members now. */
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** Adds a member, charging nothing yet. */
+  join(member: BudgetMember): void {
+    member.charged = 0;
+    this.#members.add(member);
+  }
+
+  /** Removes a member and its charge. */
+  leave(member: BudgetMember): void {
+    if (!this.#members.delete(member)) return;
+    this.#used -= member.charged;
+    member.charged = 0;
+  }
+
+  /**
+   * Sets what `member` holds now. Growth past the limit evicts the biggest
+   * holders (possibly `member` itself) until the total fits.
+   */
+  update(member: BudgetMember, held: number): void {
+    const delta = held - member.charged;
+    if (delta === 0 || !this.#members.has(member)) return;
+    member.charged = held;
+    this.#used += delta;
+    if (delta > 0 && this.#used > this.limit) this.#relieve();
+  }
+
+  #relieve(): void {
+    while (this.#used > this.limit) {
+      let top: BudgetMember | null = null;
+      for (const m of this.#members) if (top === null || m.charged > top.charged) top = m;
+      if (top === null || top.charged < EVICTION_FLOOR) return;
+      const eviction = { held: top.charged, used: this.#used, limit: this.limit };
+      this.leave(top);
+      this.evictions++;
+      this.onEvict?.(top, eviction);
+      top.evict();
+    }
+  }
+}

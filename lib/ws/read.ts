@@ -1,0 +1,419 @@
+/**
+ * The receiving side of the protocol, without I/O: a read buffer that the
+ * socket's owner fills, a frame parser over it, and message assembly with
+ * its limits (RFC 6455 §5.2–§5.6). It is a pull parser: each call to
+ * {@linkcode FrameReader.next} yields one event, or says that more bytes
+ * are needed.
+ *
+ * Memory follows the bytes that arrived, never a header's promise:
+ * - small frames are parsed in place in the read buffer (512 B, doubling
+ *   while reads fill it, up to 64 KiB);
+ * - a message that does not arrive whole (fragments, or a large payload)
+ *   assembles into one growing buffer, which at most doubles what has
+ *   arrived; large payloads are read straight into it;
+ * - text is validated as it arrives and decoded once, at the end;
+ * - every frame counts at least its header toward the size limit, and a
+ *   message has at most `maxFragments` frames.
+ *
+ * @module
+ */
+
+import { ProtocolViolation } from "./errors.ts";
+import { emptyFrameHeader, isControl, MAX_HEADER_SIZE, Opcode, parseFrameHeader } from "./frame.ts";
+import { unmask } from "./mask.ts";
+import { Utf8Validator } from "./utf8.ts";
+import { InvalidFramePayloadData, MessageTooBig, ProtocolError } from "./close.ts";
+
+/** Default largest message accepted, in bytes (16 MiB); larger ones get 1009. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+
+/** Default most frames one message may have (npm ws's figure); more get 1009. */
+export const DEFAULT_MAX_FRAGMENTS = 16_384;
+
+/** First size of a connection's read buffer; small, so idle connections are cheap. */
+const INITIAL_READ_BUFFER = 512;
+/** The read buffer doubles while reads fill it, up to this size. */
+const MAX_READ_BUFFER = 64 * 1024;
+/** A whole frame up to this size waits in the read buffer; a larger one streams. */
+const WHOLE_FRAME_MAX = 16 * 1024;
+/** A payload remainder at least this large is read straight into the message. */
+const DIRECT_READ_MIN = 16 * 1024;
+/** The first size of a message buffer when nothing says it must be smaller. */
+const FIRST_MESSAGE_BUFFER = 16 * 1024;
+
+/** Where reads go once the reader is discarding: shared, since nobody looks at it. */
+const SINK = new Uint8Array(16 * 1024);
+const EMPTY = new Uint8Array(0);
+
+/** What {@linkcode FrameReader.next} found. */
+export const ReadEvent = {
+  /** No complete event in the buffer: read more. */
+  NeedInput: 0,
+  /** A complete message is in {@linkcode FrameReader.message}. */
+  Message: 1,
+  /** A ping; its payload is in {@linkcode FrameReader.control}. */
+  Ping: 2,
+  /** A pong; its payload is in {@linkcode FrameReader.control}. */
+  Pong: 3,
+  /** A close frame; its payload is in {@linkcode FrameReader.control}. */
+  Close: 4,
+} as const;
+
+/** A received message: a string for text, bytes for binary. */
+export type Message = string | Uint8Array;
+
+/** Limits of a {@linkcode FrameReader}. */
+export interface ReaderOptions {
+  /** A server expects masked frames, a client unmasked ones (RFC 6455 §5.1). */
+  expectMasked: boolean;
+  /** Largest message in bytes; frame headers count too (see the module doc). */
+  maxMessageSize?: number;
+  /** Most frames per message. */
+  maxFragments?: number;
+}
+
+// ignoreBOM: a leading U+FEFF is part of the message, not a byte-order mark.
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Parses frames out of bytes and assembles messages. */
+export class FrameReader {
+  /** The message of the last {@linkcode ReadEvent.Message}. */
+  message: Message = EMPTY;
+  /** Its size in bytes (as received: UTF-8 for text). */
+  messageSize = 0;
+  /** The payload of the last control frame: a view, valid until the next call. */
+  control: Uint8Array = EMPTY;
+
+  readonly maxMessageSize: number;
+  readonly maxFragments: number;
+  #expectMasked: boolean;
+  #h = emptyFrameHeader();
+
+  // The read buffer: unparsed bytes are #buf[#start, #end).
+  #buf = new Uint8Array(INITIAL_READ_BUFFER);
+  #start = 0;
+  #end = 0;
+  /** The last readTarget() was the message buffer, not the read buffer. */
+  #direct = false;
+  /** Bytes of the last read into the read buffer. */
+  #lastRead = 0;
+  #discarding = false;
+
+  // The data frame whose payload is arriving.
+  #inPayload = false;
+  #remaining = 0;
+  #fin = false;
+  #masked = false;
+  #key = new Uint8Array(4);
+  #phase = 0;
+
+  // The message being assembled: opcode 0 when none.
+  #opcode = 0;
+  #msg: Uint8Array | null = null;
+  #len = 0;
+  /** Toward maxMessageSize: each frame counts max(payload, header). */
+  #counted = 0;
+  #payloadAnnounced = 0;
+  #fragments = 0;
+  #utf8 = new Utf8Validator();
+
+  /** @param options masking rule and limits */
+  constructor(options: ReaderOptions) {
+    this.#expectMasked = options.expectMasked;
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
+  }
+
+  /** Memory held: the read buffer and the message being assembled. */
+  get held(): number {
+    return this.#buf.length + (this.#msg?.length ?? 0);
+  }
+
+  /** Whether a message is partly received. */
+  get midMessage(): boolean {
+    return this.#opcode !== 0;
+  }
+
+  /** Places `bytes` (e.g. those that came with the handshake) as if read. */
+  feed(bytes: Uint8Array): void {
+    let off = 0;
+    while (off < bytes.length) {
+      const target = this.readTarget();
+      const n = Math.min(target.length, bytes.length - off);
+      target.set(bytes.subarray(off, off + n));
+      this.commit(n);
+      off += n;
+    }
+  }
+
+  /**
+   * Where the next read should put its bytes: the free end of the read
+   * buffer, or, while a large payload arrives, the message buffer itself.
+   * Never empty. Call {@linkcode commit} with how many bytes were read.
+   */
+  readTarget(): Uint8Array {
+    if (this.#discarding) return SINK;
+    if (this.#inPayload && this.#start === this.#end && this.#remaining >= DIRECT_READ_MIN) {
+      this.#direct = true;
+      const room = this.#roomInMessage(1);
+      return this.#msg!.subarray(this.#len, this.#len + Math.min(room, this.#remaining));
+    }
+    this.#direct = false;
+    if (this.#end === this.#buf.length) this.#makeRoom(MAX_HEADER_SIZE);
+    return this.#buf.subarray(this.#end);
+  }
+
+  /** Records that `n` bytes were read into the last {@linkcode readTarget}. */
+  commit(n: number): void {
+    if (this.#discarding) return;
+    if (this.#direct) {
+      this.#direct = false;
+      this.#took(this.#len, n);
+      return;
+    }
+    const filled = this.#end + n === this.#buf.length;
+    this.#end += n;
+    this.#lastRead = n;
+    // Reads that fill the buffer ask for a bigger one (up to the cap).
+    if (filled && this.#buf.length < MAX_READ_BUFFER) {
+      this.#makeRoom(this.#buf.length * 2 - (this.#end - this.#start));
+    }
+  }
+
+  /** Drops every buffer; from now on reads are thrown away. */
+  discard(): void {
+    this.#discarding = true;
+    this.#buf = EMPTY;
+    this.#start = this.#end = 0;
+    this.#msg = null;
+    this.#inPayload = false;
+    this.#opcode = 0;
+  }
+
+  /**
+   * Parses the next event out of the buffered bytes. Throws
+   * {@linkcode ProtocolViolation} for anything RFC 6455 or the limits
+   * forbid, as early as the bytes show it: a bad header or an oversized
+   * message before its payload arrives, bad UTF-8 at the first bad byte.
+   */
+  next(): number {
+    const h = this.#h;
+    for (;;) {
+      if (this.#discarding) return ReadEvent.NeedInput;
+      if (this.#inPayload) {
+        // 1. Move what the read buffer holds of the arriving payload.
+        const avail = this.#end - this.#start;
+        if (avail > 0 && this.#remaining > 0) {
+          const n = Math.min(avail, this.#remaining);
+          const at = this.#len;
+          this.#roomInMessage(n);
+          this.#msg!.set(this.#buf.subarray(this.#start, this.#start + n), at);
+          this.#start += n;
+          this.#took(at, n);
+        }
+        if (this.#start === this.#end) this.#emptied();
+        if (this.#remaining > 0) return ReadEvent.NeedInput;
+        this.#inPayload = false;
+        if (!this.#fin) continue; // the next fragment follows
+        return this.#finishMessage();
+      }
+
+      // 2. The next header.
+      if (
+        !parseFrameHeader(this.#buf, this.#start, this.#end, this.#expectMasked, false, h)
+      ) {
+        if (this.#start === this.#end) this.#emptied();
+        return ReadEvent.NeedInput;
+      }
+      const start = this.#start;
+      const total = h.headerLength + h.payloadLength;
+      const whole = this.#end - start >= total;
+
+      // 3. Control frames (at most 125 bytes) are handled whole, in place.
+      if (isControl(h.opcode)) {
+        if (!whole) {
+          this.#makeRoom(total);
+          return ReadEvent.NeedInput;
+        }
+        const p = start + h.headerLength;
+        if (h.masked) unmask(this.#buf, p, start + total, this.#buf, h.maskOffset);
+        this.control = this.#buf.subarray(p, start + total);
+        this.#start += total;
+        return h.opcode === Opcode.Ping
+          ? ReadEvent.Ping
+          : h.opcode === Opcode.Pong
+          ? ReadEvent.Pong
+          : ReadEvent.Close;
+      }
+
+      // 4. Data frames: the sequence rules and the limits, from the header.
+      this.#checkDataFrame(h.opcode, h.headerLength, h.payloadLength);
+
+      // 5. The common case: a whole message in one frame, already here.
+      if (h.fin && h.opcode !== Opcode.Continuation && whole) {
+        const p = start + h.headerLength;
+        const end = start + total;
+        if (h.masked) unmask(this.#buf, p, end, this.#buf, h.maskOffset);
+        this.#start += total;
+        this.#counted = this.#fragments = this.#payloadAnnounced = 0;
+        this.messageSize = h.payloadLength;
+        if (h.opcode === Opcode.Binary) {
+          this.message = this.#buf.slice(p, end);
+        } else {
+          try {
+            this.message = fatalDecoder.decode(this.#buf.subarray(p, end));
+          } catch {
+            throw new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
+          }
+        }
+        return ReadEvent.Message;
+      }
+
+      // 6. A small unfragmented frame split across reads waits to be whole.
+      if (h.fin && h.opcode !== Opcode.Continuation && total <= WHOLE_FRAME_MAX) {
+        this.#counted = this.#fragments = this.#payloadAnnounced = 0;
+        this.#makeRoom(total);
+        return ReadEvent.NeedInput;
+      }
+
+      // 7. Otherwise the payload streams into the message buffer.
+      if (h.opcode !== Opcode.Continuation) {
+        this.#opcode = h.opcode;
+        this.#len = 0;
+        this.#utf8.reset();
+      }
+      this.#inPayload = true;
+      this.#remaining = h.payloadLength;
+      this.#fin = h.fin;
+      this.#masked = h.masked;
+      if (h.masked) this.#key.set(this.#buf.subarray(h.maskOffset, h.maskOffset + 4));
+      this.#phase = 0;
+      this.#start += h.headerLength;
+    }
+  }
+
+  /** Fragmentation rules (RFC 6455 §5.4) and the limits, decided from a data frame's header. */
+  #checkDataFrame(opcode: number, headerLength: number, payloadLength: number): void {
+    if (opcode === Opcode.Continuation) {
+      if (this.#opcode === 0) {
+        throw new ProtocolViolation(ProtocolError, "continuation frame with nothing to continue");
+      }
+    } else {
+      if (this.#opcode !== 0) {
+        throw new ProtocolViolation(ProtocolError, "new data frame inside a fragmented message");
+      }
+      this.#counted = this.#fragments = this.#payloadAnnounced = 0;
+    }
+    this.#fragments++;
+    this.#payloadAnnounced += payloadLength;
+    this.#counted += Math.max(payloadLength, headerLength);
+    if (this.#fragments > this.maxFragments) {
+      throw new ProtocolViolation(
+        MessageTooBig,
+        `message of more than ${this.maxFragments} fragments`,
+      );
+    }
+    if (this.#counted > this.maxMessageSize) {
+      const size = this.#payloadAnnounced;
+      throw new ProtocolViolation(
+        MessageTooBig,
+        size > this.maxMessageSize
+          ? `message of ${size} bytes exceeds the limit of ${this.maxMessageSize}`
+          : `message of ${size} bytes in ${this.#fragments} frames exceeds the limit of ${this.maxMessageSize} with frame headers counted`,
+      );
+    }
+  }
+
+  /**
+   * `n` payload bytes now sit in the message buffer at `at`: unmask them,
+   * check them if text, and count them.
+   */
+  #took(at: number, n: number): void {
+    const msg = this.#msg!;
+    if (this.#masked) {
+      unmask(msg, at, at + n, this.#key, 0, this.#phase);
+      this.#phase = (this.#phase + n) & 3;
+    }
+    if (this.#opcode === Opcode.Text && !this.#utf8.push(msg, at, at + n)) {
+      throw new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
+    }
+    this.#len = at + n;
+    this.#remaining -= n;
+  }
+
+  /** The message is complete: decode it once, hand it out, reset. */
+  #finishMessage(): number {
+    const msg = this.#msg;
+    const len = this.#len;
+    const text = this.#opcode === Opcode.Text;
+    this.#msg = null;
+    this.#len = 0;
+    this.#opcode = 0;
+    this.#counted = this.#fragments = this.#payloadAnnounced = 0;
+    this.messageSize = len;
+    if (text) {
+      if (!this.#utf8.complete) {
+        throw new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
+      }
+      this.message = msg === null ? "" : fatalDecoder.decode(msg.subarray(0, len));
+    } else if (msg === null) {
+      this.message = new Uint8Array(0);
+    } else {
+      // Hand out exactly the message; copy only when the buffer is much larger.
+      this.message = msg.length === len
+        ? msg
+        : msg.length - len > FIRST_MESSAGE_BUFFER
+        ? msg.slice(0, len)
+        : msg.subarray(0, len);
+    }
+    return ReadEvent.Message;
+  }
+
+  /**
+   * Ensures the message buffer has room for `want` more bytes, growing it
+   * geometrically (at most twice what it holds, at least
+   * FIRST_MESSAGE_BUFFER); while the final frame arrives, never past what
+   * that frame still owes. Returns the room available.
+   */
+  #roomInMessage(want: number): number {
+    const msg = this.#msg;
+    const len = this.#len;
+    const free = msg ? msg.length - len : 0;
+    if (free >= want) return free;
+    let size = Math.max(len * 2, FIRST_MESSAGE_BUFFER);
+    if (this.#fin) size = Math.min(size, len + this.#remaining);
+    size = Math.max(size, len + want);
+    const grown = new Uint8Array(size);
+    if (msg) grown.set(msg.subarray(0, len));
+    this.#msg = grown;
+    return size - len;
+  }
+
+  /** Ensures `need` bytes fit from #start, compacting or growing the read buffer. */
+  #makeRoom(need: number): void {
+    const used = this.#end - this.#start;
+    if (this.#buf.length - this.#start >= need && this.#end < this.#buf.length) return;
+    if (this.#buf.length >= need && this.#buf.length > used) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+    } else {
+      let size = Math.max(this.#buf.length, INITIAL_READ_BUFFER);
+      while (size < need || size <= used) size *= 2;
+      const grown = new Uint8Array(size);
+      grown.set(this.#buf.subarray(this.#start, this.#end));
+      this.#buf = grown;
+    }
+    this.#start = 0;
+    this.#end = used;
+  }
+
+  /**
+   * The read buffer is empty: start it over, and give back a buffer that a
+   * burst grew once reads have become small again.
+   */
+  #emptied(): void {
+    this.#start = this.#end = 0;
+    if (this.#buf.length > INITIAL_READ_BUFFER && this.#lastRead * 8 < this.#buf.length) {
+      this.#buf = new Uint8Array(INITIAL_READ_BUFFER);
+    }
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Incremental UTF-8 validation (RFC 3629 §4), for text messages that arrive
+ * in pieces: every byte is checked once, as it arrives, so invalid text
+ * fails the connection at the first bad byte (RFC 6455 §8.1) and the
+ * message is decoded only once, when it is complete. Nothing is allocated.
+ *
+ * ```text
+ *   UTF8-1 = %x00-7F
+ *   UTF8-2 = %xC2-DF UTF8-tail
+ *   UTF8-3 = %xE0 %xA0-BF UTF8-tail / %xE1-EC 2( UTF8-tail ) /
+ *            %xED %x80-9F UTF8-tail / %xEE-EF 2( UTF8-tail )
+ *   UTF8-4 = %xF0 %x90-BF 2( UTF8-tail ) / %xF1-F3 3( UTF8-tail ) /
+ *            %xF4 %x80-8F 2( UTF8-tail )
+ * ```
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc3629#section-4
+ * @module
+ */
+
+/** The bounds of an ordinary continuation byte (UTF8-tail). */
+const TAIL_MIN = 0x80;
+const TAIL_MAX = 0xbf;
+
+/** Validates a byte stream as UTF-8, one piece at a time. */
+export class Utf8Validator {
+  /** Continuation bytes still expected for the current character. */
+  #need = 0;
+  /** Bounds for the next continuation byte (narrower after E0, ED, F0, F4). */
+  #lo = TAIL_MIN;
+  #hi = TAIL_MAX;
+
+  /**
+   * Checks `buf[start..end)` as the next piece of the stream. Returns false
+   * at the first byte that no valid UTF-8 text can contain there; the
+   * validator is then spent until {@linkcode reset}.
+   */
+  push(buf: Uint8Array, start: number, end: number): boolean {
+    let need = this.#need;
+    let lo = this.#lo;
+    let hi = this.#hi;
+    let i = start;
+    while (i < end) {
+      if (need === 0) {
+        // ASCII runs are the common case: skip them without state changes.
+        while (i < end && buf[i] < 0x80) i++;
+        if (i === end) break;
+        const lead = buf[i++];
+        if (lead < 0xc2) return false; // a stray tail, or an overlong C0/C1
+        if (lead < 0xe0) {
+          need = 1;
+        } else if (lead < 0xf0) {
+          need = 2;
+          if (lead === 0xe0) lo = 0xa0; // overlong
+          else if (lead === 0xed) hi = 0x9f; // surrogates
+        } else if (lead < 0xf5) {
+          need = 3;
+          if (lead === 0xf0) lo = 0x90; // overlong
+          else if (lead === 0xf4) hi = 0x8f; // above U+10FFFF
+        } else {
+          return false;
+        }
+      } else {
+        const b = buf[i++];
+        if (b < lo || b > hi) return false;
+        lo = TAIL_MIN;
+        hi = TAIL_MAX;
+        need--;
+      }
+    }
+    this.#need = need;
+    this.#lo = lo;
+    this.#hi = hi;
+    return true;
+  }
+
+  /** Whether the bytes so far end on a character boundary (a complete text). */
+  get complete(): boolean {
+    return this.#need === 0;
+  }
+
+  /** Starts over for a new stream. */
+  reset(): void {
+    this.#need = 0;
+    this.#lo = TAIL_MIN;
+    this.#hi = TAIL_MAX;
+  }
+}
