@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import process from "node:process";
 import { HandshakeError, UsageError } from "../lib/ws/errors.ts";
 import {
   buildErrorResponse,
@@ -63,6 +64,42 @@ function refusal(
 function parseRefusal(text: string): HandshakeError {
   try {
     parseRequestHead(enc.encode(text));
+  } catch (e) {
+    assert.ok(e instanceof HandshakeError, `not a HandshakeError: ${e}`);
+    return e;
+  }
+  assert.fail("the head was accepted");
+}
+
+/** The field lines of a valid upgrade request, to add to or leave out of. */
+const UPGRADE_LINES = [
+  "Host: server.example.com",
+  "Upgrade: websocket",
+  "Connection: Upgrade",
+  `Sec-WebSocket-Key: ${RFC_KEY}`,
+  "Sec-WebSocket-Version: 13",
+];
+
+/** A request head from raw field lines, so a name can appear on several lines. */
+function rawRequest(fieldLines: string[], requestLine = "GET /chat HTTP/1.1"): Uint8Array {
+  return enc.encode([requestLine, ...fieldLines].join("\r\n") + "\r\n\r\n");
+}
+
+/** Checks raw request lines, returning the error it throws. */
+function rawRefusal(fieldLines: string[], policy: UpgradePolicy = {}): HandshakeError {
+  try {
+    checkUpgradeRequest(parseRequestHead(rawRequest(fieldLines)), policy);
+  } catch (e) {
+    assert.ok(e instanceof HandshakeError, `not a HandshakeError: ${e}`);
+    return e;
+  }
+  assert.fail("the request was accepted");
+}
+
+/** Parses raw response head text, returning the error it throws. */
+function responseRefusal(text: string): HandshakeError {
+  try {
+    parseResponseHead(enc.encode(text));
   } catch (e) {
     assert.ok(e instanceof HandshakeError, `not a HandshakeError: ${e}`);
     return e;
@@ -168,6 +205,203 @@ Deno.test("parseRequestHead() skips empty lines before the request line", () => 
     enc.encode("\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n"),
   );
   assert.equal(head.target, "/x");
+});
+
+Deno.test("parseRequestHead() and parseResponseHead() read pathological heads correctly", async (t) => {
+  const spaces = " ".repeat(7900);
+  const tabs = "\t".repeat(7900);
+  const header = (line: string) => parseRequestHead(rawRequest([...UPGRADE_LINES, line]));
+  await t.step("7,900 spaces inside a value are kept, the OWS around it trimmed", () => {
+    assert.equal(header(`X: a${spaces}b`).headers.get("x"), `a${spaces}b`);
+    assert.equal(header(`X:  \t a${spaces}b \t `).headers.get("x"), `a${spaces}b`);
+    assert.equal(header(`X: a${tabs}b`).headers.get("x"), `a${tabs}b`);
+    assert.equal(header(`X: a${" \t".repeat(3950)}b`).headers.get("x"), `a${" \t".repeat(3950)}b`);
+  });
+  await t.step("a value of only OWS is empty", () => {
+    assert.equal(header(`X:${spaces}`).headers.get("x"), "");
+    assert.equal(header(`X:${tabs}`).headers.get("x"), "");
+  });
+  await t.step("7,900 spaces, then a control character, are refused", () => {
+    assert.throws(
+      () => header(`X: ${spaces}\x01${spaces}`),
+      (e) => e instanceof HandshakeError && e.status === 400 && /control character/.test(e.message),
+    );
+  });
+  await t.step("7,900 spaces before a colon are refused", () => {
+    assert.throws(
+      () => header(`X${spaces}: b`),
+      (e) =>
+        e instanceof HandshakeError && e.status === 400 &&
+        e.message === 'whitespace between the field name "X" and the colon',
+    );
+  });
+  await t.step("a target of 7,900 `%`, or `%4` runs, is refused; valid escapes are kept", () => {
+    for (
+      const target of [`/${"%".repeat(7900)}`, `/${"%4".repeat(3900)}`, `/${"%41".repeat(2600)}%`]
+    ) {
+      assert.equal(
+        parseRefusal(`GET ${target} HTTP/1.1\r\nHost: a\r\n\r\n`).message,
+        "the request target must be a path like /chat?room=1",
+      );
+    }
+    const target = `/${"%41".repeat(2600)}?${"a=%2F&".repeat(100)}`;
+    assert.equal(
+      parseRequestHead(rawRequest(UPGRADE_LINES, `GET ${target} HTTP/1.1`)).target,
+      target,
+    );
+  });
+  await t.step("a request line with 7,900 spaces is refused", () => {
+    const err = parseRefusal(`GET${spaces}/ HTTP/1.1\r\nHost: a\r\n\r\n`);
+    assert.equal(err.message, "the request line is not `method SP target SP version`");
+  });
+  await t.step("a Host of 7,900 `%` or `:` is refused", () => {
+    for (const host of ["%".repeat(7900), `[${":".repeat(7900)}`, `a${":".repeat(7900)}`]) {
+      assert.equal(
+        parseRefusal(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`).message,
+        "the Host header is invalid",
+      );
+    }
+    const host = `[${"0:".repeat(3000)}1]:${"9".repeat(100)}`;
+    assert.equal(
+      parseRequestHead(enc.encode(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`)).headers.get("host"),
+      host,
+    );
+  });
+  await t.step("a list of 7,900 commas, or `, ` runs, around a subprotocol", () => {
+    const check = (line: string) =>
+      checkUpgradeRequest(parseRequestHead(rawRequest([...UPGRADE_LINES, line])), {
+        subprotocols: ["chat"],
+      }).protocol;
+    assert.equal(
+      check(`Sec-WebSocket-Protocol: ${",".repeat(7900)}chat${",".repeat(7900)}`),
+      "chat",
+    );
+    assert.equal(check(`Sec-WebSocket-Protocol: ${", \t".repeat(2600)}chat`), "chat");
+    assert.equal(check(`Sec-WebSocket-Protocol: ${",".repeat(7900)}`), null);
+    assert.equal(rawRefusal([...UPGRADE_LINES, `Sec-WebSocket-Protocol: a${spaces}b`]).status, 400);
+  });
+  await t.step("a response value of 7,900 spaces, and 1,900 folded lines", () => {
+    const resp = parseResponseHead(enc.encode(`HTTP/1.1 101 x\r\nX: a${spaces}b\r\n\r\n`));
+    assert.equal(resp.headers.get("x"), `a${spaces}b`);
+    const folded = parseResponseHead(
+      enc.encode(`HTTP/1.1 101 x\r\nX: a\r\n${" b\r\n".repeat(1900)}\r\n`),
+    );
+    assert.equal(folded.headers.get("x"), `a${" b".repeat(1900)}`);
+  });
+  await t.step("a reason phrase of 7,900 spaces, then a control character, is refused", () => {
+    assert.equal(
+      responseRefusal(`HTTP/1.1 101${spaces}\x01\r\n\r\n`).message,
+      "invalid response from the server: the status line is malformed",
+    );
+    assert.equal(parseResponseHead(enc.encode(`HTTP/1.1 101 ${spaces}\r\n\r\n`)).reason, spaces);
+  });
+});
+
+Deno.test("parseResponseHead() refuses a control character in a folded line, as in any other", () => {
+  for (const ctl of ["\x00", "\x01", "\x7f"]) {
+    const err = responseRefusal(`HTTP/1.1 101 x\r\nX: a\r\n b${ctl}c\r\n\r\n`);
+    assert.equal(err.status, INVALID_RESPONSE);
+    assert.equal(
+      err.message,
+      "invalid response from the server: the X header holds a control character",
+    );
+  }
+});
+
+/**
+ * Heads built to make a backtracking parser slow: each is at most 8 KiB (the
+ * head limit), and each costs the old regex-based parser 60–300 ms of CPU
+ * where a linear one needs well under 1 ms.
+ */
+function pathologicalHeads(): (() => unknown)[] {
+  const spaces = " ".repeat(7900);
+  const request = (line: string) => rawRequest([...UPGRADE_LINES, line]);
+  const requests = [
+    request(`X: a${spaces}b`),
+    request(`X: a${"\t".repeat(7900)}b`),
+    request(`X: a${" \t".repeat(3950)}b`),
+    request(`Sec-WebSocket-Protocol: a${", ".repeat(3900)}b`),
+    request(`Sec-WebSocket-Protocol: ${",".repeat(7900)}chat`),
+    rawRequest(UPGRADE_LINES, `GET /${"%".repeat(7900)} HTTP/1.1`),
+  ];
+  const responses = [
+    enc.encode(`HTTP/1.1 101 x\r\nX: a${spaces}b\r\n\r\n`),
+    enc.encode(`HTTP/1.1 101 x\r\nX: a\r\n${" b\r\n".repeat(1900)}\r\n`),
+    enc.encode(`HTTP/1.1 101${spaces}\x01\r\n\r\n`),
+  ];
+  const quietly = (f: () => unknown) => () => {
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof HandshakeError)) throw e;
+    }
+  };
+  return [
+    ...requests.map((b) =>
+      quietly(() => checkUpgradeRequest(parseRequestHead(b), { subprotocols: ["chat"] }))
+    ),
+    ...responses.map((b) => quietly(() => parseResponseHead(b))),
+  ];
+}
+
+Deno.test("parsing 200 pathological 8 KiB heads takes under 1 s of CPU in total (a DoS bound)", () => {
+  // This bounds an attack, it is not a speed goal. The old parser trimmed
+  // values with /^[ \t]+|[ \t]+$/g, which backtracks quadratically: `a`,
+  // 7,900 spaces, `b` cost it 60-85 ms of CPU, so 13 such requests a second
+  // saturated the server, and these 200 heads took it about 10 s. A linear
+  // parser needs well under 1 ms each. CPU time, not wall time, so that a
+  // busy machine does not fail the test.
+  const heads = pathologicalHeads();
+  const before = process.cpuUsage();
+  for (let i = 0; i < 200; i++) heads[i % heads.length]();
+  const { user, system } = process.cpuUsage(before);
+  const ms = (user + system) / 1000;
+  assert.ok(ms < 1000, `200 heads took ${ms.toFixed(0)} ms of CPU`);
+});
+
+Deno.test("checkUpgradeRequest() matches many-star origin patterns in bounded time (a DoS bound)", () => {
+  // A pattern with several `*` compiled to a RegExp of several `.*` backtracks
+  // polynomially in the Origin's length: against an Origin of n dots,
+  // `*.*.*.x` cost the old code about 4 s of CPU per request at n = 2,000,
+  // and would take hours at n = 7,900. The sizes keep a regression to a
+  // failure in seconds rather than a hung test.
+  const cases: [string, number][] = [
+    ["*.*.x", 7900],
+    ["*.*.*.x", 2000],
+    ["http://*.*.*.x", 2000],
+  ];
+  const before = process.cpuUsage();
+  for (const [pattern, n] of cases) {
+    const line = `Origin: http://${".".repeat(n)}`;
+    assert.equal(rawRefusal([...UPGRADE_LINES, line], { origins: [pattern] }).status, 403);
+  }
+  const { user, system } = process.cpuUsage(before);
+  const ms = (user + system) / 1000;
+  assert.ok(ms < 1000, `${cases.length} requests took ${ms.toFixed(0)} ms of CPU`);
+});
+
+Deno.test("checkUpgradeRequest() origin patterns match with any number of stars", () => {
+  const allowed = (origin: string, pattern: string) =>
+    checkUpgradeRequest(parseRequestHead(rawRequest([...UPGRADE_LINES, `Origin: ${origin}`])), {
+      origins: [pattern],
+    }).key === RFC_KEY;
+  assert.ok(allowed(`http://a${".".repeat(7900)}x`, "*.*.x"));
+  assert.ok(allowed(`http://${".".repeat(7900)}`, "*.*.*.*.*.*.*"));
+  assert.ok(allowed("https://a.b.C.example.org:8443", "*.*.example.ORG:*"));
+  assert.ok(allowed("https://a.b.example.org", "https://*.*.example.org"));
+  assert.ok(allowed("http://ab", "a**b"));
+  assert.ok(allowed("http://ab", "*a*b*"));
+  for (
+    const [origin, pattern] of [
+      ["http://a.example.org", "*.*.example.org"],
+      ["http://a.b.example.org", "https://*.*.example.org"],
+      ["http://ab", "a*b*c"],
+      ["http://abx", "*a*b"],
+    ]
+  ) {
+    const err = rawRefusal([...UPGRADE_LINES, `Origin: ${origin}`], { origins: [pattern] });
+    assert.equal(err.status, 403, `${origin} ${pattern}`);
+  }
 });
 
 Deno.test("checkUpgradeRequest() accepts the RFC 6455 §1.2 request", () => {
