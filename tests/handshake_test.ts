@@ -136,6 +136,36 @@ Deno.test("findHeadEnd() finds CRLFCRLF, also when searched incrementally", asyn
   });
 });
 
+Deno.test("findHeadEnd() also finds the end of a bare-LF head (LF LF, LF CR LF), incrementally too", async (t) => {
+  const heads = [
+    "GET / HTTP/1.1\nHost: a\n\n",
+    "GET / HTTP/1.1\nHost: a\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\n\n",
+    "HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\n\n",
+  ];
+  for (const head of heads) {
+    await t.step(JSON.stringify(head), () => {
+      const bytes = enc.encode(head + "FRAME");
+      const want = head.length;
+      assert.equal(findHeadEnd(bytes, 0, bytes.length), want);
+      assert.equal(findHeadEnd(bytes, 0, want - 1), -1);
+      for (let cut = 0; cut <= bytes.length; cut++) {
+        const first = findHeadEnd(bytes, 0, cut);
+        const got = first !== -1 ? first : findHeadEnd(bytes, Math.max(cut - 3, 0), bytes.length);
+        assert.equal(got, want, `split at ${cut}`);
+      }
+    });
+  }
+  await t.step("a CRLF head ends at its CRLFCRLF, not earlier", () => {
+    const bytes = enc.encode("GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\r\n\n\n");
+    assert.equal(findHeadEnd(bytes, 0, bytes.length), bytes.length - 2);
+  });
+  await t.step("a bare CR alone ends nothing", () => {
+    const bytes = enc.encode("GET / HTTP/1.1\rHost: a\r\r");
+    assert.equal(findHeadEnd(bytes, 0, bytes.length), -1);
+  });
+});
+
 Deno.test("parseRequestHead() reads the request line and fields", () => {
   const head = parseRequestHead(
     requestBytes(
@@ -205,6 +235,66 @@ Deno.test("parseRequestHead() skips empty lines before the request line", () => 
     enc.encode("\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n"),
   );
   assert.equal(head.target, "/x");
+});
+
+Deno.test("parseRequestHead() refuses bare LF line endings with 400: lines must end in CRLF (RFC 9112 §2.2)", () => {
+  for (
+    const text of [
+      "GET / HTTP/1.1\nHost: a\n\n",
+      "GET / HTTP/1.1\nHost: a\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\n\n",
+      "GET / HTTP/1.1\r\nHost: a\n\r\n",
+      "GET / HTTP/1.1\nHost: a\r\n\r\n",
+      "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+      "\n\n",
+    ]
+  ) {
+    const err = parseRefusal(text);
+    assert.equal(err.status, 400, JSON.stringify(text));
+    assert.equal(
+      err.message,
+      "a line ends in a bare LF; lines must end in CRLF",
+      JSON.stringify(text),
+    );
+  }
+});
+
+Deno.test("parseRequestHead() refuses a bare CR with 400 (RFC 9112 §2.2)", () => {
+  for (
+    const text of [
+      "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\n",
+    ]
+  ) {
+    const err = parseRefusal(text);
+    assert.equal(err.status, 400, JSON.stringify(text));
+    assert.match(err.message, /bare (CR|LF); lines must end in CRLF$/, JSON.stringify(text));
+  }
+  assert.equal(
+    parseRefusal("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n").message,
+    "a line holds a bare CR; lines must end in CRLF",
+  );
+});
+
+Deno.test("parseResponseHead() refuses bare LF and bare CR with INVALID_RESPONSE (RFC 9112 §2.2)", () => {
+  for (
+    const text of [
+      "HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\n\n",
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\n\r\n",
+      "HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\r\n\r\n",
+    ]
+  ) {
+    const err = responseRefusal(text);
+    assert.equal(err.status, INVALID_RESPONSE);
+    assert.equal(
+      err.message,
+      "invalid response from the server: a line ends in a bare LF; lines must end in CRLF",
+    );
+  }
+  const cr = responseRefusal("HTTP/1.1 101 x\r\nUpgrade: websocket\rX: y\r\n\r\n");
+  assert.equal(cr.status, INVALID_RESPONSE);
+  assert.match(cr.message, /bare CR; lines must end in CRLF$/);
 });
 
 Deno.test("parseRequestHead() and parseResponseHead() read pathological heads correctly", async (t) => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { HandshakeError } from "../lib/ws/errors.ts";
-import { INVALID_RESPONSE } from "../lib/ws/handshake.ts";
+import { INVALID_RESPONSE, parseRequestHead, parseResponseHead } from "../lib/ws/handshake.ts";
 import { type Reader, readHead, writeAll } from "../lib/ws/http.ts";
 
 const enc = new TextEncoder();
@@ -54,6 +54,46 @@ async function drain(r: Reader): Promise<Uint8Array> {
   const buf = new Uint8Array(64);
   for (let n; (n = await r.read(buf)) !== null;) parts.push(buf.slice(0, n));
   return concat(...parts);
+}
+
+/**
+ * A reader that hands out `data` in reads of at most `chunk` bytes and then,
+ * instead of EOF, a read that never settles, as a peer that sent its head and
+ * waits for the answer. `stalled` resolves when that read is asked for, so a
+ * test can prove that readHead() did not wait for more bytes.
+ */
+function stallingReader(data: Uint8Array, chunk: number): Reader & {
+  stalled: Promise<void>;
+  unread(): Uint8Array;
+} {
+  let off = 0;
+  let onStall!: () => void;
+  const stalled = new Promise<void>((resolve) => (onStall = resolve));
+  return {
+    stalled,
+    unread: () => data.slice(off),
+    read(p: Uint8Array): Promise<number | null> {
+      if (off >= data.length) {
+        onStall();
+        return new Promise(() => {});
+      }
+      const n = Math.min(chunk, p.length, data.length - off);
+      p.set(data.subarray(off, off + n));
+      off += n;
+      return Promise.resolve(n);
+    },
+  };
+}
+
+/** readHead() on a stalling reader: fails at once if it asks for a read past the data. */
+function readHeadAtOnce(
+  reader: ReturnType<typeof stallingReader>,
+  kind: "request" | "response",
+): Promise<{ head: Uint8Array; rest: Uint8Array } | null> {
+  const waited = reader.stalled.then(() => {
+    throw new Error("readHead() waited for more bytes after the empty line");
+  });
+  return Promise.race([readHead(reader, { maxHeadSize: 8192, kind }), waited]);
 }
 
 Deno.test("readHead() assembles a head that dribbles in one byte per read", async () => {
@@ -217,6 +257,71 @@ Deno.test("readHead() rejects with the signal's reason on abort", async (t) => {
       await new Promise((r) => setTimeout(r, 0));
     },
   );
+});
+
+Deno.test("readHead() returns a bare-LF head at once, with the frames behind it intact in `rest`", async (t) => {
+  // Server frames are unmasked: a text frame "Hi" and a close frame.
+  const serverFrames = new Uint8Array([0x81, 0x02, 0x48, 0x69, 0x88, 0x00]);
+  const cases: [string, "request" | "response", string, Uint8Array][] = [
+    ["request, LF LF", "request", "GET /chat HTTP/1.1\nHost: a\nUpgrade: websocket\n\n", FRAMES],
+    ["request, LF CR LF", "request", "GET /chat HTTP/1.1\r\nHost: a\n\r\n", FRAMES],
+    ["request, CRLF lines, LF end", "request", "GET /chat HTTP/1.1\r\nHost: a\r\n\n", FRAMES],
+    [
+      "response, LF LF",
+      "response",
+      "HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\nConnection: Upgrade\n\n",
+      serverFrames,
+    ],
+    ["response, LF CR LF", "response", "HTTP/1.1 101 Switching Protocols\n\r\n", serverFrames],
+  ];
+  for (const [name, kind, text, frames] of cases) {
+    await t.step(name, async () => {
+      const head = enc.encode(text);
+      for (const chunk of [1, 2, 3, 7, head.length - 1, head.length, head.length + 3, 1 << 20]) {
+        // The reader stalls after the head and frames: nothing more will come.
+        const reader = stallingReader(concat(head, frames), chunk);
+        const got = await readHeadAtOnce(reader, kind);
+        assert.ok(got !== null);
+        assert.deepEqual(got.head, head, `chunk ${chunk}`);
+        assert.deepEqual(concat(got.rest, reader.unread()), frames, `chunk ${chunk}`);
+      }
+      // And the answer is the refusal, at once: lines must end in CRLF.
+      const parse = kind === "request" ? parseRequestHead : parseResponseHead;
+      assert.throws(
+        () => parse(head),
+        (e) =>
+          e instanceof HandshakeError &&
+          e.status === (kind === "request" ? 400 : INVALID_RESPONSE) &&
+          e.message.endsWith("a line ends in a bare LF; lines must end in CRLF"),
+      );
+    });
+  }
+  await t.step("a CRLF head still waits for its CRLFCRLF", async () => {
+    const reader = stallingReader(HEAD.subarray(0, HEAD.length - 1), 5);
+    await assert.rejects(readHeadAtOnce(reader, "request"), /waited for more bytes/);
+  });
+});
+
+Deno.test("readHead() returns a head with a bare CR, which the parser refuses with 400", async () => {
+  for (
+    const text of [
+      "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\rX: b\n\n",
+    ]
+  ) {
+    const head = enc.encode(text);
+    const reader = stallingReader(concat(head, FRAMES), 4);
+    const got = await readHeadAtOnce(reader, "request");
+    assert.ok(got !== null);
+    assert.deepEqual(got.head, head);
+    assert.deepEqual(concat(got.rest, reader.unread()), FRAMES);
+    assert.throws(
+      () => parseRequestHead(got.head),
+      (e) => e instanceof HandshakeError && e.status === 400 && /bare (CR|LF)/.test(e.message),
+      JSON.stringify(text),
+    );
+  }
 });
 
 Deno.test("readHead() reads a real loopback socket and keeps the first frames", async () => {

@@ -266,25 +266,41 @@ function latin1(bytes: Uint8Array): string {
 
 // ---------------------------------------------------------------------------
 // Finding and parsing a head
+//
+// Line endings (RFC 9112 §2.2). A recipient may either read a bare LF as a
+// line terminator or refuse the message. We refuse, on both sides: a proxy in
+// front of us that splits lines differently could otherwise smuggle a field
+// past it, and every client we know of sends CRLF. But the end of such a head
+// must still be *found*, or it would sit in readHead() until the handshake
+// timeout, so findHeadEnd() also stops at LF LF and LF CR LF, and the parsers
+// then refuse the head at once with "lines must end in CRLF". A bare CR
+// (RFC 9112 §2.2: invalid or read as SP) is refused the same way.
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Why a head whose lines end in a bare LF is refused (RFC 9112 §2.2). */
+const BARE_LF = "a line ends in a bare LF; lines must end in CRLF";
+/** Why a head holding a bare CR is refused (RFC 9112 §2.2). */
+const BARE_CR = "a line holds a bare CR; lines must end in CRLF";
 
 /**
- * Returns the index just past the first CRLFCRLF in `buf[start, end)`, or -1
- * (RFC 9112 §2.1). To search incrementally, pass where the last search
- * stopped minus 3, so a CRLFCRLF split across reads is still found.
+ * Returns the index just past the first empty line in `buf[start, end)`, or -1
+ * (RFC 9112 §2.1): past CRLFCRLF, and also past LF LF or LF CR LF, the ends
+ * of a head with bare-LF lines, which the parsers then refuse (RFC 9112
+ * §2.2). To search incrementally, pass where the last search stopped minus 3
+ * (2 would do), so a terminator split across reads is still found.
  */
 export function findHeadEnd(
   buf: Uint8Array,
   start: number,
   end: number,
 ): number {
-  const last = Math.min(end, buf.length) - 4;
-  for (let i = Math.max(start, 0); i <= last; i++) {
-    if (
-      buf[i] === 0x0d && buf[i + 1] === 0x0a && buf[i + 2] === 0x0d &&
-      buf[i + 3] === 0x0a
-    ) {
-      return i + 4;
-    }
+  const stop = Math.min(end, buf.length);
+  for (let i = Math.max(start, 0); i < stop - 1; i++) {
+    if (buf[i] !== LF) continue;
+    if (buf[i + 1] === LF) return i + 2;
+    if (buf[i + 1] === CR && i + 2 < stop && buf[i + 2] === LF) return i + 3;
   }
   return -1;
 }
@@ -311,13 +327,17 @@ export interface ResponseHead {
   headers: Headers;
 }
 
-/** Splits a head into its start line and field lines, refusing bare CR or LF. */
+/**
+ * Splits a head into its start line and field lines. Refuses a bare LF or a
+ * bare CR anywhere, and a head that does not end with CRLFCRLF.
+ */
 function splitHead(
   bytes: Uint8Array,
   fail: (message: string) => HandshakeError,
 ): string[] {
   const text = latin1(bytes);
   if (!text.endsWith("\r\n\r\n")) {
+    if (text.endsWith("\n\n") || text.endsWith("\n\r\n")) throw fail(BARE_LF);
     throw fail("the head does not end with an empty line");
   }
   const lines = text.slice(0, -4).split("\r\n");
@@ -326,9 +346,8 @@ function splitHead(
   while (first < lines.length && lines[first] === "") first++;
   if (first === lines.length) throw fail("the head is empty");
   for (let i = first; i < lines.length; i++) {
-    if (lines[i].includes("\r") || lines[i].includes("\n")) {
-      throw fail("a line ends in a bare CR or LF instead of CRLF");
-    }
+    if (lines[i].includes("\n")) throw fail(BARE_LF);
+    if (lines[i].includes("\r")) throw fail(BARE_CR);
   }
   return lines.slice(first);
 }
@@ -386,7 +405,8 @@ function parseFields(
 
 /**
  * Parses a request head, CRLFCRLF included, strictly per RFC 9112 §3 and §5.
- * Malformed syntax, obs-fold, whitespace before a colon, a target that is not
+ * Malformed syntax, a bare LF or CR (RFC 9112 §2.2: "lines must end in
+ * CRLF"), obs-fold, whitespace before a colon, a target that is not
  * origin-form, or a missing or repeated Host (RFC 9112 §3.2) throw a
  * HandshakeError with 400. A well-formed version below HTTP/1.1 or of another
  * major version throws 505: RFC 6455 §4.2.1 requires HTTP/1.1 or higher, and
@@ -452,8 +472,8 @@ function parseStatusLine(
 
 /**
  * Parses a response head, CRLFCRLF included (RFC 9112 §4, §5). Malformed
- * syntax throws a HandshakeError with {@linkcode INVALID_RESPONSE}. Linear in
- * the head's size.
+ * syntax, including a bare LF or CR (RFC 9112 §2.2), throws a HandshakeError
+ * with {@linkcode INVALID_RESPONSE}. Linear in the head's size.
  */
 export function parseResponseHead(bytes: Uint8Array): ResponseHead {
   const fail = (message: string) =>

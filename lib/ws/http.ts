@@ -22,7 +22,7 @@ export interface Writer {
 
 /** Options for {@linkcode readHead}. */
 export interface ReadHeadOptions {
-  /** The largest head accepted, CRLFCRLF included; see DEFAULT_MAX_HEAD_SIZE. */
+  /** The largest head accepted, its empty line included; see DEFAULT_MAX_HEAD_SIZE. */
   maxHeadSize: number;
   /** Aborting rejects with the signal's reason, e.g. a handshake timeout. */
   signal?: AbortSignal;
@@ -62,12 +62,18 @@ function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
 }
 
 /**
- * Reads one HTTP head (RFC 9112 §2.1) up to and including its CRLFCRLF.
- * Returns `head` and the bytes that came after it in the same reads (`rest`:
- * for an upgrade, the first WebSocket frames), or null on EOF before any
- * byte. A head longer than `maxHeadSize` is refused with 431 (RFC 6585 §5);
- * EOF inside a head with 400. On abort it rejects with the signal's reason
- * and leaves one read pending: the caller must then close the conn.
+ * Reads one HTTP head (RFC 9112 §2.1) up to and including its empty line,
+ * and returns as soon as that line has arrived, without another read. The
+ * empty line is CRLFCRLF, or LF LF or LF CR LF when the peer ends its lines
+ * in bare LF: such a head is returned at once too, rather than waiting for a
+ * CRLFCRLF that never comes, and parseRequestHead() or parseResponseHead()
+ * then refuses it ("lines must end in CRLF", RFC 9112 §2.2; see
+ * findHeadEnd()). Returns `head` and the bytes that came after it in the
+ * same reads (`rest`: for an upgrade, the first WebSocket frames), or null on
+ * EOF before any byte. A head longer than `maxHeadSize` is refused with 431
+ * (RFC 6585 §5); EOF inside a head with 400. On abort it rejects with the
+ * signal's reason and leaves one read pending: the caller must then close
+ * the conn.
  */
 export async function readHead(
   conn: Reader,
