@@ -42,6 +42,8 @@ export const C100K_DIALERS = 64;
 const LOADGEN_BUFFER = 1024;
 /** Opening them all may take this long per 1,000 connections (plus a minute) before the run is given up. */
 const OPEN_MS_PER_1000 = 5_000;
+/** How long a process may take to close its share of the connections and exit. */
+const STOP_MS = 60_000;
 /** Keepalive timers longer than this do not count as Go's (15 s idle, 15 s interval). */
 export const KEEPALIVE_MAX_S = 15;
 
@@ -347,16 +349,13 @@ export async function runC100k(
         `( src 127.0.0.1 and sport = :${server.port} )`,
       ]),
     );
-    const done = children.map((c) => c.waitEvent("done", 60_000).catch(() => null));
-    const statuses = await Promise.all(children.map((c) => c.stop()));
-    const failed = statuses.findIndex((s) => !s.success);
-    if (failed >= 0) {
-      throw new Error(
-        `loadgen idle ${failed + 1} failed (exit ${statuses[failed].code}): ` +
-          children[failed].stderrTail.trim(),
-      );
-    }
-    const closedEarly = (await Promise.all(done)).reduce(
+    // The figures are taken: a load generator slow to close 100,000 connections is only noted.
+    const closing = children.map((c) => c.waitEvent("closing", STOP_MS).catch(() => null));
+    const statuses = await Promise.all(children.map((c) => c.stop(STOP_MS)));
+    const troubles = statuses.flatMap((s, k) =>
+      s.success ? [] : [`load generator ${k + 1} ended with ${s.signal ?? `exit ${s.code}`}`]
+    );
+    const closedEarly = (await Promise.all(closing)).reduce(
       (n, e) => n + (e ? Number(e.closed_early) : NaN),
       0,
     );
@@ -380,12 +379,13 @@ export async function runC100k(
           ? ""
           : `: --workers auto (${auto}) cannot hold ${conns} under ${limitText}`) +
         (workers === undefined ? "" : ")") +
-        `; ${plan.loadgens.length} load generator process(es)`,
+        `; ${plan.loadgens.length} load generator process(es)` +
+        (troubles.length ? `; at teardown: ${troubles.join(", ")}` : ""),
       pid: server.pid,
     };
   } finally {
-    await Promise.all(children.map((c) => c.stop()));
-    await server[Symbol.asyncDispose]();
+    await Promise.all(children.map((c) => c.stop(STOP_MS)));
+    await server.child.stop(STOP_MS);
     for (const pid of pids) {
       if (alive(pid)) {
         log(`c100k ${name}: process ${pid} still running after stop; killing it`);

@@ -372,12 +372,12 @@ export async function runIdle<T>(
   if (options.onProgress) child.onEvent("progress", (e) => options.onProgress!(Number(e.open)));
   const held = await child.waitEvent("held", options.timeoutMs ?? 120_000);
   const measured = await measure();
-  const done = child.waitEvent("done", 60_000).catch(() => null);
+  const closing = child.waitEvent("closing", 60_000).catch(() => null);
   const status = await child.stop();
   if (!status.success) {
     throw new Error(`loadgen idle failed (exit ${status.code}): ${child.stderrTail.trim()}`);
   }
-  const end = await done;
+  const end = await closing;
   return {
     accept_per_s: Number(held.accept_per_s),
     seconds: Number(held.seconds),

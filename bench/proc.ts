@@ -109,8 +109,8 @@ export class Child implements AsyncDisposable {
     });
   }
 
-  /** Asks the child to stop, kills it after a bound, and resolves with its status. */
-  async stop(): Promise<Deno.CommandStatus> {
+  /** Asks the child to stop, kills it after `timeoutMs`, and resolves with its status. */
+  async stop(timeoutMs = STOP_TIMEOUT_MS): Promise<Deno.CommandStatus> {
     if (this.#status === null) {
       try {
         if (this.#stopBy === "stdin") await this.#stdin.close();
@@ -120,7 +120,7 @@ export class Child implements AsyncDisposable {
       }
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<null>((resolve) =>
-        timer = setTimeout(() => resolve(null), STOP_TIMEOUT_MS)
+        timer = setTimeout(() => resolve(null), timeoutMs)
       );
       const status = await Promise.race([this.#exited, late]);
       clearTimeout(timer);

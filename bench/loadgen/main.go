@@ -422,6 +422,7 @@ feed:
 	// Hold until the caller has measured and closes our stdin.
 	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
 	stopping.Store(true)
+	emit(map[string]any{"event": "closing", "closed_early": closedEarly.Load()})
 	var cw sync.WaitGroup
 	for _, c := range conns {
 		cw.Add(1)
@@ -432,7 +433,7 @@ feed:
 		}(c)
 	}
 	cw.Wait()
-	emit(map[string]any{"event": "done", "closed_early": closedEarly.Load()})
+	emit(map[string]any{"event": "done"})
 	return nil
 }
 
