@@ -568,6 +568,76 @@ Deno.test("checkUpgradeRequest() matches names and tokens case-insensitively", (
   assert.equal(checkUpgradeRequest(head).key, RFC_KEY);
 });
 
+Deno.test("checkUpgradeRequest() reads Upgrade, Connection and Sec-WebSocket-Protocol lines as one list (RFC 9110 §5.3)", async (t) => {
+  const without = (name: string) => UPGRADE_LINES.filter((l) => !l.startsWith(`${name}:`));
+  const accepted = (lines: string[], policy: UpgradePolicy = {}) =>
+    checkUpgradeRequest(parseRequestHead(rawRequest(lines)), policy);
+  await t.step("Upgrade: foo, then Upgrade: websocket, is an upgrade (RFC 9110 §7.8)", () => {
+    const lines = [...without("Upgrade"), "Upgrade: foo", "Upgrade: websocket"];
+    assert.equal(accepted(lines).key, RFC_KEY);
+    const reversed = [...without("Upgrade"), "upgrade: WebSocket", "UPGRADE: h2c"];
+    assert.equal(accepted(reversed).key, RFC_KEY);
+  });
+  await t.step("Upgrade: foo alone, or on two lines, is not", () => {
+    for (const lines of [["Upgrade: foo"], ["Upgrade: foo", "Upgrade: h2c, websockets"]]) {
+      const err = rawRefusal([...without("Upgrade"), ...lines]);
+      assert.equal(err.status, 400);
+      assert.equal(err.message, "the Upgrade header must contain websocket");
+    }
+  });
+  await t.step("Connection: keep-alive, then Connection: Upgrade (RFC 9110 §7.6.1)", () => {
+    const lines = [...without("Connection"), "Connection: keep-alive", "Connection: Upgrade"];
+    assert.equal(accepted(lines).key, RFC_KEY);
+    const err = rawRefusal([
+      ...without("Connection"),
+      "Connection: keep-alive",
+      "Connection: close",
+    ]);
+    assert.equal(err.message, "the Connection header must contain upgrade");
+  });
+  await t.step(
+    "Sec-WebSocket-Protocol on two lines keeps the client's order (RFC 6455 §11.3.4)",
+    () => {
+      const lines = [
+        ...UPGRADE_LINES,
+        "Sec-WebSocket-Protocol: mqtt, chat.v2",
+        "Sec-WebSocket-Protocol: chat.v1",
+      ];
+      assert.equal(accepted(lines, { subprotocols: ["chat.v1", "chat.v2"] }).protocol, "chat.v2");
+      assert.equal(accepted(lines, { subprotocols: ["chat.v1"] }).protocol, "chat.v1");
+      const bad = rawRefusal([
+        ...UPGRADE_LINES,
+        "Sec-WebSocket-Protocol: chat",
+        "Sec-WebSocket-Protocol: a b",
+      ]);
+      assert.equal(bad.message, "the Sec-WebSocket-Protocol header must be a list of tokens");
+    },
+  );
+});
+
+Deno.test("parseRequestHead() refuses a repeated Sec-WebSocket-Key or Sec-WebSocket-Version line with 400 (RFC 6455 §11.3.1, §11.3.5)", () => {
+  for (
+    const [line, name] of [
+      [`Sec-WebSocket-Key: ${RFC_KEY}`, "Sec-WebSocket-Key"],
+      [`sec-websocket-key: ${generateKey()}`, "Sec-WebSocket-Key"],
+      ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Version"],
+      ["SEC-WEBSOCKET-VERSION: 8", "Sec-WebSocket-Version"],
+    ]
+  ) {
+    const err = parseRefusal(new TextDecoder().decode(rawRequest([...UPGRADE_LINES, line])));
+    assert.equal(err.status, 400, line);
+    assert.equal(err.message, `the ${name} header appears more than once`);
+  }
+  // Host is refused the same way, with the same sentence (RFC 9112 §3.2).
+  const host = parseRefusal(new TextDecoder().decode(rawRequest([...UPGRADE_LINES, "Host: a"])));
+  assert.equal(host.message, "the Host header appears more than once");
+  // An empty second line is still a second line.
+  const empty = parseRefusal(
+    new TextDecoder().decode(rawRequest([...UPGRADE_LINES, "Sec-WebSocket-Key:"])),
+  );
+  assert.equal(empty.message, "the Sec-WebSocket-Key header appears more than once");
+});
+
 Deno.test("checkUpgradeRequest() applies the origin rule", async (t) => {
   const host = "server.example.com";
   await t.step("no Origin is allowed", () => {
@@ -980,6 +1050,40 @@ Deno.test("checkUpgradeResponse() enforces RFC 6455 §4.1", async (t) => {
     invalid(response({ "Sec-WebSocket-Protocol": "chat, mqtt" }), {
       subprotocols: ["chat", "mqtt"],
     });
+  });
+  await t.step("Upgrade: websocket on two lines passes: every value is websocket (§4.1)", () => {
+    const raw = (fieldLines: string[]) =>
+      parseResponseHead(
+        enc.encode(
+          ["HTTP/1.1 101 Switching Protocols", ...fieldLines].join("\r\n") + "\r\n\r\n",
+        ),
+      );
+    const accept = `Sec-WebSocket-Accept: ${computeAcceptKey(key)}`;
+    const ok = (fieldLines: string[]) =>
+      assert.deepEqual(checkUpgradeResponse(raw(fieldLines), key), { protocol: null });
+    ok(["Upgrade: websocket", "Upgrade: WebSocket", "Connection: Upgrade", accept]);
+    // Connection needs only to contain upgrade, on any of its lines.
+    ok(["Upgrade: websocket", "Connection: keep-alive", "Connection: Upgrade", accept]);
+    // Empty list elements do not count (RFC 9110 §5.6.1).
+    ok(["Upgrade: websocket, ", "Connection: , Upgrade", accept]);
+    // Any other value in the Upgrade list fails, on whichever line it is.
+    invalid(raw(["Upgrade: websocket", "Upgrade: h2c", "Connection: Upgrade", accept]));
+    invalid(raw(["Upgrade: h2c", "Upgrade: websocket", "Connection: Upgrade", accept]));
+    invalid(raw(["Upgrade: ,", "Connection: Upgrade", accept]));
+    invalid(raw(["Upgrade:", "Connection: Upgrade", accept]));
+    invalid(raw(["Upgrade: websocket", "Connection: keep-alive", "Connection: close", accept]));
+    // Fields a response must not repeat (§11.3.3, §11.3.4).
+    invalid(raw(["Upgrade: websocket", "Connection: Upgrade", accept, accept]));
+    invalid(
+      raw([
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        accept,
+        "Sec-WebSocket-Protocol: chat",
+        "Sec-WebSocket-Protocol: chat",
+      ]),
+      { subprotocols: ["chat"] },
+    );
   });
   await t.step("an offered subprotocol is returned", () => {
     const got = checkUpgradeResponse(

@@ -352,6 +352,14 @@ function splitHead(
   return lines.slice(first);
 }
 
+/** The header fields of a head, and how many field lines carried each name. */
+interface Fields {
+  /** The fields; lines with the same name are one comma-separated list (RFC 9110 §5.3). */
+  headers: Headers;
+  /** Field lines per lowercase name. */
+  lineCounts: Map<string, number>;
+}
+
 /**
  * Parses field lines strictly (RFC 9112 §5): a token name, no whitespace
  * before the colon, only field-value characters. An obs-fold line is refused,
@@ -362,10 +370,10 @@ function parseFields(
   lines: string[],
   fail: (message: string) => HandshakeError,
   unfold: boolean,
-): { headers: Headers; hostCount: number } {
+): Fields {
   // A folded value is kept in parts and joined once, so many folds stay linear.
   const fields: { name: string; parts: string[] }[] = [];
-  let hostCount = 0;
+  const lineCounts = new Map<string, number>();
   for (const line of lines) {
     if (line[0] === " " || line[0] === "\t") {
       if (!unfold || fields.length === 0) {
@@ -393,25 +401,40 @@ function parseFields(
     if (!isFieldValue(value)) {
       throw fail(`the ${name} header holds a control character`);
     }
-    if (name.toLowerCase() === "host") hostCount++;
+    const lower = name.toLowerCase();
+    lineCounts.set(lower, (lineCounts.get(lower) ?? 0) + 1);
     fields.push({ name, parts: [value] });
   }
   const headers = new Headers();
   for (const { name, parts } of fields) {
     headers.append(name, parts.filter((p) => p !== "").join(" "));
   }
-  return { headers, hostCount };
+  return { headers, lineCounts };
 }
+
+/**
+ * Request fields that must not appear on more than one line, as lowercase
+ * name and display name. Host is one value (RFC 9112 §3.2); so are the key
+ * (RFC 6455 §11.3.1) and the version (§11.3.5: "MUST NOT appear more than
+ * once in an HTTP request"; a client wanting another version retries with it,
+ * §4.4, rather than listing several).
+ */
+const SINGLE_REQUEST_FIELDS: readonly (readonly [string, string])[] = [
+  ["host", "Host"],
+  ["sec-websocket-key", "Sec-WebSocket-Key"],
+  ["sec-websocket-version", "Sec-WebSocket-Version"],
+];
 
 /**
  * Parses a request head, CRLFCRLF included, strictly per RFC 9112 §3 and §5.
  * Malformed syntax, a bare LF or CR (RFC 9112 §2.2: "lines must end in
  * CRLF"), obs-fold, whitespace before a colon, a target that is not
- * origin-form, or a missing or repeated Host (RFC 9112 §3.2) throw a
- * HandshakeError with 400. A well-formed version below HTTP/1.1 or of another
- * major version throws 505: RFC 6455 §4.2.1 requires HTTP/1.1 or higher, and
- * 505 says exactly that (RFC 9110 §15.6.6). HTTP/1.2+ is read as 1.1. Linear
- * in the head's size, whatever its bytes.
+ * origin-form, a missing Host, or a Host, Sec-WebSocket-Key or
+ * Sec-WebSocket-Version on more than one line throw a HandshakeError with
+ * 400. A well-formed version below HTTP/1.1 or of another major version
+ * throws 505: RFC 6455 §4.2.1 requires HTTP/1.1 or higher, and 505 says
+ * exactly that (RFC 9110 §15.6.6). HTTP/1.2+ is read as 1.1. Linear in the
+ * head's size, whatever its bytes.
  */
 export function parseRequestHead(bytes: Uint8Array): RequestHead {
   const fail = (message: string) => new HandshakeError(400, message);
@@ -440,9 +463,13 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     );
   }
 
-  const { headers, hostCount } = parseFields(fieldLines, fail, false);
-  if (hostCount === 0) throw fail("the Host header is missing");
-  if (hostCount > 1) throw fail("the Host header appears more than once");
+  const { headers, lineCounts } = parseFields(fieldLines, fail, false);
+  if (!lineCounts.has("host")) throw fail("the Host header is missing");
+  for (const [lower, name] of SINGLE_REQUEST_FIELDS) {
+    if ((lineCounts.get(lower) ?? 0) > 1) {
+      throw fail(`the ${name} header appears more than once`);
+    }
+  }
   if (!isHost(headers.get("host")!)) {
     throw fail("the Host header is invalid");
   }
@@ -577,7 +604,10 @@ function checkOrigin(
  * base64-encoded bytes, a missing or non-numeric Sec-WebSocket-Version (as ws
  * does), or a body (its bytes would be read as frames); 426 with
  * `Sec-WebSocket-Version: 13` for another version number (§4.4); 403 for a
- * refused origin. The subprotocol is the first one the client offers, in the
+ * refused origin. Upgrade (RFC 9110 §7.8), Connection (§7.6.1) and
+ * Sec-WebSocket-Protocol (RFC 6455 §11.3.4) are lists, and lines of the same
+ * name are one list (RFC 9110 §5.3): `Upgrade: foo` then `Upgrade: websocket`
+ * is an upgrade. The subprotocol is the first one the client offers, in the
  * client's order of preference (§4.1 item 10), that the server speaks; null
  * when none is shared, and then no header goes in the response.
  */
@@ -824,9 +854,14 @@ export function buildUpgradeRequest(
  * Checks the server's response against RFC 6455 §4.1 and returns the
  * accepted subprotocol, or null. A status other than 101 throws a
  * HandshakeError with that status ("server refused the upgrade: 403
- * Forbidden"); a 101 that breaks §4.1 (Upgrade not `websocket`, Connection
- * without `upgrade`, a wrong accept value, any extension, a subprotocol not
- * offered) throws one with {@linkcode INVALID_RESPONSE}.
+ * Forbidden"); a 101 that breaks §4.1 throws one with
+ * {@linkcode INVALID_RESPONSE}: an Upgrade list with any element other than
+ * `websocket`, a Connection list without `upgrade`, a wrong accept value,
+ * any extension, a subprotocol not offered. Field lines of the same name are
+ * one list (RFC 9110 §5.3): `Upgrade: websocket` on two lines passes, as
+ * does `Connection: keep-alive` then `Connection: Upgrade`; two
+ * Sec-WebSocket-Accept or Sec-WebSocket-Protocol lines, which a response
+ * must not repeat (§11.3.3, §11.3.4), fail.
  */
 export function checkUpgradeResponse(
   resp: ResponseHead,
@@ -846,7 +881,14 @@ export function checkUpgradeResponse(
       `invalid upgrade response: ${message}`,
     );
   const h = resp.headers;
-  if ((h.get("upgrade") ?? "").toLowerCase() !== "websocket") {
+  // §4.1: fail if Upgrade is missing or "contains a value that is not" an
+  // ASCII case-insensitive match for websocket. Its lines form one list
+  // (RFC 9110 §5.3, §7.8), so every element must be websocket.
+  const upgrade = splitList(h.get("upgrade"));
+  if (
+    upgrade.length === 0 ||
+    !upgrade.every((e) => e.toLowerCase() === "websocket")
+  ) {
     throw fail("the Upgrade header is not websocket");
   }
   if (!listHasToken(h.get("connection"), "upgrade")) {
