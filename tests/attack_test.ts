@@ -20,9 +20,12 @@
  *
  * Bounds: "small" attacks, where the server should hold at most a message or
  * two of 16 MiB (the default --max-message-size) plus the runtime (about
- * 50 MiB at start), get 256 MiB. Attacks stopped by the server-wide
- * --memory-budget (default 256 MiB) get 640 MiB: the budget, the runtime,
- * read buffers, and garbage the collector has not yet returned.
+ * 50 MiB at start), get 256 MiB. Attacks that the server-wide
+ * --memory-budget (default 256 MiB) must stop get the general bound of
+ * 1 GiB: the budget bounds live bytes, but buffers of closed connections are
+ * freed only by a garbage collection and the allocator keeps some of what is
+ * freed, which the budget cannot promise anything about; that the budget
+ * holds is checked exactly instead, by counting the connections closed.
  */
 
 import { startServer } from "./helpers/process.ts";
@@ -57,7 +60,7 @@ import type { LogEvent, ServerProcess } from "./helpers/process.ts";
 /** Bound for attacks where the server holds at most a couple of messages. */
 const SMALL_BOUND = 256 * MiB;
 /** Bound for attacks that the default --memory-budget (256 MiB) must stop. */
-const BUDGET_BOUND = 640 * MiB;
+const BUDGET_BOUND = 1024 * MiB;
 /** The default --memory-budget. */
 const MEMORY_BUDGET = 256 * MiB;
 /** The most fragments a message may have (the behaviour under test). */
@@ -404,7 +407,7 @@ async function budgetAttack(
 
 Deno.test({
   name:
-    "unfinished text messages in fragments on many connections are closed with 1013 memory-budget, the server stays under 640 MiB",
+    "unfinished text messages in fragments on many connections are closed with 1013 memory-budget, the server stays under 1 GiB",
   ...sanitizers,
   async fn() {
     await using a = await arena("text fragments", BUDGET_BOUND);
@@ -417,7 +420,7 @@ Deno.test({
     await budgetAttack(
       a,
       "text fragments",
-      scaled(64, 256),
+      scaled(100, 256),
       15 * MiB / fragment * cont.length,
       first,
       fill(cont, MiB),
@@ -428,7 +431,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "connections each sending 14 MiB of a (16 MiB - 1)-byte message are closed with 1013 memory-budget, the server stays under 640 MiB",
+    "connections each sending 14 MiB of a (16 MiB - 1)-byte message are closed with 1013 memory-budget, the server stays under 1 GiB",
   ...sanitizers,
   async fn() {
     await using a = await arena("14 MiB partial messages", BUDGET_BOUND);
@@ -439,7 +442,7 @@ Deno.test({
     await budgetAttack(
       a,
       "14 MiB partial messages",
-      scaled(80, 500),
+      scaled(100, 500),
       announce.length + 14 * MiB,
       announce,
       payload,
@@ -529,20 +532,24 @@ Deno.test({
     const one = clientFrame(Op.Binary, "x");
     const chunk = fill(one, 63 * KiB);
     const started = Date.now();
-    const lastWrite = new Map<AttackerT, number>();
+    // The write each attacker waited on longest, and when it started: when
+    // the server stopped reading it (give or take the socket buffers). A
+    // server that drains the socket while closing lets that write finish.
+    const heldBack = new Map<AttackerT, { start: number; ms: number }>();
     const giveUp = AbortSignal.any([watch.signal, AbortSignal.timeout(scaled(120_000, 240_000))]);
     const why = await Promise.all(attackers.map(async (att) => {
-      // Track the last write the server took, so the stall can be timed.
       let why: string = "limit";
       let sent = 0;
       while (sent < perConn * one.length) {
+        const start = Date.now();
         const r = await att.flood(chunk, chunk.length, giveUp);
+        const ms = Date.now() - start;
+        if (ms > (heldBack.get(att)?.ms ?? 0)) heldBack.set(att, { start, ms });
         if (r !== "limit") {
           why = r;
           break;
         }
         sent += chunk.length;
-        lastWrite.set(att, Date.now());
       }
       return why;
     }));
@@ -563,15 +570,23 @@ Deno.test({
         `non-reader ${i} (${why[i]}, ${mib(att.written)} written): expected send-overflow/1008 ` +
           `in the server's log, got ${describeClose(ev)}`,
       );
-      // Closed after the stall timeout, not at once: the server first stops
-      // reading, then waits (the attacker's last write to go through comes a
-      // little after the server's last write progress).
+      // Closed after the stall timeout, not at once. The server's last write
+      // progress came before it stopped reading, which came before the
+      // attacker's longest wait began: so the close comes about 30 s or
+      // more after that (20 s allows for a loaded machine).
       const closedAt = ev ? Date.parse(String(ev.time)) : NaN;
-      const quiet = closedAt - (lastWrite.get(att) ?? started);
+      const held = heldBack.get(att);
+      const quiet = closedAt - (held?.start ?? NaN);
       checks.that(
-        !ev || quiet >= 20_000,
-        `non-reader ${i} was closed ${(quiet / 1000).toFixed(1)}s after its last write went ` +
-          `through, before a 30s stall`,
+        !ev || (held !== undefined && held.ms >= 1_000),
+        `non-reader ${i}: the server closed it without ever holding its writes back for a ` +
+          `second (longest wait ${held?.ms ?? 0}ms); it should stop reading while its send ` +
+          `queue is high`,
+      );
+      checks.that(
+        !ev || !(quiet < 20_000),
+        `non-reader ${i} was closed ${(quiet / 1000).toFixed(1)}s after the server stopped ` +
+          `reading it, before a 30s stall`,
       );
       checks.that(
         att.end.code === null || att.end.code === 1008,
@@ -582,7 +597,7 @@ Deno.test({
           `${att.frames} echoes read after, ${att.describe()}; server says ${describeClose(ev)}` +
           (ev
             ? ` ${((closedAt - started) / 1000).toFixed(1)}s in, ${(quiet / 1000).toFixed(1)}s ` +
-              `after its last write`
+              `after its longest wait began`
             : ""),
       );
     }
@@ -728,14 +743,19 @@ async function starvation(name: string, args: string[]): Promise<void> {
     checks.that(
       !d.closed_early && Number(d.worst_ms) < 500 && Number(d.samples) >= perClient - 2 &&
         ev?.cause === "peer-close" && ev.code === 1000,
-      `well-behaved client ${local}: worst round trip ${d.worst_ms}ms (bound 500), ` +
+      `well-behaved client ${local}: worst round trip ${d.worst_ms}ms (bound 500) ` +
+        `${d.worst_at_ms}ms in (median ${d.median_ms}ms), ` +
         `${d.samples} of ~${perClient} round trips, closed early ${d.closed_early} ` +
         `(${d.error || "no error"}), server says ${describeClose(ev)}`,
     );
   }
   const worst = Math.max(0, ...done.map((d) => Number(d.worst_ms)));
-  const floods = flood.all("done").map((d) =>
-    `${d.sent} sent/${d.echoed} echoed, ${describeClose(closeEvent(server, String(d.local)))}`
+  // Not checked (they only have to be served as fast as the server can), but shown.
+  const floods = await Promise.all(
+    flood.all("done").map(async (d) => {
+      const ev = await waitCloseEvent(server, String(d.local), 2_000);
+      return `${d.sent} sent/${d.echoed} echoed, ${describeClose(ev)}`;
+    }),
   );
   console.log(
     `  ${name}: worst round trip of ${done.length} clients ${worst}ms; floods: ${

@@ -16,7 +16,8 @@
 //	                                    stdin ends (or -duration)
 //	steady -url U -conns N -interval D -duration T
 //	                                    gorilla clients each send one message every D
-//	                                    and wait for its echo; worst round trip
+//	                                    and wait for its echo, for T from their own
+//	                                    upgrade; worst round trip and when it was
 //	serve                               gorilla's echo server, the control peer
 //
 // Every connection prints {"event":"open","local":"127.0.0.1:P"} as soon as it
@@ -451,26 +452,29 @@ func flood(o options) error {
 // steady: well-behaved clients that measure their round trips
 
 func steady(o options) error {
-	clients := make([]*websocket.Conn, o.conns)
-	for i := range clients {
-		c, _, err := dialer().Dial(o.url, nil)
-		if err != nil {
-			return fmt.Errorf("dial %s: %w", o.url, err)
-		}
-		clients[i] = c
-		emit(map[string]any{"event": "open", "local": c.LocalAddr().String()})
-	}
-	end := time.Now().Add(o.duration)
+	// Each client dials in its own goroutine and starts at once: a client
+	// that waited idle for the others would not be well-behaved (it would
+	// neither send nor answer pings meanwhile).
 	var wg sync.WaitGroup
-	for i, c := range clients {
+	dialErrs := make(chan error, o.conns)
+	for i := 0; i < o.conns; i++ {
 		wg.Add(1)
-		go func(i int, c *websocket.Conn) {
+		go func(i int) {
 			defer wg.Done()
+			c, _, err := dialer().Dial(o.url, nil)
+			if err != nil {
+				dialErrs <- fmt.Errorf("dial %s: %w", o.url, err)
+				return
+			}
 			defer c.Close()
+			emit(map[string]any{"event": "open", "local": c.LocalAddr().String()})
+			start := time.Now()
+			end := start.Add(o.duration)
 			var rtts []time.Duration
+			var worstAt time.Duration
 			var failure error
 			pad := strings.Repeat("s", max(0, o.size-32))
-			next := time.Now()
+			next := start
 			for seq := 0; time.Now().Before(end); seq++ {
 				text := fmt.Sprintf("steady %d %d %s", i, seq, pad)
 				sentAt := time.Now()
@@ -483,8 +487,11 @@ func steady(o options) error {
 				}
 				_, data, err := c.ReadMessage()
 				rtt := time.Since(sentAt)
+				if len(rtts) == 0 || rtt > worstOf(rtts) {
+					worstAt = sentAt.Sub(start)
+				}
+				rtts = append(rtts, rtt)
 				if err != nil {
-					rtts = append(rtts, rtt)
 					failure = err
 					break
 				}
@@ -492,7 +499,6 @@ func steady(o options) error {
 					failure = fmt.Errorf("echo %d differs", seq)
 					break
 				}
-				rtts = append(rtts, rtt)
 				next = next.Add(o.interval)
 				if d := time.Until(next); d > 0 {
 					time.Sleep(d)
@@ -522,24 +528,39 @@ func steady(o options) error {
 			}
 			sorted := append([]time.Duration(nil), rtts...)
 			sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
-			worst, median := time.Duration(0), time.Duration(0)
+			median := time.Duration(0)
 			if len(sorted) > 0 {
-				worst, median = sorted[len(sorted)-1], sorted[len(sorted)/2]
+				median = sorted[len(sorted)/2]
 			}
 			emit(map[string]any{
 				"event":        "done",
 				"local":        c.LocalAddr().String(),
 				"samples":      len(rtts),
-				"worst_ms":     float64(worst.Microseconds()) / 1000,
+				"worst_ms":     float64(worstOf(rtts).Microseconds()) / 1000,
+				"worst_at_ms":  worstAt.Milliseconds(),
 				"median_ms":    float64(median.Microseconds()) / 1000,
 				"closed_early": closedEarly,
 				"close_code":   code,
 				"error":        reason,
 			})
-		}(i, c)
+		}(i)
 	}
 	wg.Wait()
+	close(dialErrs)
+	for err := range dialErrs {
+		return err
+	}
 	return nil
+}
+
+func worstOf(rtts []time.Duration) time.Duration {
+	worst := time.Duration(0)
+	for _, r := range rtts {
+		if r > worst {
+			worst = r
+		}
+	}
+	return worst
 }
 
 func max(a, b int) int {
