@@ -685,22 +685,17 @@ export async function checkServer(
 ): Promise<void> {
   watch.sample();
   await probe?.stop();
-  checks.that(
-    !server.proc.ended && !watch.gone,
-    `the server died: ${
-      server.proc.stderr.split("\n").filter((l) => l && !l.startsWith("{")).slice(-3).join(" | ")
-    }`,
-  );
+  const last = server.proc.stderr.split("\n").filter((l) => l && !l.startsWith("{")).slice(-3);
+  checks.that(!server.proc.ended && !watch.gone, `the server died: ${last.join(" | ")}`);
   if (!server.proc.ended) {
     const h = await healthz(server.port);
     checks.that(healthy(h), `/healthz after the attack: ${describeHealth(h)}`);
   }
   if (probe) {
+    const failed = `${probe.failures.length} of ${probe.count} times`;
     checks.that(
       probe.failures.length === 0,
-      `/healthz during the attack failed ${probe.failures.length} of ${probe.count} times: ${
-        probe.failures.slice(0, 3).join("; ")
-      }`,
+      `/healthz during the attack failed ${failed}: ${probe.failures.slice(0, 3).join("; ")}`,
     );
   }
   checks.that(
@@ -708,10 +703,9 @@ export async function checkServer(
     `the server's peak RSS was ${mib(watch.peak)}, over the bound of ${mib(bound)}` +
       (watch.reason ? ` (attack stopped: ${watch.reason})` : ""),
   );
+  const start = mib(watch.start.rss);
   console.log(
-    `${label}: peak RSS ${mib(watch.peak)} (bound ${mib(bound)}, at start ${
-      mib(watch.start.rss)
-    })` +
+    `${label}: peak RSS ${mib(watch.peak)} (bound ${mib(bound)}, at start ${start})` +
       (probe ? `, /healthz worst ${probe.worstMs.toFixed(0)}ms over ${probe.count} probes` : ""),
   );
 }
