@@ -60,6 +60,7 @@ type options struct {
 	duration time.Duration
 	timeout  time.Duration
 	addr     string
+	batch    int
 }
 
 func main() {
@@ -77,6 +78,7 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "steady, flood: how long")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "pipeline: bound on the whole run")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "serve: address")
+	fs.IntVar(&o.batch, "batch", 64<<10/7, "flood: messages per write (the default fills 64 KiB)")
 	_ = fs.Parse(os.Args[2:])
 	var err error
 	switch mode {
@@ -379,7 +381,7 @@ func flood(o options) error {
 	timer := time.AfterFunc(o.duration, halt)
 	defer timer.Stop()
 
-	const perWrite = 64 << 10 / 7
+	perWrite := o.batch
 	frames := tinyFrames(perWrite)
 	var wg sync.WaitGroup
 	for i := range conns {
@@ -418,7 +420,7 @@ func flood(o options) error {
 					// failed: either way no whole frame can follow.
 					break write
 				}
-				res.sent += perWrite
+				res.sent += int64(perWrite)
 			}
 			if stopped {
 				<-unblocked
