@@ -390,7 +390,14 @@ async function budgetAttack(
       `${mib(MEMORY_BUDGET)} budget` +
       (why.includes("stopped") ? ` (attack stopped: ${watch.reason ?? "timeout"})` : ""),
   );
-  await checkEnded(checks, server, ended, 1013, "memory-budget", (i) => `ended attacker ${i}`);
+  await checkEnded(
+    checks,
+    server,
+    ended,
+    1013,
+    "memory-budget",
+    (i) => `attacker ${ended[i].local} (ended)`,
+  );
   console.log(
     `  ${label}: ${n} attackers of ${mib(perConn)} each sent ${mib(sum(attackers))} in ` +
       `${(ms / 1000).toFixed(1)}s; ` +
