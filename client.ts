@@ -20,17 +20,17 @@ import {
   runMain,
 } from "./app/cli.ts";
 import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./app/session.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/read.ts";
-import { parseWebSocketUrl } from "./lib/ws/dial.ts";
-import { UsageError } from "./lib/ws/errors.ts";
-import { readLines } from "./app/lines.ts";
-import { createLogger } from "./app/log.ts";
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "./app/echo.ts";
 import {
-  fallbackWarning,
+  DEFAULT_DIAL_TIMEOUT_MS,
+  DEFAULT_MAX_MESSAGE_SIZE,
   kernelKeepAliveDefaults,
   sockoptUnavailableReason,
-} from "./lib/tcp/sockopt.ts";
+} from "./mod.ts";
+import { parseWebSocketUrl } from "./app/url.ts";
+import { UsageError } from "./app/errors.ts";
+import { fallbackWarning, keepAliveConfig } from "./app/keepalive.ts";
+import { readLines } from "./app/lines.ts";
+import { createLogger } from "./app/log.ts";
 
 const DEFAULT_URL = "ws://localhost:8080/echo";
 
@@ -111,7 +111,7 @@ async function main(): Promise<number> {
     pingIntervalMs: 0,
     pongTimeoutMs: 0,
     maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
-    handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    handshakeTimeoutMs: DEFAULT_DIAL_TIMEOUT_MS,
   });
   const url = parseWebSocketUrl(positionals[0] ?? DEFAULT_URL);
   const count = intFlag("--count", v.count, 0, 1);
@@ -157,17 +157,17 @@ async function main(): Promise<number> {
   return await runClient({
     url,
     dial: {
-      keepAlive: common.keepAlive,
-      userTimeoutMs: common.userTimeoutMs,
+      keepAlive: keepAliveConfig(common.keepAlive),
+      userTimeout: common.userTimeoutMs || undefined,
       headers,
       origin: v.origin,
-      subprotocols: v.subprotocol,
+      protocols: v.subprotocol,
       caCerts,
-      handshakeTimeoutMs: common.handshakeTimeoutMs,
+      handshakeTimeout: common.handshakeTimeoutMs,
       maxMessageSize: common.maxMessageSize,
-      pingIntervalMs: common.pingIntervalMs,
-      pongTimeoutMs: common.pongTimeoutMs,
-      stallTimeoutMs: common.stallTimeoutMs,
+      pingInterval: common.pingIntervalMs,
+      pongTimeout: common.pongTimeoutMs,
+      stallTimeout: common.stallTimeoutMs,
     },
     send: v.send ?? [],
     count,

@@ -19,23 +19,21 @@ import {
   runMain,
   sizeFlag,
 } from "./app/cli.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/read.ts";
-import { formatDuration } from "./app/duration.ts";
-import { parseAddr } from "./lib/ws/addr.ts";
-import { UsageError } from "./lib/ws/errors.ts";
-import { createLogger } from "./app/log.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MEMORY_BUDGET,
   DEFAULT_SERVER_PING_INTERVAL_MS,
   DEFAULT_SERVER_PONG_TIMEOUT_MS,
-  startServer,
-} from "./app/echo.ts";
-import {
-  fallbackWarning,
   kernelKeepAliveDefaults,
   sockoptUnavailableReason,
-} from "./lib/tcp/sockopt.ts";
+} from "./mod.ts";
+import { parseAddr } from "./app/addr.ts";
+import { formatDuration } from "./app/duration.ts";
+import { startServer } from "./app/echo.ts";
+import { UsageError } from "./app/errors.ts";
+import { fallbackWarning } from "./app/keepalive.ts";
+import { createLogger } from "./app/log.ts";
 import {
   reusePortSupported,
   superviseWorkers,

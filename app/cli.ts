@@ -7,17 +7,11 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "../lib/ws/errors.ts";
+import { UsageError } from "./errors.ts";
 import { parseDuration } from "./duration.ts";
-import {
-  formatKeepAliveReport,
-  keepAliveFromFlags,
-  type KeepAlivePolicy,
-  keepAliveReport,
-} from "../lib/tcp/keepalive.ts";
+import { DEFAULT_STALL_TIMEOUT_MS, type KeepAlivePolicy, kernelKeepAliveDefaults } from "../mod.ts";
+import { formatKeepAliveReport, keepAliveFromFlags, keepAliveReport } from "./keepalive.ts";
 import { LOG_FORMATS, type LogFormat, writeStderr } from "./log.ts";
-import { kernelKeepAliveDefaults } from "../lib/tcp/sockopt.ts";
-import { DEFAULT_STALL_TIMEOUT_MS } from "../lib/ws/conn.ts";
 
 /** Exit code for success. */
 export const EXIT_OK = 0;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UsageError } from "../lib/ws/errors.ts";
+import { UsageError } from "./errors.ts";
 
 /** Nanoseconds per unit, as in Go's `time` package. */
 const UNIT_NS: Readonly<Record<string, number>> = {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { CloseInfo } from "../lib/ws/close.ts";
+import type { CloseInfo } from "../mod.ts";
 
 /** The two output formats: logfmt-style text, or one JSON object per line. */
 export type LogFormat = "text" | "json";
@@ -80,7 +80,7 @@ export function closeLogFields(info: CloseInfo, startedMs: number): LogFields {
     code: info.code,
     reason: info.reason,
     cause: info.cause,
-    clean: info.wasClean,
+    clean: info.clean,
     error: info.error,
     duration_ms: Date.now() - startedMs,
   };

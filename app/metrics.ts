@@ -5,9 +5,7 @@
  * @module
  */
 
-import { CLOSE_CAUSES, type CloseCause } from "../lib/ws/close.ts";
-import type { Traffic } from "../lib/ws/conn.ts";
-import type { EffectiveKeepAlive } from "../lib/tcp/sockopt.ts";
+import { CLOSE_CAUSES, type CloseCause, type SocketOptions, type Traffic } from "../mod.ts";
 
 /** Everything `/metrics` reports; one instance per server process. */
 export class Metrics {
@@ -26,7 +24,7 @@ export class Metrics {
   /** Refused upgrades and plain requests, by HTTP status. */
   readonly refusals = new Map<number, number>();
   /** The keepalive policy in force, as read back from a socket (or the kernel's). */
-  keepalive: EffectiveKeepAlive | null = null;
+  keepalive: SocketOptions | null = null;
 
   /** Adds `t` to the closed connections' traffic. */
   addTraffic(t: Traffic): void {
@@ -133,22 +131,23 @@ export class Metrics {
         "tcp_keepalive_enabled",
         "gauge",
         "1 when SO_KEEPALIVE is on for accepted connections.",
-        [[lbl({ verified: String(ka.verified) }), ka.enabled ? 1 : 0]],
+        [[lbl({ verified: String(ka.verified) }), ka.keepAlive ? 1 : 0]],
       );
+      const secs = (ms: number | null) => ms === null ? null : ms / 1000;
       const gauge = (name: string, help: string, value: number | null) => {
         if (value !== null) metric(name, "gauge", help, [[lbl(), value]]);
       };
-      gauge("tcp_keepalive_idle_seconds", "TCP_KEEPIDLE in force.", ka.idle_s);
+      gauge("tcp_keepalive_idle_seconds", "TCP_KEEPIDLE in force.", secs(ka.idle));
       gauge(
         "tcp_keepalive_interval_seconds",
         "TCP_KEEPINTVL in force.",
-        ka.interval_s,
+        secs(ka.interval),
       );
       gauge("tcp_keepalive_probes", "TCP_KEEPCNT in force.", ka.count);
       gauge(
         "tcp_user_timeout_milliseconds",
         "TCP_USER_TIMEOUT in force (0 = the OS default).",
-        ka.user_timeout_ms,
+        ka.userTimeout,
       );
     }
     return out.join("\n") + "\n";

@@ -6,14 +6,20 @@
  * @module
  */
 
-import { GoingAway, NormalClosure } from "../lib/ws/close.ts";
-import type { CloseInfo, Message, WebSocketConn } from "../lib/ws/conn.ts";
-import { closeLogFields } from "./log.ts";
-import { keepAliveLogFields } from "../lib/tcp/sockopt.ts";
-import { dial, type DialOptions } from "../lib/ws/dial.ts";
-import { HandshakeError } from "../lib/ws/errors.ts";
-import type { Logger } from "./log.ts";
-import { EXIT_FAILURE, EXIT_OK } from "./cli.ts";
+import {
+  type CloseInfo,
+  type Connection,
+  dial,
+  type DialOptions,
+  GoingAway,
+  HandshakeError,
+  type Message,
+  NormalClosure,
+} from "../mod.ts";
+import { formatAddr } from "./addr.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./cli.ts";
+import { keepAliveLogFields } from "./keepalive.ts";
+import { closeLogFields, type Logger } from "./log.ts";
 
 /** First reconnect delay; it doubles each attempt (with jitter). */
 export const RECONNECT_BASE_DELAY_MS = 500;
@@ -60,7 +66,7 @@ export interface ClientIO {
 
 /** Whether a close ends the program successfully: a 1000/1001 close handshake. */
 export function isNormalClose(info: CloseInfo): boolean {
-  return info.wasClean &&
+  return info.clean &&
     (info.code === NormalClosure || info.code === GoingAway);
 }
 
@@ -80,6 +86,7 @@ export function describeDialError(url: URL, err: unknown): string {
   if (err instanceof HandshakeError) {
     return `handshake with ${where} failed: ${err.message}`;
   }
+  if (err instanceof TypeError) return err.message;
   if (err instanceof Deno.errors.ConnectionRefused) {
     return `cannot connect to ${where}: connection refused`;
   }
@@ -188,7 +195,7 @@ async function session(
 ): Promise<SessionEnd> {
   const log = options.logger;
   const started = Date.now();
-  let ws: WebSocketConn;
+  let ws: Connection;
   try {
     const dialed = await Promise.race([
       dial(options.url, options.dial),
@@ -198,15 +205,18 @@ async function session(
       log.error("error", { message: `interrupted while connecting to ${options.url.host}` });
       return { exit: EXIT_FAILURE, final: true, opened: false };
     }
-    ws = dialed.ws;
+    ws = dialed;
     log.info("open", {
       id: 1,
-      remote: dialed.remote,
+      remote: formatAddr(ws.remoteAddr),
       protocol: ws.protocol,
-      ...keepAliveLogFields(dialed.keepalive),
+      ...keepAliveLogFields(ws.keepalive),
     });
   } catch (err) {
     log.error("error", { message: describeDialError(options.url, err) });
+    // An option the library cannot use (a header the handshake sets…) will
+    // not work on the next attempt either: it is a usage error.
+    if (err instanceof TypeError) return { exit: EXIT_USAGE, final: true, opened: false };
     return { exit: EXIT_FAILURE, final: false, opened: false };
   }
 

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { CLOSE_CAUSES, type CloseCause } from "../lib/ws/close.ts";
+import { CLOSE_CAUSES, type CloseCause } from "../mod.ts";
 import { readLines } from "./lines.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";

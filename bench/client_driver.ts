@@ -1,5 +1,5 @@
 /**
- * The client scenario's driver: our client (`lib/ws/dial.ts`) or Deno's built-in
+ * The client scenario's driver: our client (`lib/dial.ts`) or Deno's built-in
  * `WebSocket` used as a load generator against one neutral echo server. Each
  * connection keeps `inflight` text messages going; it prints one JSON line
  * with the echo rate. It prints `{"event":"window","phase":"start"}` and
@@ -15,8 +15,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { dial } from "../lib/ws/dial.ts";
-import { keepAliveFromFlags } from "../lib/tcp/keepalive.ts";
+import { dial } from "../mod.ts";
 
 /** A way to open connections that echo-loop: each received message sends the next. */
 type Opener = (url: string, payload: string, inflight: number, onEcho: () => void) => Promise<
@@ -24,7 +23,7 @@ type Opener = (url: string, payload: string, inflight: number, onEcho: () => voi
 >;
 
 const openOurs: Opener = async (url, payload, inflight, onEcho) => {
-  const { ws } = await dial(new URL(url), { keepAlive: keepAliveFromFlags({}) });
+  const ws = await dial(url);
   ws.onmessage = () => {
     onEcho();
     ws.send(payload).catch(() => {});

@@ -7,9 +7,8 @@
 import assert from "node:assert/strict";
 import { MemoryBudget } from "../lib/ws/budget.ts";
 import { type ConnOptions, type Message, type Role, WebSocketConn } from "../lib/ws/conn.ts";
-import { dial } from "../lib/ws/dial.ts";
+import { dial } from "../lib/dial.ts";
 import { HandshakeError } from "../lib/ws/errors.ts";
-import { fromSingleValue } from "../lib/tcp/keepalive.ts";
 import { closePayload, concat, frame, RawPeer, RawServer } from "./helpers/raw.ts";
 
 const TEXT = 0x1;
@@ -37,7 +36,7 @@ async function pair(role: Role, options: Partial<ConnOptions> = {}): Promise<Pai
   ]);
   const ours = role === "server" ? accepted : dialed;
   const peer = new RawPeer(role === "server" ? dialed : accepted);
-  const ws = new WebSocketConn(ours, { role, closeTimeoutMs: 300, ...options });
+  const ws = new WebSocketConn(ours, { role, closeTimeout: 300, ...options });
   return {
     ws,
     peer,
@@ -61,15 +60,13 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
-const keepAlive = fromSingleValue(0);
-
 // ---------------------------------------------------------------------------
 // Client-side rules, against a hand-written server
 
 Deno.test("dial(): a masked server frame makes the client send 1002 and end TCP", async () => {
   await using fake = new RawServer();
-  const [{ ws }, { peer }] = await Promise.all([
-    dial(fake.url(), { keepAlive }),
+  const [ws, { peer }] = await Promise.all([
+    dial(fake.url()),
     fake.acceptUpgrade(),
   ]);
   await peer.write(frame(TEXT, "masked by a server", { mask: true }));
@@ -81,14 +78,14 @@ Deno.test("dial(): a masked server frame makes the client send 1002 and end TCP"
   const info = await ws.closed;
   assert.equal(info.code, 1002);
   assert.equal(info.cause, "protocol-error");
-  assert.equal(info.wasClean, false);
+  assert.equal(info.clean, false);
 });
 
 Deno.test("dial(): frames sent in the same write as the 101 are delivered", async () => {
   await using fake = new RawServer();
   const after = concat(frame(TEXT, "first"), frame(BINARY, "second"));
-  const [{ ws }, { peer }] = await Promise.all([
-    dial(fake.url(), { keepAlive }),
+  const [ws, { peer }] = await Promise.all([
+    dial(fake.url()),
     fake.acceptUpgrade({ after }),
   ]);
   const got: Message[] = [];
@@ -101,14 +98,14 @@ Deno.test("dial(): frames sent in the same write as the 101 are delivered", asyn
   assert.equal((await peer.readClose()).code, 1000);
   await peer.write(frame(CLOSE, closePayload(1000)));
   peer.close();
-  assert.equal((await closing).wasClean, true);
+  assert.equal((await closing).clean, true);
 });
 
 Deno.test("dial(): frames in the same write as the 101 reach an onmessage set after dial() resolves", async () => {
   await using fake = new RawServer();
   const after = concat(frame(TEXT, "early 1"), frame(TEXT, "early 2"));
-  const [{ ws }, { peer }] = await Promise.all([
-    dial(fake.url(), { keepAlive }),
+  const [ws, { peer }] = await Promise.all([
+    dial(fake.url()),
     fake.acceptUpgrade({ after }),
   ]);
   const got: Message[] = [];
@@ -165,7 +162,7 @@ Deno.test("dial() refuses a 101 that breaks RFC 6455 §4.1 with a clear Handshak
   for (const [name, answer, message, subprotocols] of cases) {
     await t.step(name, async () => {
       const [result, accepted] = await Promise.allSettled([
-        dial(fake.url(), { keepAlive, subprotocols }),
+        dial(fake.url(), { protocols: subprotocols }),
         fake.acceptUpgrade(answer),
       ]);
       assert.equal(accepted.status, "fulfilled");
@@ -190,7 +187,7 @@ Deno.test("a client answers the server's close with the same code and waits for 
   p.peer.close();
   const info = await p.ws.closed;
   assert.deepEqual(
-    [info.code, info.reason, info.cause, info.wasClean],
+    [info.code, info.reason, info.cause, info.clean],
     [4001, "bye", "peer-close", true],
   );
 });
@@ -200,7 +197,7 @@ Deno.test("a client answers the server's close with the same code and waits for 
 
 for (const role of ["server", "client"] as const) {
   Deno.test(`${role}: close() sends the close frame and waits for the peer's answer`, async () => {
-    await using p = await pair(role, { closeTimeoutMs: 10_000 });
+    await using p = await pair(role, { closeTimeout: 10_000 });
     const closing = p.ws.close(1000, "done");
     assert.equal(p.ws.isOpen, false);
     const sent = await p.peer.readClose();
@@ -217,7 +214,7 @@ for (const role of ["server", "client"] as const) {
     }
     const info = await closing;
     assert.deepEqual(
-      [info.code, info.reason, info.cause, info.wasClean],
+      [info.code, info.reason, info.cause, info.clean],
       [1000, "done", "local-close", true],
     );
     await assert.rejects(p.ws.send("after"), /not open/);
@@ -225,13 +222,13 @@ for (const role of ["server", "client"] as const) {
 
   Deno.test(`${role}: close() to a peer that never answers ends after closeTimeoutMs, not clean`, async () => {
     const closeTimeoutMs = 300;
-    await using p = await pair(role, { closeTimeoutMs });
+    await using p = await pair(role, { closeTimeout: closeTimeoutMs });
     const started = Date.now();
     const info = await p.ws.close(4000, "going");
     const took = Date.now() - started;
     assert.ok(took >= closeTimeoutMs - 20, `ended after ${took}ms`);
     assert.ok(took < closeTimeoutMs + 2_000, `ended after ${took}ms`);
-    assert.equal(info.wasClean, false);
+    assert.equal(info.clean, false);
     assert.equal(info.code, 1006);
     assert.equal(info.cause, "local-close");
     assert.equal((await p.peer.readClose()).code, 4000);
@@ -252,7 +249,7 @@ Deno.test("close() with a code that may not be sent throws and leaves the connec
 
 Deno.test("a peer that neither reads nor is read (its close frame waits behind our full queue) ends at the stall timeout", async () => {
   const stallTimeoutMs = 300;
-  await using p = await pair("server", { stallTimeoutMs });
+  await using p = await pair("server", { stallTimeout: stallTimeoutMs });
   // The peer does not read: fill the kernel buffers and our queue past the
   // high-water mark, so that we stop reading too.
   const chunk = new Uint8Array(1024 * 1024);
@@ -269,7 +266,7 @@ Deno.test("a peer that neither reads nor is read (its close frame waits behind o
   assert.ok(took < stallTimeoutMs + 3_000, `ended after ${took}ms`);
   assert.equal(info.cause, "send-overflow");
   assert.equal(info.code, 1008);
-  assert.equal(info.wasClean, false);
+  assert.equal(info.clean, false);
 });
 
 Deno.test("a peer that ends TCP mid-message is reported as eof with 1006", async () => {
@@ -277,7 +274,7 @@ Deno.test("a peer that ends TCP mid-message is reported as eof with 1006", async
   await p.peer.write(frame(BINARY, new Uint8Array(100_000), { mask: true }).subarray(0, 50_000));
   p.peer.close();
   const info = await p.ws.closed;
-  assert.deepEqual([info.code, info.cause, info.wasClean], [1006, "eof", false]);
+  assert.deepEqual([info.code, info.cause, info.clean], [1006, "eof", false]);
 });
 
 // ---------------------------------------------------------------------------
@@ -287,7 +284,7 @@ Deno.test("a peer that sends but never reads: reading pauses, memory stays bound
   const stallTimeoutMs = 400;
   const sendHighWater = 256 * 1024;
   await t.step("echoes of a flood: input waits while the queue is full", async () => {
-    await using p = await pair("server", { stallTimeoutMs, sendHighWater });
+    await using p = await pair("server", { stallTimeout: stallTimeoutMs, sendHighWater });
     p.ws.onmessage = (m) => void p.ws.send(m);
     const flood = concat(
       ...Array.from({ length: 256 }, () => frame(BINARY, new Uint8Array(4096), { mask: true })),
@@ -315,7 +312,7 @@ Deno.test("a peer that sends but never reads: reading pauses, memory stays bound
     assert.ok(p.ws.traffic.bytesIn < offered, `took ${p.ws.traffic.bytesIn} of ${offered}`);
   });
   await t.step("pongs to a ping flood are output too", async () => {
-    await using p = await pair("server", { stallTimeoutMs, sendHighWater });
+    await using p = await pair("server", { stallTimeout: stallTimeoutMs, sendHighWater });
     const pings = concat(
       ...Array.from({ length: 8000 }, () => frame(PING, new Uint8Array(125), { mask: true })),
     );
@@ -336,7 +333,7 @@ Deno.test("a peer that sends but never reads: reading pauses, memory stays bound
   await t.step(
     "application sends: send() holds the sender back, then the stall ends it",
     async () => {
-      await using p = await pair("server", { stallTimeoutMs, sendHighWater });
+      await using p = await pair("server", { stallTimeout: stallTimeoutMs, sendHighWater });
       const message = new Uint8Array(16 * 1024);
       let pending = 0;
       for (let i = 0; i < 2_000 && p.ws.isOpen; i++) {
@@ -348,12 +345,12 @@ Deno.test("a peer that sends but never reads: reading pauses, memory stays bound
       assert.equal(pending, 1, "send() stopped resolving once the queue was full");
       const info = await p.ws.closed;
       assert.equal(info.cause, "send-overflow");
-      assert.equal(info.wasClean, false);
+      assert.equal(info.clean, false);
       await assert.rejects(p.ws.send(message), /not open/);
     },
   );
   await t.step("a slow peer that keeps reading is never cut", async () => {
-    await using p = await pair("server", { stallTimeoutMs: 300, sendHighWater });
+    await using p = await pair("server", { stallTimeout: 300, sendHighWater });
     const message = new Uint8Array(64 * 1024);
     let received = 0;
     const reading = (async () => {
@@ -519,7 +516,7 @@ Deno.test("a close frame read in the same tick as a failed write ends the connec
   };
   globalThis.addEventListener("unhandledrejection", onUnhandled);
   try {
-    const ws = new WebSocketConn(fake, { role: "server", closeTimeoutMs: 300 });
+    const ws = new WebSocketConn(fake, { role: "server", closeTimeout: 300 });
     ws.send("x").catch(() => {});
     const info = await ws.closed;
     await new Promise((r) => setTimeout(r, 50));

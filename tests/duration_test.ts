@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { formatDuration, parseDuration } from "../app/duration.ts";
-import { UsageError } from "../lib/ws/errors.ts";
+import { UsageError } from "../app/errors.ts";
 
 Deno.test("parseDuration() reads Go's units and sequences", async (t) => {
   const cases: [string, number][] = [

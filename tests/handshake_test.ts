@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import process from "node:process";
-import { HandshakeError, UsageError } from "../lib/ws/errors.ts";
+import { HandshakeError } from "../lib/ws/errors.ts";
 import {
   buildErrorResponse,
   buildHttpResponse,
@@ -924,7 +924,7 @@ Deno.test("buildUpgradeRequest() writes the RFC 6455 §4.1 request", async (t) =
   );
 });
 
-Deno.test("buildUpgradeRequest() refuses bad input with UsageError", async (t) => {
+Deno.test("buildUpgradeRequest() refuses bad input with a TypeError", async (t) => {
   const key = generateKey();
   const cases: [string, string, Parameters<typeof buildUpgradeRequest>[2]][] = [
     ["http URL", "http://a/", {}],
@@ -949,7 +949,7 @@ Deno.test("buildUpgradeRequest() refuses bad input with UsageError", async (t) =
     await t.step(name, () => {
       assert.throws(
         () => buildUpgradeRequest(new URL(url), key, opts),
-        UsageError,
+        TypeError,
       );
     });
   }

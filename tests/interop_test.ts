@@ -10,10 +10,10 @@
 
 import assert from "node:assert/strict";
 import type { CloseInfo, Message, WebSocketConn } from "../lib/ws/conn.ts";
-import { dial } from "../lib/ws/dial.ts";
-import { fromSingleValue } from "../lib/tcp/keepalive.ts";
+import { dial } from "../lib/dial.ts";
+import { resolveKeepAlive } from "../lib/tcp/keepalive.ts";
 import { createLogger } from "../app/log.ts";
-import { ECHO_PATH, type Server, type ServerOptions, startServer } from "../app/echo.ts";
+import { ECHO_PATH, type EchoOptions, type EchoServer, startServer } from "../app/echo.ts";
 
 const PEERS = new URL("./peers/", import.meta.url);
 const ROOT = new URL("../", import.meta.url);
@@ -244,12 +244,12 @@ const HAVE_PYTHON_WEBSOCKETS = available(PYTHON, ["-c", "import websockets"]);
 // Our server, in this process
 
 /** Our server on a free loopback port, with its JSON log events; shut down on dispose. */
-function ourServer(options: Partial<ServerOptions> = {}) {
+function ourServer(options: Partial<EchoOptions> = {}) {
   const logs: PeerEvent[] = [];
-  const server: Server = startServer({
+  const server: EchoServer = startServer({
     hostname: "127.0.0.1",
     port: 0,
-    keepAlive: fromSingleValue(0),
+    keepAlive: resolveKeepAlive(),
     userTimeoutMs: 0,
     maxConnections: 0,
     maxMessageSize: MAX_MESSAGE_SIZE,
@@ -413,8 +413,8 @@ class Tap implements AsyncDisposable {
 
 /** Dials `url` with Go's keepalive defaults; the connection is closed on dispose. */
 async function ourClient(url: string, subprotocols?: string[]) {
-  const { ws } = await within(
-    dial(new URL(url), { keepAlive: fromSingleValue(0), subprotocols }),
+  const ws = await within(
+    dial(url, { protocols: subprotocols }),
     `dialing ${url}`,
   );
   const messages = ws[Symbol.asyncIterator]();
@@ -510,8 +510,8 @@ async function ourClientAgainst(t: Deno.TestContext, kind: PeerServerKind): Prom
       "our close to finish",
     );
     assert.deepEqual(
-      { code: info.code, reason: info.reason, cause: info.cause, wasClean: info.wasClean },
-      { ...CLIENT_CLOSE, cause: "local-close", wasClean: true },
+      { code: info.code, reason: info.reason, cause: info.cause, clean: info.clean },
+      { ...CLIENT_CLOSE, cause: "local-close", clean: true },
     );
     const close = await peer.next("close", () => true, from);
     assert.deepEqual({ code: close.code, reason: close.reason }, CLIENT_CLOSE);
@@ -522,8 +522,8 @@ async function ourClientAgainst(t: Deno.TestContext, kind: PeerServerKind): Prom
     await client.ws.send(`!close ${JSON.stringify(SERVER_CLOSE)}`);
     const info = await client.closed();
     assert.deepEqual(
-      { code: info.code, reason: info.reason, cause: info.cause, wasClean: info.wasClean },
-      { ...SERVER_CLOSE, cause: "peer-close", wasClean: true },
+      { code: info.code, reason: info.reason, cause: info.cause, clean: info.clean },
+      { ...SERVER_CLOSE, cause: "peer-close", clean: true },
     );
   });
 }

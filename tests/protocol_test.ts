@@ -163,7 +163,7 @@ function expectFail(
   feed(p, bytes);
   assert.equal(p.state, State.Closing);
   assert.equal(p.failed, true);
-  assert.deepEqual([p.info?.code, p.info?.cause, p.info?.wasClean], [code, cause, false]);
+  assert.deepEqual([p.info?.code, p.info?.cause, p.info?.clean], [code, cause, false]);
   const out = output(p);
   assert.equal(out.length, 1, "nothing but the close frame is sent");
   assert.equal(out[0].opcode, CLOSE);
@@ -292,7 +292,7 @@ Deno.test("Protocol answers a peer's close with the same code (1000 for an empty
     feed(p, concat(frame(CLOSE, payload, m), frame(TEXT, "after the close", m)));
     assert.deepEqual(events, []);
     assert.equal(p.state, State.Closing);
-    assert.deepEqual([p.info?.code, p.info?.cause, p.info?.wasClean], [sent, "peer-close", true]);
+    assert.deepEqual([p.info?.code, p.info?.cause, p.info?.clean], [sent, "peer-close", true]);
     const out = output(p);
     assert.deepEqual(out.map((f) => [f.opcode, closeCode(f)]), [[CLOSE, answered]]);
     assert.deepEqual(p.receiveEof(), p.info);
@@ -310,13 +310,13 @@ Deno.test("Protocol's own close: messages after it are dropped, the peer's answe
     code: 1001,
     reason: "going",
     cause: "shutdown",
-    wasClean: true,
+    clean: true,
   });
 
   const q = server().p;
   q.close(1000, "", "local-close");
   const info = q.receiveEof();
-  assert.deepEqual([info.code, info.cause, info.wasClean], [1006, "local-close", false]);
+  assert.deepEqual([info.code, info.cause, info.clean], [1006, "local-close", false]);
 
   const r = server().p;
   assert.deepEqual([r.receiveEof().code, r.info?.cause], [1006, "eof"]);

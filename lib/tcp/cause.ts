@@ -11,7 +11,7 @@
  * @module
  */
 
-import { readTcpTimes } from "./sockopt.ts";
+import { readTcpTimes } from "./tcpinfo.ts";
 
 /** Why a socket failed, in the words of the WebSocket close causes. */
 export type SocketCause = "keepalive-timeout" | "user-timeout" | "reset" | "eof";

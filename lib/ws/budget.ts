@@ -45,7 +45,11 @@ export class MemoryBudget {
   #used = 0;
   #members = new Set<BudgetMember>();
 
-  /** @param limit the most bytes the members may hold together (> 0) */
+  /**
+   * A budget of `limit` bytes; throws a RangeError unless it is a positive whole number.
+   *
+   * @param limit the most bytes the members may hold together
+   */
   constructor(limit: number) {
     if (!(Number.isSafeInteger(limit) && limit > 0)) {
       throw new RangeError(`a memory budget must be a positive number of bytes, not ${limit}`);

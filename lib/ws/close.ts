@@ -154,7 +154,7 @@ export interface CloseInfo {
   /** Why the connection ended. */
   cause: CloseCause;
   /** Whether close frames went both ways. */
-  wasClean: boolean;
+  clean: boolean;
   /** The underlying error, for causes that come from the socket or a timer. */
   error?: string;
 }

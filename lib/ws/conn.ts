@@ -79,13 +79,13 @@ export interface ConnOptions {
   /** Most frames per message (default 16,384). */
   maxFragments?: number;
   /** Send a ping this often (ms); 0 turns pings off. */
-  pingIntervalMs?: number;
+  pingInterval?: number;
   /** Fail with `pong-timeout` when nothing arrives for this long (ms); 0 turns it off. */
-  pongTimeoutMs?: number;
+  pongTimeout?: number;
   /** Fail with `send-overflow` when a write makes no progress for this long (ms); 0 = never. */
-  stallTimeoutMs?: number;
+  stallTimeout?: number;
   /** Bound on each wait of the closing handshake (ms). */
-  closeTimeoutMs?: number;
+  closeTimeout?: number;
   /** Queued outgoing bytes above which reading pauses (default 1 MiB). */
   sendHighWater?: number;
   /** A memory budget shared with other connections; this one joins it. */
@@ -182,7 +182,7 @@ function classifyByType(err: unknown, facts: { sentLast: boolean }): CloseCause 
  *                ◀────── Close(code) ──   1000 for an empty close)
  *   The server ends TCP once its close frame is written; a client waits for
  *   the server to end it. Every wait is bounded by closeTimeoutMs, after
- *   which TCP is ended anyway and `wasClean` is false if no answer came.
+ *   which TCP is ended anyway and `clean` is false if no answer came.
  *
  *   Failing (§7.1.7): a violation, a stall, a pong timeout, the memory
  *   budget or an exception in onmessage stops all processing of the peer's
@@ -260,16 +260,16 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
    * @param options role, limits, timers and budget
    */
   constructor(conn: Deno.Conn, options: ConnOptions) {
-    const ping = options.pingIntervalMs ?? 0;
-    const pong = options.pongTimeoutMs ?? 0;
-    if (ping < 0 || pong < 0 || (options.stallTimeoutMs ?? 0) < 0) {
+    const ping = options.pingInterval ?? 0;
+    const pong = options.pongTimeout ?? 0;
+    if (ping < 0 || pong < 0 || (options.stallTimeout ?? 0) < 0) {
       throw new RangeError("timer periods are 0 (off) or positive milliseconds");
     }
     this.#conn = conn;
     this.protocol = options.protocol ?? null;
     this.#clock = options.clock ?? Date.now;
     this.#classify = options.classifyError ?? classifyByType;
-    this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.#closeTimeoutMs = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#highWater = options.sendHighWater ?? 1024 * 1024;
     this.#lowWater = this.#highWater / 4;
     this.#zeroCopy = options.role === "server"; // only unmasked payloads go uncopied
@@ -290,11 +290,16 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     this.#leaveWatchdog = joinWatchdog(this, {
       pingIntervalMs: ping,
       pongTimeoutMs: pong,
-      stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+      stallTimeoutMs: options.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS,
     }, this.#clock);
-    if (options.initial && options.initial.length > 0) this.#p.receive(options.initial);
-    // Let the owner set onmessage before the first frames are delivered.
-    queueMicrotask(() => this.#pump());
+    if (options.initial && options.initial.length > 0) {
+      this.#p.receive(options.initial);
+      // Frames came with the handshake: let the owner, who gets this object
+      // through an `await`, set onmessage before they are handled.
+      nextTurn().then(() => this.#pump());
+    } else {
+      queueMicrotask(() => this.#pump());
+    }
   }
 
   /**
@@ -422,7 +427,7 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
    * Starts the closing handshake with `code` and `reason` (cut to 123 bytes),
    * and resolves when the connection has ended: when the peer has answered
    * and TCP is closed, or after closeTimeoutMs without an answer (then
-   * `wasClean` is false). Messages that arrive meanwhile are dropped, as
+   * `clean` is false). Messages that arrive meanwhile are dropped, as
    * browsers do. `cause` names why, for logs. Throws a RangeError for a code
    * that may not be sent (1005, 1006, 1015, outside 1000–4999…).
    */
@@ -454,7 +459,7 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
   /** Ends TCP now, with `info` if nothing was decided yet. */
   terminate(error = "terminated"): void {
     this.#finish(
-      this.#p.info ?? { code: 1006, reason: "", cause: "local-close", wasClean: false, error },
+      this.#p.info ?? { code: 1006, reason: "", cause: "local-close", clean: false, error },
     );
   }
 
@@ -724,14 +729,14 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     this.#closeTimer = setTimeout(() => {
       const info = this.#p.info;
       if (info) {
-        this.#finish({ ...info, wasClean: info.wasClean && this.bufferedAmount === 0 });
+        this.#finish({ ...info, clean: info.clean && this.bufferedAmount === 0 });
         return;
       }
       this.#finish({
         code: 1006,
         reason: "",
         cause: "local-close",
-        wasClean: false,
+        clean: false,
         error: "the peer did not answer the close frame in time",
       });
     }, ms);
@@ -752,7 +757,7 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     const decided = this.#p.info;
     if (decided) return this.#finish(decided);
     const cause = this.#classify(err, { sentLast: this.#lastSent > this.#lastReceived });
-    this.#finish({ code: 1006, reason: "", cause, wasClean: false, error: errorText(err) });
+    this.#finish({ code: 1006, reason: "", cause, clean: false, error: errorText(err) });
   }
 
   /** Ends everything once: timers, TCP, waiters, and the `closed` promise. */

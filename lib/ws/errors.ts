@@ -14,6 +14,8 @@ export class ProtocolViolation extends Error {
   readonly code: number;
 
   /**
+   * A violation that fails the connection with `code`.
+   *
    * @param code the close code to send
    * @param message a short reason; it goes on the wire, so at most 123 bytes
    */
@@ -32,6 +34,8 @@ export class HandshakeError extends Error {
   readonly headers: Record<string, string>;
 
   /**
+   * A refusal with `status`.
+   *
    * @param status the HTTP status code
    * @param message one sentence saying what was wrong
    * @param headers extra response headers
@@ -45,14 +49,5 @@ export class HandshakeError extends Error {
     this.name = "HandshakeError";
     this.status = status;
     this.headers = headers;
-  }
-}
-
-/** A bad command line: the program prints the message and exits 2. */
-export class UsageError extends Error {
-  /** @param message one sentence saying what was wrong, with a hint */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
   }
 }

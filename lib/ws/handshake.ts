@@ -27,7 +27,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { HandshakeError, UsageError } from "./errors.ts";
+import { HandshakeError } from "./errors.ts";
 
 /** The GUID appended to the client's key before hashing (RFC 6455 §1.3). */
 export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -705,15 +705,15 @@ export function buildUpgradeResponse(
 }
 
 /**
- * A complete plain HTTP/1.1 response (RFC 9112 §4, §6.3): status line with
- * reason phrase, `Content-Type` (text/plain UTF-8 unless given),
- * `Content-Length` in UTF-8 bytes, and `Connection: close` unless
- * `opts.keepAlive` is true. Extra headers may not set Content-Length or
- * Connection, nor hold CR or LF.
+ * The head of a plain HTTP/1.1 response (RFC 9112 §4, §6.3) for a body of
+ * `contentLength` bytes: status line with reason phrase, `Content-Type`
+ * (text/plain UTF-8 unless given), `Content-Length`, and `Connection: close`
+ * unless `opts.keepAlive` is true. Extra headers may not set Content-Length
+ * or Connection, nor hold CR or LF (TypeError).
  */
-export function buildHttpResponse(
+export function buildResponseHead(
   status: number,
-  body: string,
+  contentLength: number,
   headers: Record<string, string> = {},
   opts: { keepAlive?: boolean } = {},
 ): string {
@@ -736,15 +736,28 @@ export function buildHttpResponse(
   if (!hasContentType) {
     fields.unshift(["Content-Type", "text/plain; charset=utf-8"]);
   }
-  fields.push([
-    "Content-Length",
-    String(new TextEncoder().encode(body).length),
-  ]);
+  fields.push(["Content-Length", String(contentLength)]);
   if (opts.keepAlive !== true) fields.push(["Connection", "close"]);
   const reason = reasonPhrase(status);
   return `HTTP/1.1 ${status} ${reason}\r\n` +
     fields.map(([n, v]) => `${n}: ${v}\r\n`).join("") +
-    "\r\n" + body;
+    "\r\n";
+}
+
+/**
+ * A complete plain HTTP/1.1 response (RFC 9112 §4, §6.3): status line with
+ * reason phrase, `Content-Type` (text/plain UTF-8 unless given),
+ * `Content-Length` in UTF-8 bytes, and `Connection: close` unless
+ * `opts.keepAlive` is true. Extra headers may not set Content-Length or
+ * Connection, nor hold CR or LF.
+ */
+export function buildHttpResponse(
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+  opts: { keepAlive?: boolean } = {},
+): string {
+  return buildResponseHead(status, new TextEncoder().encode(body).length, headers, opts) + body;
 }
 
 /** The refusal for a HandshakeError: its status, headers, and message as the body (RFC 6455 §4.2.1). */
@@ -776,7 +789,7 @@ export interface UpgradeRequestOptions {
  * Host with the port only when it is not the scheme's default and IPv6
  * literals in brackets (§3), then Upgrade, Connection, Sec-WebSocket-Key,
  * Sec-WebSocket-Version, and the optional Origin, Sec-WebSocket-Protocol and
- * extra headers. Throws UsageError for a non-ws(s) URL, a fragment (§3),
+ * extra headers. Throws a TypeError for a non-ws(s) URL, a fragment (§3),
  * credentials in the URL, a header with CR/LF or a non-token name, a header
  * that would override the handshake's own, or a subprotocol that is not a
  * token or is offered twice.
@@ -787,15 +800,15 @@ export function buildUpgradeRequest(
   opts: UpgradeRequestOptions = {},
 ): string {
   if (url.protocol !== "ws:" && url.protocol !== "wss:") {
-    throw new UsageError(`${url.href} is not a ws:// or wss:// URL`);
+    throw new TypeError(`${url.href} is not a ws:// or wss:// URL`);
   }
   if (url.hash !== "" || url.href.includes("#")) {
-    throw new UsageError(
+    throw new TypeError(
       `${url.href} has a fragment; WebSocket URLs may not have one (RFC 6455 §3)`,
     );
   }
   if (url.username !== "" || url.password !== "") {
-    throw new UsageError(
+    throw new TypeError(
       "credentials in the URL are not sent; pass an Authorization header instead",
     );
   }
@@ -813,17 +826,17 @@ export function buildUpgradeRequest(
   ];
   if (opts.origin !== undefined) {
     if (!isFieldValue(opts.origin) || opts.origin.trim() === "") {
-      throw new UsageError("the origin must be one line of text");
+      throw new TypeError("the origin must be one line of text");
     }
     lines.push(`Origin: ${opts.origin}`);
   }
   const protocols = opts.subprotocols ?? [];
   for (const [i, p] of protocols.entries()) {
     if (!isToken(p)) {
-      throw new UsageError(`subprotocol ${JSON.stringify(p)} is not a token`);
+      throw new TypeError(`subprotocol ${JSON.stringify(p)} is not a token`);
     }
     if (protocols.indexOf(p) !== i) {
-      throw new UsageError(`subprotocol ${p} is offered twice`);
+      throw new TypeError(`subprotocol ${p} is offered twice`);
     }
   }
   if (protocols.length > 0) {
@@ -831,17 +844,17 @@ export function buildUpgradeRequest(
   }
   for (const [name, value] of opts.headers ?? []) {
     if (!isToken(name)) {
-      throw new UsageError(
+      throw new TypeError(
         `header name ${JSON.stringify(name)} is not a valid HTTP token`,
       );
     }
     if (!isFieldValue(value)) {
-      throw new UsageError(
+      throw new TypeError(
         `the value of header ${name} holds CR, LF or another control character`,
       );
     }
     if (HANDSHAKE_HEADERS.has(name.toLowerCase())) {
-      throw new UsageError(
+      throw new TypeError(
         `header ${name} is set by the handshake and cannot be overridden`,
       );
     }

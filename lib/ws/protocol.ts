@@ -146,6 +146,8 @@ export class Protocol {
   #info: CloseInfo | null = null;
 
   /**
+   * A protocol in the OPEN state (the opening handshake is done elsewhere).
+   *
    * @param options role, limits and flow control
    * @param handler receives messages, pings and pongs
    */
@@ -294,14 +296,14 @@ export class Protocol {
           code: 1006,
           reason: "",
           cause: this.#localCause,
-          wasClean: false,
+          clean: false,
           error: "TCP ended before the peer answered our close frame",
         }
         : {
           code: 1006,
           reason: "",
           cause: "eof",
-          wasClean: false,
+          clean: false,
           error: "TCP ended without a close frame",
         }),
     );
@@ -362,7 +364,7 @@ export class Protocol {
     this.#state = State.Closing;
     this.#reader.discard();
     if (!this.#closeSent) this.#sendClose(code, reason);
-    const info: CloseInfo = { code, reason, cause, wasClean: false };
+    const info: CloseInfo = { code, reason, cause, clean: false };
     if (error !== undefined) info.error = error;
     this.#info = info;
   }
@@ -430,14 +432,14 @@ export class Protocol {
         code: this.#sentCode,
         reason: this.#sentReason,
         cause: this.#localCause,
-        wasClean: true,
+        clean: true,
       };
       return;
     }
     // Echo the code (§5.5.1); an empty close is answered with 1000.
     this.#state = State.Closing;
     this.#sendClose(close.code === NoStatusReceived ? NormalClosure : close.code, "");
-    this.#info = { code: close.code, reason: close.reason, cause: "peer-close", wasClean: true };
+    this.#info = { code: close.code, reason: close.reason, cause: "peer-close", clean: true };
   }
 
   /** The one path for a peer's violation: fail with its code and reason. */

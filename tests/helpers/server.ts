@@ -13,9 +13,9 @@
  * @module
  */
 
-import { fromSingleValue } from "../../lib/tcp/keepalive.ts";
+import { resolveKeepAlive } from "../../lib/tcp/keepalive.ts";
 import { createLogger } from "../../app/log.ts";
-import { type Server, type ServerOptions, startServer } from "../../app/echo.ts";
+import { type EchoOptions, type EchoServer, startServer } from "../../app/echo.ts";
 
 /** One captured log event: `event` plus its fields. */
 export interface LogEvent {
@@ -88,7 +88,7 @@ export class EventLog {
 /** An in-process server started by {@linkcode startTestServer}. */
 export interface TestServer extends AsyncDisposable {
   /** The running server. */
-  readonly server: Server;
+  readonly server: EchoServer;
   /** The bound port on 127.0.0.1. */
   readonly port: number;
   /** `ws://127.0.0.1:PORT/echo`. */
@@ -110,13 +110,13 @@ export interface TestServer extends AsyncDisposable {
  * Go's keepalive defaults, heartbeat off and a 16 MiB message limit unless
  * `overrides` say otherwise. Its log events are captured in `log`.
  */
-export function startTestServer(overrides: Partial<ServerOptions> = {}): TestServer {
+export function startTestServer(overrides: Partial<EchoOptions> = {}): TestServer {
   const log = new EventLog();
   const logger = createLogger("json", (line) => log.push(JSON.parse(line)));
   const server = startServer({
     hostname: "127.0.0.1",
     port: 0,
-    keepAlive: fromSingleValue(0),
+    keepAlive: resolveKeepAlive(),
     userTimeoutMs: 0,
     maxConnections: 0,
     maxMessageSize: 16 * 1024 * 1024,

@@ -1,0 +1,51 @@
+/**
+ * A WebSocket connection over TCP: a {@linkcode WebSocketConn} that also
+ * knows the socket options in force on its TCP stream (read back from the
+ * kernel) and names socket errors from TCP_INFO. `serve()` and `dial()`
+ * hand these out; this is where the WebSocket layer and the TCP layer meet.
+ *
+ * @module
+ */
+
+import { socketCauseClassifier } from "./tcp/cause.ts";
+import { releaseConn, type SocketOptions } from "./tcp/sockopt.ts";
+import { type ConnOptions, WebSocketConn } from "./ws/conn.ts";
+
+/** The connection options that `serve()` and `dial()` pass through. Durations in ms. */
+export type ConnectionOptions = Pick<
+  ConnOptions,
+  | "maxMessageSize"
+  | "maxFragments"
+  | "pingInterval"
+  | "pongTimeout"
+  | "stallTimeout"
+  | "closeTimeout"
+  | "sendHighWater"
+>;
+
+/** A WebSocket connection on a TCP (or TLS) stream, with its TCP options read back. */
+export class Connection extends WebSocketConn {
+  /** The keepalive, TCP_NODELAY and TCP_USER_TIMEOUT in force on the socket, as the kernel reports them. */
+  readonly keepalive: SocketOptions;
+
+  /**
+   * Wraps a TCP or TLS stream whose opening handshake is done.
+   *
+   * @param conn the stream, after the opening handshake
+   * @param keepalive what applying the keepalive policy read back
+   * @param options the WebSocket options; socket errors are named from TCP_INFO unless `classifyError` is given
+   */
+  constructor(conn: Deno.Conn, keepalive: SocketOptions, options: ConnOptions) {
+    super(conn, {
+      ...options,
+      classifyError: options.classifyError ??
+        socketCauseClassifier(conn, {
+          keepAlive: keepalive.keepAlive,
+          userTimeoutMs: keepalive.userTimeout,
+        }),
+    });
+    this.keepalive = keepalive;
+    // The fd finder may hand this conn's fd to a new one once it is closed.
+    this.closed.then(() => releaseConn(conn));
+  }
+}

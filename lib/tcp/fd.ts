@@ -1,0 +1,300 @@
+/**
+ * Finding the file descriptor of a `Deno.Conn` or `Deno.Listener`, which
+ * Deno does not expose. Linux hands out the lowest free fd, so a new
+ * connection's fd is almost always one seen freed, or just above the
+ * highest one matched. Each candidate is verified with `getsockname` and
+ * `getpeername` against the connection's own addresses before any option
+ * is touched; only after a bounded number of misses does it scan every fd.
+ *
+ * @module
+ */
+
+import {
+  addrBuf,
+  bytes,
+  F_GETFD,
+  fromDenoAddr,
+  getInt,
+  type IpPort,
+  lenBuf,
+  load,
+  type Native,
+  readSockaddr,
+  sameAddr,
+  type SockoptPlatform,
+} from "./libc.ts";
+
+/** What a socket must look like: its local address, and its peer (null = listening). */
+export interface Target {
+  local: IpPort;
+  peer: IpPort | null;
+}
+
+type ProbeResult = "match" | "free" | "other";
+
+const counters = { probes: 0, fullScans: 0 };
+
+/** The fd finder's counters: getsockname probes made, and full fd scans. */
+export function fdFinderStats(): { probes: number; fullScans: number } {
+  return { ...counters };
+}
+
+/** Checks whether `fd` is the socket described by `t`, verifying both ends. */
+function probe(n: Native, fd: number, t: Target): ProbeResult {
+  const { libc, p } = n;
+  counters.probes++;
+  lenBuf[0] = addrBuf.length;
+  if (libc.getsockname(fd, addrBuf, bytes(lenBuf)) !== 0) {
+    return libc.fcntl(fd, F_GETFD, 0) < 0 ? "free" : "other";
+  }
+  if (!sameAddr(readSockaddr(p), t.local)) return "other";
+  lenBuf[0] = addrBuf.length;
+  const hasPeer = libc.getpeername(fd, addrBuf, bytes(lenBuf)) === 0;
+  try {
+    if (t.peer === null) {
+      if (hasPeer) return "other";
+      return getInt(n, fd, p.SOL_SOCKET, p.SO_ACCEPTCONN) !== 0 ? "match" : "other";
+    }
+    if (!hasPeer || !sameAddr(readSockaddr(p), t.peer)) return "other";
+    return getInt(n, fd, p.SOL_SOCKET, p.SO_TYPE) === p.SOCK_STREAM ? "match" : "other";
+  } catch {
+    return "other";
+  }
+}
+
+/** A binary min-heap of fds. */
+class MinHeap {
+  #a: number[] = [];
+  get size(): number {
+    return this.#a.length;
+  }
+  push(x: number): void {
+    const a = this.#a;
+    a.push(x);
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (a[parent] <= a[i]) break;
+      [a[parent], a[i]] = [a[i], a[parent]];
+      i = parent;
+    }
+  }
+  pop(): number | undefined {
+    const a = this.#a;
+    if (a.length === 0) return undefined;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < a.length && a[l] < a[m]) m = l;
+        if (r < a.length && a[r] < a[m]) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i], a[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/** Process-wide record of which fd belongs to which conn or listener. */
+const owners = new Map<number, WeakRef<object>>();
+export const fdOf = new WeakMap<object, number>();
+/** fds given back by {@linkcode releaseConn}: Linux will hand the lowest out next. */
+const freed = new MinHeap();
+const freedSet = new Set<number>();
+/** Probed fds that were in use by something else (e.g. a conn not yet applied), newest last. */
+const skipped = new Set<number>();
+const SKIPPED_MAX = 256;
+/** The highest fd matched so far; new fds appear above it. */
+let highWater = 2;
+
+/** Candidates tried before falling back to a full scan. */
+export const MAX_CANDIDATES = 64;
+const FROM_FREED = 16;
+const ABOVE_FIRST = 8;
+const FROM_SKIPPED = 16;
+const FULL_SCAN_CAP = 1 << 20;
+
+function isClaimed(fd: number, self: object): boolean {
+  const owner = owners.get(fd)?.deref();
+  return owner !== undefined && owner !== self;
+}
+
+function addFreed(fd: number): void {
+  if (!freedSet.has(fd)) {
+    freedSet.add(fd);
+    freed.push(fd);
+  }
+}
+
+function noteSkipped(fd: number): void {
+  skipped.delete(fd);
+  skipped.add(fd);
+  if (skipped.size > SKIPPED_MAX) {
+    skipped.delete(skipped.values().next().value!);
+  }
+}
+
+function claim(fd: number, self: object): number {
+  const previous = owners.get(fd)?.deref();
+  if (previous !== undefined && previous !== self) fdOf.delete(previous);
+  owners.set(fd, new WeakRef(self));
+  fdOf.set(self, fd);
+  skipped.delete(fd);
+  freedSet.delete(fd); // its stale heap entry is dropped when popped
+  if (fd > highWater) highWater = fd;
+  return fd;
+}
+
+/** Tries the likely fds (freed ones, then above the high-water mark, then skipped ones). */
+function findAmongCandidates(
+  n: Native,
+  t: Target,
+  self: object,
+): number | null {
+  let budget = MAX_CANDIDATES;
+  const tried = new Set<number>();
+  const attempt = (fd: number): ProbeResult | null => {
+    if (budget <= 0 || tried.has(fd) || isClaimed(fd, self)) return null;
+    tried.add(fd);
+    budget--;
+    return probe(n, fd, t);
+  };
+
+  // 1. The lowest fds given back: Linux reuses the lowest free fd first.
+  const keep: number[] = [];
+  let found: number | null = null;
+  for (let i = 0; i < FROM_FREED && found === null; i++) {
+    const fd = freed.pop();
+    if (fd === undefined) break;
+    if (!freedSet.has(fd)) continue; // stale entry: claimed since
+    const r = attempt(fd);
+    if (r === "match") found = fd;
+    else if (r === "free" || r === null) keep.push(fd);
+    else {
+      freedSet.delete(fd); // someone else has it now
+      noteSkipped(fd);
+    }
+  }
+  for (const fd of keep) freed.push(fd);
+  if (found !== null) return found;
+
+  // 2. Just above the highest fd matched so far.
+  const above = (count: number): number | null => {
+    for (let fd = highWater + 1; fd <= highWater + count && budget > 0; fd++) {
+      const r = attempt(fd);
+      if (r === "match") return fd;
+      if (r === "other") noteSkipped(fd);
+    }
+    return null;
+  };
+  found = above(ABOVE_FIRST);
+  if (found !== null) return found;
+
+  // 3. fds seen busy earlier: often conns accepted before this one but not yet applied.
+  const recent = [...skipped].reverse().slice(0, FROM_SKIPPED);
+  for (const fd of recent) {
+    const r = attempt(fd);
+    if (r === "match") return fd;
+    if (r === "free") skipped.delete(fd);
+  }
+
+  // 4. Further above the high-water mark, until the budget is spent.
+  return above(MAX_CANDIDATES);
+}
+
+/** Lists open fds, or null when the fd directory cannot be read. */
+function listFds(p: SockoptPlatform): number[] | null {
+  try {
+    return [...Deno.readDirSync(p.FD_DIR)]
+      .map((e) => Number(e.name))
+      .filter((x) => Number.isInteger(x))
+      .sort((a, b) => a - b);
+  } catch {
+    return null;
+  }
+}
+
+/** The soft limit on open fds, capped so a scan stays finite. */
+function fdLimit(n: Native): number {
+  const lim = new BigUint64Array(2);
+  if (n.libc.getrlimit(n.p.RLIMIT_NOFILE, bytes(lim)) !== 0) return 1024;
+  return Number(
+    lim[0] < BigInt(FULL_SCAN_CAP) ? lim[0] : BigInt(FULL_SCAN_CAP),
+  );
+}
+
+/**
+ * Scans every fd. Also records the lowest free fds it passes, so the next
+ * lookups find their fd among the candidates again.
+ */
+function fullScan(n: Native, t: Target): number | null {
+  counters.fullScans++;
+  const listed = listFds(n.p);
+  const fds = listed ?? Array.from({ length: fdLimit(n) }, (_, i) => i);
+  const open = listed ? new Set(listed) : null;
+  let gaps = 0;
+  const noteFree = (fd: number) => {
+    if (gaps < MAX_CANDIDATES && !owners.has(fd)) {
+      addFreed(fd);
+      gaps++;
+    }
+  };
+  let prev = -1;
+  for (const fd of fds) {
+    if (open) { // fds missing from the listing are free
+      for (let g = prev + 1; g < fd; g++) if (!open.has(g)) noteFree(g);
+      prev = fd;
+    }
+    if (fd < 3) continue;
+    const r = probe(n, fd, t);
+    if (r === "match") return fd;
+    if (r === "free") noteFree(fd);
+  }
+  return null;
+}
+
+/** Finds and verifies the fd of a conn or listener, or returns null. */
+export function findFd(n: Native, self: object, t: Target): number | null {
+  const cached = fdOf.get(self);
+  if (cached !== undefined) {
+    if (probe(n, cached, t) === "match") return cached;
+    fdOf.delete(self);
+    if (owners.get(cached)?.deref() === self) owners.delete(cached);
+  }
+  const fd = findAmongCandidates(n, t, self) ?? fullScan(n, t);
+  return fd === null ? null : claim(fd, self);
+}
+
+export function connTarget(conn: Deno.Conn): Target | null {
+  const local = fromDenoAddr(conn.localAddr);
+  const peer = fromDenoAddr(conn.remoteAddr);
+  return local && peer ? { local, peer } : null;
+}
+
+/**
+ * The verified fd of a TCP or TLS conn, or null when it cannot be found or
+ * FFI is unavailable. Tries at most {@linkcode MAX_CANDIDATES} likely fds
+ * before scanning them all.
+ */
+export function findConnFd(conn: Deno.Conn): number | null {
+  const n = load();
+  const t = connTarget(conn);
+  return "reason" in n || t === null ? null : findFd(n, conn, t);
+}
+
+/** Forgets a conn's (or listener's) fd so it can be matched again; safe to call twice. */
+export function releaseConn(conn: Deno.Conn | Deno.Listener): void {
+  const fd = fdOf.get(conn);
+  if (fd === undefined) return;
+  fdOf.delete(conn);
+  if (owners.get(fd)?.deref() === conn) {
+    owners.delete(fd);
+    addFreed(fd);
+  }
+}
