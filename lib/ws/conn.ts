@@ -448,12 +448,13 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
   }
 
   /**
-   * Fails the connection with `code` (1011 by default) and `reason`, naming
-   * `cause`: the close frame is sent, nothing more is read or sent, and TCP
-   * ends shortly after, whatever the peer does.
+   * Gives up on the connection: what is queued and not yet being written is
+   * dropped (its memory freed), a close frame with `code` (1011 by default)
+   * and `reason` is sent, nothing more is read, and TCP ends shortly after,
+   * whatever the peer does. `cause` names why, for logs.
    */
   abort(reason: string, code = InternalError, cause: CloseCause = "local-close"): void {
-    this.#fail(code, reason, cause);
+    this.#fail(code, reason, cause, undefined, true);
   }
 
   /** Ends TCP now, with `info` if nothing was decided yet. */
