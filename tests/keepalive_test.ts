@@ -1,187 +1,226 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/ws/errors.ts";
+import { UsageError } from "../app/errors.ts";
 import {
   DEFAULT_KEEPALIVE_COUNT,
-  DEFAULT_KEEPALIVE_IDLE_S,
-  DEFAULT_KEEPALIVE_INTERVAL_S,
-  formatKeepAliveReport,
-  fromKeepAliveConfig,
-  fromSingleValue,
-  keepAliveFromFlags,
+  DEFAULT_KEEPALIVE_IDLE_MS,
+  DEFAULT_KEEPALIVE_INTERVAL_MS,
   type KeepAlivePolicy,
-  keepAliveReport,
-  worstCaseDetectionSeconds,
+  resolveKeepAlive,
+  resolveSingleKeepAlive,
+  worstCaseDetectionMs,
 } from "../lib/tcp/keepalive.ts";
+import type { SocketOptions } from "../lib/tcp/sockopt.ts";
+import {
+  formatKeepAliveReport,
+  keepAliveConfig,
+  keepAliveFromFlags,
+  keepAliveLogFields,
+  keepAliveReport,
+} from "../app/keepalive.ts";
 
 /** The values of a policy as a tuple, for short assertions. */
 function values(p: KeepAlivePolicy) {
-  return [p.enabled, p.idle_s, p.interval_s, p.count];
+  return [p.enabled, p.idle, p.interval, p.count];
 }
 
-Deno.test("Go's default constants are 15 s / 15 s / 9", () => {
+/** Asserts `fn` throws exactly `type` (not a subclass such as UsageError) with `message`. */
+function throwsExactly(
+  fn: () => unknown,
+  type: typeof RangeError | typeof TypeError | typeof UsageError,
+  message: string | RegExp,
+) {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof Error, `${err} is an Error`);
+    assert.equal(err.constructor, type, `${err.constructor.name}: ${err.message}`);
+    if (typeof message === "string") assert.equal(err.message, message);
+    else assert.match(err.message, message);
+    return true;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Library: lib/tcp/keepalive.ts (milliseconds, RangeError / TypeError)
+// ---------------------------------------------------------------------------
+
+Deno.test("Go's default constants are 15 s / 15 s / 9, in ms", () => {
   assert.deepEqual(
-    [
-      DEFAULT_KEEPALIVE_IDLE_S,
-      DEFAULT_KEEPALIVE_INTERVAL_S,
-      DEFAULT_KEEPALIVE_COUNT,
-    ],
-    [15, 15, 9],
+    [DEFAULT_KEEPALIVE_IDLE_MS, DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_KEEPALIVE_COUNT],
+    [15_000, 15_000, 9],
   );
 });
 
-Deno.test("fromKeepAliveConfig() gives zero or absent fields Go's defaults", () => {
+Deno.test("resolveKeepAlive() gives zero or absent fields Go's defaults", () => {
   for (
-    const cfg of [{ enable: true }, {
-      enable: true,
-      idleMs: 0,
-      intervalMs: 0,
-      count: 0,
-    }]
+    const cfg of [
+      undefined,
+      true,
+      {},
+      { enable: true },
+      { enable: true, idle: 0, interval: 0, count: 0 },
+    ]
   ) {
-    const p = fromKeepAliveConfig(cfg);
-    assert.deepEqual(values(p), [true, 15, 15, 9]);
-    assert.deepEqual(p.sources, {
-      idle: "default",
-      interval: "default",
-      count: "default",
-    });
+    const p = resolveKeepAlive(cfg);
+    assert.deepEqual(values(p), [true, 15_000, 15_000, 9], JSON.stringify(cfg));
+    assert.deepEqual(p.sources, { idle: "default", interval: "default", count: "default" });
   }
 });
 
-Deno.test("fromKeepAliveConfig() leaves negative fields to the OS", () => {
-  const p = fromKeepAliveConfig({
-    enable: true,
-    idleMs: -1,
-    intervalMs: 20_000,
-    count: -5,
-  });
-  assert.deepEqual(values(p), [true, null, 20, null]);
-  assert.deepEqual(p.sources, { idle: "os", interval: "flag", count: "os" });
+Deno.test("resolveKeepAlive() leaves negative fields to the OS", () => {
+  const p = resolveKeepAlive({ enable: true, idle: -1, interval: 20_000, count: -5 });
+  assert.deepEqual(values(p), [true, null, 20_000, null]);
+  assert.deepEqual(p.sources, { idle: "os", interval: "given", count: "os" });
+  assert.equal(resolveKeepAlive({ interval: -Infinity }).interval, null);
 });
 
-Deno.test("fromKeepAliveConfig() rounds durations up to whole seconds", () => {
-  assert.equal(fromKeepAliveConfig({ enable: true, idleMs: 1 }).idle_s, 1);
-  assert.equal(
-    fromKeepAliveConfig({ enable: true, idleMs: 0.000001 }).idle_s,
-    1,
-  );
-  assert.equal(fromKeepAliveConfig({ enable: true, idleMs: 1_500 }).idle_s, 2);
-  assert.equal(
-    fromKeepAliveConfig({ enable: true, intervalMs: 15_000 }).interval_s,
-    15,
-  );
-  assert.equal(
-    fromKeepAliveConfig({ enable: true, intervalMs: 15_001 }).interval_s,
-    16,
-  );
+Deno.test("resolveKeepAlive() rounds durations up to whole seconds", () => {
+  assert.equal(resolveKeepAlive({ idle: 1 }).idle, 1_000);
+  assert.equal(resolveKeepAlive({ idle: 0.000001 }).idle, 1_000, "1 ns rounds up to 1 s");
+  assert.equal(resolveKeepAlive({ idle: 1_500 }).idle, 2_000);
+  assert.equal(resolveKeepAlive({ interval: 15_000 }).interval, 15_000);
+  assert.equal(resolveKeepAlive({ interval: 15_001 }).interval, 16_000);
 });
 
-Deno.test("fromKeepAliveConfig() keeps Enable=false as SO_KEEPALIVE off", () => {
-  assert.equal(fromKeepAliveConfig({ enable: false }).enabled, false);
+Deno.test("resolveKeepAlive() keeps Enable=false as SO_KEEPALIVE off", () => {
+  assert.equal(resolveKeepAlive({ enable: false }).enabled, false);
+  assert.equal(resolveKeepAlive(false).enabled, false);
 });
 
-Deno.test("fromKeepAliveConfig() accepts Linux's limits and rejects one past them", () => {
-  const top = fromKeepAliveConfig({
-    enable: true,
-    idleMs: 32_767_000,
-    intervalMs: 32_767_000,
-    count: 127,
-  });
-  assert.deepEqual(values(top), [true, 32767, 32767, 127]);
-  const bottom = fromKeepAliveConfig({
-    enable: true,
-    idleMs: 1,
-    intervalMs: 1,
-    count: 1,
-  });
-  assert.deepEqual(values(bottom), [true, 1, 1, 1]);
-  assert.throws(
-    () => fromKeepAliveConfig({ enable: true, idleMs: 32_767_001 }),
-    /KeepAliveConfig\.Idle .* is out of range: Linux allows 1s to 32767s/,
+Deno.test("resolveKeepAlive() accepts Linux's limits and rejects one past them with a RangeError", () => {
+  const top = resolveKeepAlive({ idle: 32_767_000, interval: 32_767_000, count: 127 });
+  assert.deepEqual(values(top), [true, 32_767_000, 32_767_000, 127]);
+  const bottom = resolveKeepAlive({ idle: 1, interval: 1, count: 1 });
+  assert.deepEqual(values(bottom), [true, 1_000, 1_000, 1]);
+  throwsExactly(
+    () => resolveKeepAlive({ idle: 32_767_001 }),
+    RangeError,
+    "KeepAliveConfig.Idle 32767001ms is out of range: Linux allows 1s to 32767s",
   );
-  assert.throws(
-    () => fromKeepAliveConfig({ enable: true, intervalMs: 32_768_000 }),
-    /KeepAliveConfig\.Interval .* out of range/,
+  throwsExactly(
+    () => resolveKeepAlive({ interval: 32_768_000 }),
+    RangeError,
+    "KeepAliveConfig.Interval 32768000ms is out of range: Linux allows 1s to 32767s",
   );
-  assert.throws(
-    () => fromKeepAliveConfig({ enable: true, count: 128 }),
-    /KeepAliveConfig\.Count 128 is out of range: Linux allows 1 to 127/,
+  throwsExactly(
+    () => resolveKeepAlive({ idle: Infinity }),
+    RangeError,
+    /^KeepAliveConfig\.Idle .* is out of range/,
   );
-  assert.throws(
-    () => fromKeepAliveConfig({ enable: true, count: 2.5 }),
-    UsageError,
+  throwsExactly(
+    () => resolveKeepAlive({ count: 128 }),
+    RangeError,
+    "KeepAliveConfig.Count 128 is out of range: Linux allows 1 to 127",
   );
 });
 
-Deno.test("fromSingleValue() follows Go's Dialer.KeepAlive", async (t) => {
+Deno.test("resolveKeepAlive() throws a TypeError for NaN, non-numbers and a non-integer count", () => {
+  throwsExactly(
+    () => resolveKeepAlive({ idle: NaN }),
+    TypeError,
+    /^KeepAliveConfig\.Idle .*is not a duration in milliseconds$/,
+  );
+  throwsExactly(
+    () => resolveKeepAlive({ interval: "15000" as unknown as number }),
+    TypeError,
+    /^KeepAliveConfig\.Interval .*is not a duration in milliseconds$/,
+  );
+  throwsExactly(
+    () => resolveKeepAlive({ count: 2.5 }),
+    TypeError,
+    "KeepAliveConfig.Count 2.5 is not a whole number of probes",
+  );
+  throwsExactly(() => resolveKeepAlive({ count: NaN }), TypeError, /not a whole number/);
+});
+
+Deno.test("resolveKeepAlive() names values by `names` in its errors", () => {
+  throwsExactly(
+    () => resolveKeepAlive({ idle: 40_000_000 }, { idle: "idle (40000 s)" }),
+    RangeError,
+    "idle (40000 s) is out of range: Linux allows 1s to 32767s",
+  );
+  throwsExactly(
+    () => resolveKeepAlive({ interval: NaN }, { interval: "my interval" }),
+    TypeError,
+    "my interval is not a duration in milliseconds",
+  );
+  throwsExactly(
+    () => resolveKeepAlive({ count: 500 }, { idle: "unused", count: "probes" }),
+    RangeError,
+    "probes is out of range: Linux allows 1 to 127",
+  );
+});
+
+Deno.test("resolveSingleKeepAlive() follows Go's Dialer.KeepAlive", async (t) => {
   await t.step("0 → on with 15/15/9", () => {
-    const p = fromSingleValue(0);
-    assert.deepEqual(values(p), [true, 15, 15, 9]);
-    assert.equal(p.sources.idle, "default");
+    const p = resolveSingleKeepAlive(0);
+    assert.deepEqual(values(p), [true, 15_000, 15_000, 9]);
+    assert.deepEqual(p.sources, { idle: "default", interval: "default", count: "default" });
   });
-  await t.step("negative → off", () => {
-    assert.equal(fromSingleValue(-1).enabled, false);
-    assert.equal(fromSingleValue(-60_000).enabled, false);
+  await t.step("negative → off, nothing tuned", () => {
+    for (const ms of [-1, -60_000]) {
+      const p = resolveSingleKeepAlive(ms);
+      assert.deepEqual(values(p), [false, null, null, null]);
+      assert.deepEqual(p.sources, { idle: "os", interval: "os", count: "os" });
+    }
   });
-  await t.step("positive → idle only: 30s gives 30/15/9", () => {
-    const p = fromSingleValue(30_000);
-    assert.deepEqual(values(p), [true, 30, 15, 9]);
-    assert.deepEqual(p.sources, {
-      idle: "flag",
-      interval: "default",
-      count: "default",
-    });
+  await t.step("positive → idle only: 30 s gives 30/15/9", () => {
+    const p = resolveSingleKeepAlive(30_000);
+    assert.deepEqual(values(p), [true, 30_000, 15_000, 9]);
+    assert.deepEqual(p.sources, { idle: "given", interval: "default", count: "default" });
   });
   await t.step("positive rounds up", () => {
-    assert.equal(fromSingleValue(1).idle_s, 1);
-    assert.equal(fromSingleValue(2_001).idle_s, 3);
+    assert.equal(resolveSingleKeepAlive(1).idle, 1_000);
+    assert.equal(resolveSingleKeepAlive(2_001).idle, 3_000);
   });
-  await t.step("past Linux's limit is a UsageError", () => {
-    assert.throws(() => fromSingleValue(40_000_000), UsageError);
+  await t.step("past Linux's limit is a RangeError naming Go's field or `name`", () => {
+    throwsExactly(
+      () => resolveSingleKeepAlive(40_000_000),
+      RangeError,
+      "KeepAlive 40000000ms is out of range: Linux allows 1s to 32767s",
+    );
+    throwsExactly(
+      () => resolveSingleKeepAlive(40_000_000, "the dial keepalive"),
+      RangeError,
+      "the dial keepalive is out of range: Linux allows 1s to 32767s",
+    );
+  });
+  await t.step("NaN is a TypeError", () => {
+    throwsExactly(() => resolveSingleKeepAlive(NaN), TypeError, /is not a duration/);
   });
 });
+
+Deno.test("worstCaseDetectionMs() is idle + interval × count", () => {
+  assert.equal(worstCaseDetectionMs(15_000, 15_000, 9), 150_000);
+  assert.equal(worstCaseDetectionMs(7_200_000, 75_000, 9), 7_875_000);
+  assert.equal(worstCaseDetectionMs(1_000, 1_000, 3), 4_000);
+});
+
+// ---------------------------------------------------------------------------
+// CLI: app/keepalive.ts (flags in Go's duration syntax, UsageError)
+// ---------------------------------------------------------------------------
 
 Deno.test("keepAliveFromFlags() with no flags gives Go's defaults", () => {
   const p = keepAliveFromFlags({});
-  assert.deepEqual(values(p), [true, 15, 15, 9]);
-  assert.deepEqual(p.sources, {
-    idle: "default",
-    interval: "default",
-    count: "default",
-  });
+  assert.deepEqual(values(p), [true, 15_000, 15_000, 9]);
+  assert.deepEqual(p.sources, { idle: "default", interval: "default", count: "default" });
 });
 
 Deno.test("keepAliveFromFlags() treats --keepalive as Go's single value", () => {
-  assert.deepEqual(values(keepAliveFromFlags({ keepalive: "30s" })), [
-    true,
-    30,
-    15,
-    9,
-  ]);
-  assert.deepEqual(values(keepAliveFromFlags({ keepalive: "0" })), [
-    true,
-    15,
-    15,
-    9,
-  ]);
+  const p = keepAliveFromFlags({ keepalive: "30s" });
+  assert.deepEqual(values(p), [true, 30_000, 15_000, 9]);
+  assert.deepEqual(p.sources, { idle: "given", interval: "default", count: "default" });
+  assert.deepEqual(values(keepAliveFromFlags({ keepalive: "0" })), [true, 15_000, 15_000, 9]);
+  assert.deepEqual(values(keepAliveFromFlags({ keepalive: "2.001s" })), [true, 3_000, 15_000, 9]);
   assert.equal(keepAliveFromFlags({ keepalive: "-1s" }).enabled, false);
 });
 
 Deno.test("keepAliveFromFlags() builds a KeepAliveConfig from the per-field flags", () => {
   const p = keepAliveFromFlags({ idle: "5s", interval: "2s", count: "3" });
-  assert.deepEqual(values(p), [true, 5, 2, 3]);
-  assert.deepEqual(p.sources, {
-    idle: "flag",
-    interval: "flag",
-    count: "flag",
-  });
+  assert.deepEqual(values(p), [true, 5_000, 2_000, 3]);
+  assert.deepEqual(p.sources, { idle: "given", interval: "given", count: "given" });
   const partial = keepAliveFromFlags({ interval: "1m" });
-  assert.deepEqual(values(partial), [true, 15, 60, 9]);
-  assert.deepEqual(partial.sources, {
-    idle: "default",
-    interval: "flag",
-    count: "default",
-  });
+  assert.deepEqual(values(partial), [true, 15_000, 60_000, 9]);
+  assert.deepEqual(partial.sources, { idle: "default", interval: "given", count: "default" });
+  assert.equal(keepAliveFromFlags({ idle: "1500ms" }).idle, 2_000, "rounded up as Go does");
 });
 
 Deno.test("keepAliveFromFlags() leaves the count to the kernel when negative, default when 0", () => {
@@ -191,100 +230,164 @@ Deno.test("keepAliveFromFlags() leaves the count to the kernel when negative, de
   const zero = keepAliveFromFlags({ count: "0" });
   assert.equal(zero.count, 9);
   assert.equal(zero.sources.count, "default");
-  assert.equal(keepAliveFromFlags({ idle: "-1s" }).idle_s, null);
+  const idle = keepAliveFromFlags({ idle: "-1s" });
+  assert.equal(idle.idle, null);
+  assert.equal(idle.sources.idle, "os");
 });
 
 Deno.test("keepAliveFromFlags() --no-keepalive turns keepalive off", () => {
-  assert.equal(keepAliveFromFlags({ noKeepalive: true }).enabled, false);
+  assert.deepEqual(values(keepAliveFromFlags({ noKeepalive: true })), [false, null, null, null]);
 });
 
 Deno.test("keepAliveFromFlags() refuses --keepalive mixed with per-field flags", () => {
-  assert.throws(
+  throwsExactly(
     () => keepAliveFromFlags({ keepalive: "30s", idle: "10s" }),
-    (err: unknown) => {
-      assert.ok(err instanceof UsageError);
-      assert.match(
-        err.message,
-        /--keepalive cannot be combined with --keepalive-idle/,
-      );
-      assert.match(err.message, /ignore/);
-      return true;
-    },
+    UsageError,
+    /^--keepalive cannot be combined with --keepalive-idle: .*ignores.*use --keepalive-idle instead$/,
   );
-  assert.throws(
-    () => keepAliveFromFlags({ keepalive: "30s", count: "3" }),
-    /--keepalive-count/,
+  throwsExactly(
+    () => keepAliveFromFlags({ keepalive: "30s", interval: "1s", count: "3" }),
+    UsageError,
+    /^--keepalive cannot be combined with --keepalive-interval, --keepalive-count:/,
   );
 });
 
 Deno.test("keepAliveFromFlags() refuses --no-keepalive with any tuning flag", () => {
   for (
-    const f of [
-      { keepalive: "30s" },
-      { idle: "1s" },
-      { interval: "1s" },
-      { count: "3" },
-    ]
+    const [f, named] of [
+      [{ keepalive: "30s" }, "--keepalive"],
+      [{ idle: "1s" }, "--keepalive-idle"],
+      [{ interval: "1s" }, "--keepalive-interval"],
+      [{ count: "3" }, "--keepalive-count"],
+    ] as const
   ) {
-    assert.throws(
+    throwsExactly(
       () => keepAliveFromFlags({ noKeepalive: true, ...f }),
-      /--no-keepalive cannot be combined with .*nothing to tune/,
+      UsageError,
+      `--no-keepalive cannot be combined with ${named}: ` +
+        "it turns keepalive off, so there is nothing to tune",
     );
   }
 });
 
-Deno.test("keepAliveFromFlags() names the flag in duration and range errors", () => {
-  assert.throws(
+Deno.test("keepAliveFromFlags() names the flag in duration errors", () => {
+  throwsExactly(
     () => keepAliveFromFlags({ idle: "15" }),
-    {
-      name: "UsageError",
-      message: '--keepalive-idle: invalid duration "15": missing unit (did you mean 15s?)',
-    },
+    UsageError,
+    '--keepalive-idle: invalid duration "15": missing unit (did you mean 15s?)',
   );
-  assert.throws(
-    () => keepAliveFromFlags({ keepalive: "soon" }),
-    /^UsageError: --keepalive: /,
-  );
-  assert.throws(
-    () => keepAliveFromFlags({ idle: "40000s" }),
-    {
-      message: "--keepalive-idle 40000s is out of range: Linux allows 1s to 32767s",
-    },
-  );
-  assert.throws(
-    () => keepAliveFromFlags({ interval: "10h" }),
-    /--keepalive-interval 10h is out of range/,
-  );
-  assert.throws(
-    () => keepAliveFromFlags({ count: "500" }),
-    { message: "--keepalive-count 500 is out of range: Linux allows 1 to 127" },
-  );
-  assert.throws(
+  assert.throws(() => keepAliveFromFlags({ keepalive: "soon" }), /^UsageError: --keepalive: /);
+  throwsExactly(
     () => keepAliveFromFlags({ count: "3.5" }),
-    /--keepalive-count: "3.5" is not a whole number/,
+    UsageError,
+    /^--keepalive-count: "3.5" is not a whole number/,
   );
-  assert.throws(() => keepAliveFromFlags({ count: "nine" }), UsageError);
+  throwsExactly(() => keepAliveFromFlags({ count: "nine" }), UsageError, /not a whole number/);
 });
 
-Deno.test("worstCaseDetectionSeconds() is idle + interval × count", () => {
-  assert.equal(worstCaseDetectionSeconds(15, 15, 9), 150);
-  assert.equal(worstCaseDetectionSeconds(7200, 75, 9), 7875);
-  assert.equal(worstCaseDetectionSeconds(1, 1, 3), 4);
+Deno.test("keepAliveFromFlags() turns the library's RangeError into a UsageError naming the flag and its text", () => {
+  // The library layer throws a RangeError naming the value as it was given...
+  throwsExactly(
+    () => resolveKeepAlive({ idle: 40_000_000 }, { idle: "--keepalive-idle 40000s" }),
+    RangeError,
+    "--keepalive-idle 40000s is out of range: Linux allows 1s to 32767s",
+  );
+  // ...and the CLI layer passes the same message on as a usage error.
+  throwsExactly(
+    () => keepAliveFromFlags({ idle: "40000s" }),
+    UsageError,
+    "--keepalive-idle 40000s is out of range: Linux allows 1s to 32767s",
+  );
+  throwsExactly(
+    () => keepAliveFromFlags({ interval: "10h" }),
+    UsageError,
+    "--keepalive-interval 10h is out of range: Linux allows 1s to 32767s",
+  );
+  throwsExactly(
+    () => keepAliveFromFlags({ count: "500" }),
+    UsageError,
+    "--keepalive-count 500 is out of range: Linux allows 1 to 127",
+  );
+  throwsExactly(
+    () => keepAliveFromFlags({ keepalive: "40000s" }),
+    UsageError,
+    "--keepalive 40000s is out of range: Linux allows 1s to 32767s",
+  );
 });
 
-const KERNEL = { idle_s: 7200, interval_s: 75, count: 9 };
+Deno.test("keepAliveConfig() turns a policy back into the Go config serve() and dial() take", () => {
+  for (
+    const flags of [{}, { keepalive: "30s" }, { idle: "-1s", interval: "2s", count: "-1" }, {
+      count: "4",
+    }]
+  ) {
+    const policy = keepAliveFromFlags(flags);
+    const cfg = keepAliveConfig(policy);
+    assert.ok(cfg !== false);
+    assert.deepEqual(values(resolveKeepAlive(cfg)), values(policy), JSON.stringify(flags));
+  }
+  assert.deepEqual(keepAliveConfig(keepAliveFromFlags({ idle: "-1s" })), {
+    idle: -1,
+    interval: 15_000,
+    count: 9,
+  });
+  assert.equal(keepAliveConfig(keepAliveFromFlags({ noKeepalive: true })), false);
+});
+
+Deno.test("keepAliveLogFields() logs the read-back values in seconds and the user timeout in ms", () => {
+  const verified: SocketOptions = {
+    keepAlive: true,
+    idle: 30_000,
+    interval: 15_000,
+    count: 9,
+    noDelay: true,
+    userTimeout: 7_000,
+    verified: true,
+    errors: [],
+  };
+  assert.deepEqual(keepAliveLogFields(verified), {
+    keepalive: { enabled: true, idle_s: 30, interval_s: 15, count: 9, verified: true },
+    user_timeout_ms: 7_000,
+  });
+  const unknown: SocketOptions = {
+    keepAlive: true,
+    idle: null,
+    interval: null,
+    count: null,
+    noDelay: true,
+    userTimeout: 0,
+    verified: false,
+    errors: [],
+    reason: "--allow-ffi not granted",
+  };
+  assert.deepEqual(keepAliveLogFields(unknown), {
+    keepalive: { enabled: true, idle_s: null, interval_s: null, count: null, verified: false },
+    user_timeout_ms: 0,
+  });
+});
+
+/** The kernel's usual defaults, in ms as the library reads them. */
+const KERNEL = { idle: 7_200_000, interval: 75_000, count: 9 };
 
 Deno.test("formatKeepAliveReport() shows sources, kernel values and the 150 s worst case", () => {
-  const text = formatKeepAliveReport({
-    policy: keepAliveFromFlags({}),
-    kernel: KERNEL,
-  });
+  const text = formatKeepAliveReport({ policy: keepAliveFromFlags({}), kernel: KERNEL });
   assert.match(text, /keepalive: on/);
   assert.match(text, /^ +idle +15s +default +15s +7200s$/m);
   assert.match(text, /^ +interval +15s +default +15s +75s$/m);
   assert.match(text, /^ +count +9 +default +9 +9$/m);
-  assert.match(text, /worst case to notice a dead idle peer: 150s/);
+  assert.match(text, /worst case to notice a dead idle peer: 150s = idle 15s/);
   assert.match(text, /tcp_keepalive_\{time,intvl,probes\}/);
+});
+
+Deno.test("formatKeepAliveReport() names a given value's source 'flag'", () => {
+  const text = formatKeepAliveReport({
+    policy: keepAliveFromFlags({ idle: "1500ms", interval: "1m", count: "3" }),
+    kernel: KERNEL,
+  });
+  assert.match(text, /^ +idle +2s +flag +15s +7200s$/m);
+  assert.match(text, /^ +interval +60s +flag +15s +75s$/m);
+  assert.match(text, /^ +count +3 +flag +9 +9$/m);
+  assert.match(text, /: 182s = idle 2s \+ interval 60s × count 3$/m);
 });
 
 Deno.test("formatKeepAliveReport() aligns its table columns", () => {
@@ -299,35 +402,31 @@ Deno.test("formatKeepAliveReport() aligns its table columns", () => {
   for (const title of ["in force", "source", "Go default", "kernel default"]) {
     const col = header.indexOf(title);
     for (const row of rows) {
-      assert.equal(
-        row[col - 1],
-        " ",
-        `${title} column in ${JSON.stringify(row)}`,
-      );
-      assert.notEqual(
-        row[col],
-        " ",
-        `${title} column in ${JSON.stringify(row)}`,
-      );
+      assert.equal(row[col - 1], " ", `${title} column in ${JSON.stringify(row)}`);
+      assert.notEqual(row[col], " ", `${title} column in ${JSON.stringify(row)}`);
     }
   }
 });
 
 Deno.test("formatKeepAliveReport() fills 'os' values from the kernel and counts them in the worst case", () => {
   const policy = keepAliveFromFlags({ count: "-1", idle: "10s" });
-  const text = formatKeepAliveReport({
-    policy,
-    kernel: { ...KERNEL, count: 4 },
-  });
+  const text = formatKeepAliveReport({ policy, kernel: { ...KERNEL, count: 4 } });
   assert.match(text, /^ +count +4 +os +9 +4$/m);
   assert.match(text, /: 70s = idle 10s \+ interval 15s × count 4/);
+  const osIdle = formatKeepAliveReport({
+    policy: keepAliveFromFlags({ idle: "-1s" }),
+    kernel: KERNEL,
+  });
+  assert.match(osIdle, /^ +idle +7200s +os +15s +7200s$/m);
+  assert.match(osIdle, /: 7335s = idle 7200s \+ interval 15s × count 9/);
 });
 
 Deno.test("formatKeepAliveReport() says the worst case is unknown without kernel values", () => {
   const policy = keepAliveFromFlags({ idle: "-1s" });
   const text = formatKeepAliveReport({ policy, kernel: null });
+  assert.match(text, /^ +idle +kernel's +os +15s +\?$/m);
   assert.match(text, /worst case .*unknown/);
-  assert.match(text, /could not be read/);
+  assert.match(text, /kernel defaults: could not be read/);
 });
 
 Deno.test("formatKeepAliveReport() says a dead peer is never noticed when off", () => {
@@ -336,34 +435,36 @@ Deno.test("formatKeepAliveReport() says a dead peer is never noticed when off", 
     kernel: KERNEL,
   });
   assert.match(text, /keepalive: off/);
+  assert.match(text, /^ +idle +- +os +15s +7200s$/m);
   assert.match(text, /never/);
 });
 
-Deno.test("keepAliveReport() carries the same data as one JSON-able object", () => {
+Deno.test("keepAliveReport() carries the same data as one JSON-able object, in seconds", () => {
   const report = keepAliveReport({
     policy: keepAliveFromFlags({ keepalive: "30s" }),
     kernel: KERNEL,
   });
   const round = JSON.parse(JSON.stringify(report));
   assert.deepEqual(round, report);
-  assert.equal(report.enabled, true);
-  assert.deepEqual(report.idle_s, {
-    value: 30,
-    source: "flag",
-    go_default: 15,
-    kernel: 7200,
+  assert.deepEqual(report, {
+    enabled: true,
+    idle_s: { value: 30, source: "flag", go_default: 15, kernel: 7200 },
+    interval_s: { value: 15, source: "default", go_default: 15, kernel: 75 },
+    count: { value: 9, source: "default", go_default: 9, kernel: 9 },
+    worst_case_detection_s: 30 + 15 * 9,
+    kernel_source: "/proc/sys/net/ipv4/tcp_keepalive_{time,intvl,probes}",
   });
-  assert.deepEqual(report.interval_s, {
-    value: 15,
-    source: "default",
-    go_default: 15,
-    kernel: 75,
+});
+
+Deno.test("keepAliveReport() has no values or worst case when off or unknown", () => {
+  const off = keepAliveReport({
+    policy: keepAliveFromFlags({ noKeepalive: true }),
+    kernel: KERNEL,
   });
-  assert.deepEqual(report.count, {
-    value: 9,
-    source: "default",
-    go_default: 9,
-    kernel: 9,
-  });
-  assert.equal(report.worst_case_detection_s, 30 + 15 * 9);
+  assert.equal(off.enabled, false);
+  assert.deepEqual([off.idle_s.value, off.interval_s.value, off.count.value], [null, null, null]);
+  assert.equal(off.worst_case_detection_s, null);
+  const unknown = keepAliveReport({ policy: keepAliveFromFlags({ count: "-1" }), kernel: null });
+  assert.deepEqual(unknown.count, { value: null, source: "os", go_default: 9, kernel: null });
+  assert.equal(unknown.worst_case_detection_s, null);
 });

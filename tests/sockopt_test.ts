@@ -1,50 +1,49 @@
 import assert from "node:assert/strict";
-import { fromKeepAliveConfig, keepAliveFromFlags } from "../lib/tcp/keepalive.ts";
+import { resolveKeepAlive, resolveSingleKeepAlive } from "../lib/tcp/keepalive.ts";
+import { LINUX, sockoptUnavailableReason } from "../lib/tcp/libc.ts";
+import { fdFinderStats, findConnFd, MAX_CANDIDATES, releaseConn } from "../lib/tcp/fd.ts";
 import {
-  applyToConn,
+  applyPolicy,
   applyToListener,
-  fallbackWarning,
-  fdFinderStats,
-  findConnFd,
   kernelKeepAliveDefaults,
-  LINUX,
-  MAX_CANDIDATES,
   readSocketOptions,
-  releaseConn,
-  sockoptUnavailableReason,
+  type SocketOptions,
 } from "../lib/tcp/sockopt.ts";
+import { tuneSocket } from "../lib/tcp/tune.ts";
+import { fallbackWarning, keepAliveFromFlags } from "../app/keepalive.ts";
 
 // Open libc before any test runs, so no test owns the library handle.
 const unavailable = sockoptUnavailableReason();
 const linux = Deno.build.os === "linux";
 
-/** The kernel's own keepalive defaults, read independently of the module. */
+/** Go's defaults (on, 15 s / 15 s / 9) as a policy. */
+const GO = resolveKeepAlive();
+
+/** The kernel's own keepalive defaults, read independently of the module, in ms. */
 function procKeepAlive() {
   const read = (name: string) =>
     Number(Deno.readTextFileSync(`/proc/sys/net/ipv4/tcp_keepalive_${name}`));
-  return {
-    idle_s: read("time"),
-    interval_s: read("intvl"),
-    count: read("probes"),
-  };
+  return { idle: read("time") * 1000, interval: read("intvl") * 1000, count: read("probes") };
 }
 
 function port(addr: Deno.Addr): number {
   return (addr as Deno.NetAddr).port;
 }
 
+/** The keepalive part of a read-back, as a tuple. */
+function keepAliveOf(o: SocketOptions) {
+  return [o.keepAlive, o.idle, o.interval, o.count];
+}
+
 /** A loopback listener and some connected pairs, all closed on dispose. */
 class Loopback implements Disposable {
   readonly listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  readonly conns: Deno.Conn[] = [];
+  readonly conns: Deno.TcpConn[] = [];
   get port(): number {
     return port(this.listener.addr);
   }
-  async pair(): Promise<{ client: Deno.Conn; server: Deno.Conn }> {
-    const client = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: this.port,
-    });
+  async pair(): Promise<{ client: Deno.TcpConn; server: Deno.TcpConn }> {
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
     this.conns.push(client);
     const server = await this.listener.accept();
     this.conns.push(server);
@@ -53,7 +52,7 @@ class Loopback implements Disposable {
   close(conn: Deno.Conn): void {
     releaseConn(conn);
     conn.close();
-    this.conns.splice(this.conns.indexOf(conn), 1);
+    this.conns.splice(this.conns.indexOf(conn as Deno.TcpConn), 1);
   }
   [Symbol.dispose](): void {
     for (const c of this.conns) {
@@ -66,19 +65,30 @@ class Loopback implements Disposable {
   }
 }
 
-/** Seconds left on the keepalive timers `ss` shows for sockets on local port `sport`. */
-async function ssKeepAliveTimers(sport: number): Promise<number[]> {
+/**
+ * Seconds left on the keepalive timers `ss` shows for established sockets on
+ * local port `sport` (and, if given, peer port `dport`).
+ */
+async function ssKeepAliveTimers(sport: number, dport?: number): Promise<number[]> {
+  const filter = dport === undefined
+    ? `( sport = :${sport} )`
+    : `( sport = :${sport} and dport = :${dport} )`;
   const out = await new Deno.Command("ss", {
-    args: ["-tno", "state", "established", `( sport = :${sport} )`],
+    args: ["-tnoi", "state", "established", filter],
   }).output();
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   const text = new TextDecoder().decode(out.stdout);
-  return [...text.matchAll(/timer:\(keepalive,([^,]+),/g)].map((m) => {
-    const t = /^(?:(\d+)min)?(?:(\d+(?:\.\d+)?)sec)?(?:(\d+)ms)?$/.exec(m[1]);
+  // ss prints a timer as [Nmin][Nsec | N.]NNNms: "1min5sec", "14sec", "4.996ms" (4.996 s), "996ms".
+  return [...text.matchAll(/timer:\(keepalive,([^,]*),/g)].map((m) => {
+    const t = /^(?:(\d+)min)?(?:(\d+)(?:sec|\.(?=\d+ms$)))?(?:(\d+)ms)?$/.exec(m[1]);
     assert.ok(t, `unexpected ss timer ${m[1]}`);
-    return Number(t[1] ?? 0) * 60 + Number(t[2] ?? 0) +
-      Number(t[3] ?? 0) / 1000;
+    return Number(t[1] ?? 0) * 60 + Number(t[2] ?? 0) + Number(t[3] ?? 0) / 1000;
   });
+}
+
+/** The keepalive timers `ss` shows for this one conn's socket. */
+function ssTimersOf(conn: Deno.Conn): Promise<number[]> {
+  return ssKeepAliveTimers(port(conn.localAddr), port(conn.remoteAddr));
 }
 
 /**
@@ -104,6 +114,18 @@ function procPorts(): (fd: number) => [number, number] | null {
 
 const ffi = { ignore: unavailable !== null || !linux };
 
+/** What Go's defaults read back as, on Linux. */
+const GO_READ_BACK: SocketOptions = {
+  keepAlive: true,
+  idle: 15_000,
+  interval: 15_000,
+  count: 9,
+  noDelay: true,
+  userTimeout: 0,
+  verified: true,
+  errors: [],
+};
+
 Deno.test({
   name: "libc loads when the tests have --allow-ffi on Linux",
   ignore: !linux,
@@ -113,7 +135,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "kernelKeepAliveDefaults() matches /proc/sys/net/ipv4",
+  name: "kernelKeepAliveDefaults() matches /proc/sys/net/ipv4, in ms",
   ...ffi,
   fn() {
     assert.deepEqual(kernelKeepAliveDefaults(), procKeepAlive());
@@ -127,40 +149,23 @@ Deno.test({
     using lo = new Loopback();
     const { server } = await lo.pair();
     const k = procKeepAlive();
-    const eff = readSocketOptions(server)!;
-    assert.equal(eff.verified, true);
-    assert.equal(eff.enabled, false);
-    assert.deepEqual([eff.idle_s, eff.interval_s, eff.count], [
-      k.idle_s,
-      k.interval_s,
-      k.count,
-    ]);
-    assert.deepEqual(
-      await ssKeepAliveTimers(lo.port),
-      [],
-      "no keepalive timer yet",
-    );
+    const read = readSocketOptions(server)!;
+    assert.equal(read.verified, true);
+    assert.deepEqual(keepAliveOf(read), [false, k.idle, k.interval, k.count]);
+    assert.equal(read.userTimeout, 0);
+    assert.deepEqual(await ssKeepAliveTimers(lo.port), [], "no keepalive timer yet");
   },
 });
 
 Deno.test({
-  name: "applyToConn() puts Go's 1/15/15/9 and TCP_NODELAY on the socket",
+  name: "applyPolicy() puts Go's 1/15/15/9 and TCP_NODELAY on the socket",
   ...ffi,
   async fn() {
     using lo = new Loopback();
     const { server } = await lo.pair();
-    const eff = applyToConn(server, keepAliveFromFlags({}));
-    assert.deepEqual(eff, {
-      enabled: true,
-      idle_s: 15,
-      interval_s: 15,
-      count: 9,
-      nodelay: true,
-      user_timeout_ms: 0,
-      verified: true,
-      errors: [],
-    });
-    assert.deepEqual(readSocketOptions(server), eff, "a second read agrees");
+    const read = applyPolicy(server, GO);
+    assert.deepEqual(read, GO_READ_BACK);
+    assert.deepEqual(readSocketOptions(server), read, "a second read agrees");
     const timers = await ssKeepAliveTimers(lo.port);
     assert.equal(timers.length, 1, "ss shows one keepalive timer");
     assert.ok(timers[0] > 0 && timers[0] <= 15, `timer ${timers[0]}s`);
@@ -168,68 +173,67 @@ Deno.test({
 });
 
 Deno.test({
-  name: "applyToConn() with --keepalive 30s gives 30/15/9",
+  name: "applyPolicy() with Go's single KeepAlive of 30 s gives 30/15/9",
   ...ffi,
   async fn() {
     using lo = new Loopback();
     const { client } = await lo.pair();
-    const eff = applyToConn(client, keepAliveFromFlags({ keepalive: "30s" }));
-    assert.deepEqual([eff.enabled, eff.idle_s, eff.interval_s, eff.count], [
-      true,
-      30,
-      15,
-      9,
-    ]);
-    assert.equal(eff.verified, true);
+    const read = applyPolicy(client, resolveSingleKeepAlive(30_000));
+    assert.deepEqual(keepAliveOf(read), [true, 30_000, 15_000, 9]);
+    assert.equal(read.verified, true);
+    const timers = await ssTimersOf(client);
+    assert.ok(timers.length === 1 && timers[0] > 15 && timers[0] <= 30, `timers ${timers}`);
   },
 });
 
 Deno.test({
-  name: "applyToConn() with keepalive off clears SO_KEEPALIVE",
+  name: "applyPolicy() with keepalive off clears SO_KEEPALIVE",
   ...ffi,
   async fn() {
     using lo = new Loopback();
     const { server } = await lo.pair();
-    assert.equal(applyToConn(server, keepAliveFromFlags({})).enabled, true);
-    const eff = applyToConn(server, keepAliveFromFlags({ noKeepalive: true }));
-    assert.equal(eff.enabled, false);
-    assert.equal(eff.verified, true);
+    assert.equal(applyPolicy(server, GO).keepAlive, true);
+    assert.equal((await ssKeepAliveTimers(lo.port)).length, 1);
+    const read = applyPolicy(server, resolveSingleKeepAlive(-1));
+    assert.equal(read.keepAlive, false);
+    assert.equal(read.verified, true);
+    assert.deepEqual(read.errors, []);
     assert.deepEqual(await ssKeepAliveTimers(lo.port), []);
   },
 });
 
 Deno.test({
-  name: "applyToConn() leaves the count alone when the policy says os",
+  name: "applyPolicy() leaves the count alone when the policy says os",
   ...ffi,
   async fn() {
     using lo = new Loopback();
     const { server, client } = await lo.pair();
-    const policy = keepAliveFromFlags({ count: "-1" });
+    const policy = resolveKeepAlive({ count: -1 });
     assert.equal(policy.count, null);
-    const fresh = applyToConn(server, policy);
+    const fresh = applyPolicy(server, policy);
+    assert.deepEqual(fresh.errors, [], "TCP_KEEPCNT was not touched");
     assert.equal(fresh.count, procKeepAlive().count, "the kernel's count");
-    assert.deepEqual([fresh.idle_s, fresh.interval_s], [15, 15]);
-    applyToConn(client, keepAliveFromFlags({ count: "3" }));
-    assert.equal(
-      applyToConn(client, policy).count,
-      3,
-      "an earlier count stays",
-    );
+    assert.deepEqual([fresh.idle, fresh.interval], [15_000, 15_000]);
+    assert.equal(applyPolicy(client, resolveKeepAlive({ count: 3 })).count, 3);
+    assert.equal(applyPolicy(client, policy).count, 3, "an earlier count stays");
   },
 });
 
 Deno.test({
-  name: "applyToConn() sets TCP_USER_TIMEOUT and reads it back",
+  name: "applyPolicy() sets TCP_USER_TIMEOUT and reads it back; a bad one is a RangeError",
   ...ffi,
   async fn() {
     using lo = new Loopback();
     const { server } = await lo.pair();
-    const eff = applyToConn(server, keepAliveFromFlags({}), {
-      userTimeoutMs: 7000,
-    });
-    assert.equal(eff.user_timeout_ms, 7000);
-    assert.equal(readSocketOptions(server)!.user_timeout_ms, 7000);
-    assert.throws(() => applyToConn(server, keepAliveFromFlags({}), { userTimeoutMs: -1 }));
+    const read = applyPolicy(server, GO, { userTimeout: 7000 });
+    assert.equal(read.userTimeout, 7000);
+    assert.deepEqual(read.errors, []);
+    assert.equal(readSocketOptions(server)!.userTimeout, 7000);
+    assert.equal(applyPolicy(server, GO, { userTimeout: 1500.5 }).userTimeout, 1501);
+    for (const bad of [-1, 0, NaN, 2 ** 31]) {
+      assert.throws(() => applyPolicy(server, GO, { userTimeout: bad }), RangeError, `${bad}`);
+    }
+    assert.equal(readSocketOptions(server)!.userTimeout, 1501, "a refused value is not set");
   },
 });
 
@@ -238,45 +242,170 @@ Deno.test({
   ...ffi,
   async fn() {
     using lo = new Loopback();
-    const policy = fromKeepAliveConfig({
-      enable: true,
-      idleMs: 21_000,
-      intervalMs: 7_000,
-      count: 4,
-    });
-    const onListener = applyToListener(lo.listener, policy, {
-      userTimeoutMs: 9000,
-    });
+    const policy = resolveKeepAlive({ idle: 21_000, interval: 7_000, count: 4 });
+    const onListener = applyToListener(lo.listener, policy, { userTimeout: 9000 });
     assert.deepEqual(
-      [
-        onListener.verified,
-        onListener.enabled,
-        onListener.idle_s,
-        onListener.interval_s,
-        onListener.count,
-      ],
-      [true, true, 21, 7, 4],
+      [onListener.verified, ...keepAliveOf(onListener), onListener.userTimeout],
+      [true, true, 21_000, 7_000, 4, 9000],
     );
     const { server } = await lo.pair();
     const before = fdFinderStats();
-    const eff = readSocketOptions(server)!;
-    assert.deepEqual(
-      [
-        eff.enabled,
-        eff.idle_s,
-        eff.interval_s,
-        eff.count,
-        eff.nodelay,
-        eff.user_timeout_ms,
-      ],
-      [true, 21, 7, 4, true, 9000],
-    );
+    const read = readSocketOptions(server)!;
+    assert.deepEqual(read, {
+      keepAlive: true,
+      idle: 21_000,
+      interval: 7_000,
+      count: 4,
+      noDelay: true,
+      userTimeout: 9000,
+      verified: true,
+      errors: [],
+    });
     assert.equal(fdFinderStats().fullScans, before.fullScans);
     const timers = await ssKeepAliveTimers(lo.port);
     assert.equal(timers.length, 1);
     assert.ok(timers[0] > 15 && timers[0] <= 21, `timer ${timers[0]}s`);
   },
 });
+
+// ---------------------------------------------------------------------------
+// tuneSocket(): the public entry point, on real loopback sockets
+// ---------------------------------------------------------------------------
+
+Deno.test({
+  name: "tuneSocket() gives Go's 15/15/9 by default and returns what the kernel reports",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const { client, server } = await lo.pair();
+    const tuned = tuneSocket(client);
+    assert.deepEqual(tuned, GO_READ_BACK);
+    assert.deepEqual(readSocketOptions(client), tuned, "a second read agrees");
+    assert.deepEqual(tuneSocket(server, {}), GO_READ_BACK);
+    for (const conn of [client, server]) {
+      const timers = await ssTimersOf(conn);
+      assert.ok(timers.length === 1 && timers[0] > 0 && timers[0] <= 15, `timers ${timers}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "tuneSocket() with { idle: 30_000 } gives 30/15/9",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const { client } = await lo.pair();
+    const tuned = tuneSocket(client, { idle: 30_000 });
+    assert.deepEqual(tuned, { ...GO_READ_BACK, idle: 30_000 });
+    assert.deepEqual(readSocketOptions(client), tuned);
+    const timers = await ssTimersOf(client);
+    assert.ok(timers.length === 1 && timers[0] > 15 && timers[0] <= 30, `timers ${timers}`);
+  },
+});
+
+Deno.test({
+  name: "tuneSocket() sets every field and TCP_USER_TIMEOUT, rounding durations up",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const { server } = await lo.pair();
+    const tuned = tuneSocket(server, {
+      idle: 4_500,
+      interval: 2_000,
+      count: 3,
+      userTimeout: 8_000,
+    });
+    assert.deepEqual(tuned, {
+      ...GO_READ_BACK,
+      idle: 5_000,
+      interval: 2_000,
+      count: 3,
+      userTimeout: 8_000,
+    });
+    assert.deepEqual(readSocketOptions(server), tuned);
+    const timers = await ssTimersOf(server);
+    assert.ok(timers.length === 1 && timers[0] > 0 && timers[0] <= 5, `timers ${timers}`);
+  },
+});
+
+Deno.test({
+  name: "tuneSocket() leaves the socket's value where a field is negative",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const { client, server } = await lo.pair();
+    // On an untouched socket that is the kernel's default.
+    const k = procKeepAlive();
+    const fresh = tuneSocket(server, { idle: -1 });
+    assert.deepEqual(keepAliveOf(fresh), [true, k.idle, 15_000, 9]);
+    const serverTimers = await ssTimersOf(server);
+    assert.ok(
+      serverTimers.length === 1 && serverTimers[0] > 15 && serverTimers[0] <= k.idle / 1000,
+      `timers ${serverTimers}`,
+    );
+    // On a tuned socket it is what was set before.
+    tuneSocket(client, { idle: 30_000, interval: 5_000, count: 3 });
+    const again = tuneSocket(client, { idle: -1, interval: -1, count: -1 });
+    assert.deepEqual(keepAliveOf(again), [true, 30_000, 5_000, 3]);
+    assert.equal(again.verified, true);
+    const clientTimers = await ssTimersOf(client);
+    assert.ok(
+      clientTimers.length === 1 && clientTimers[0] > 15 && clientTimers[0] <= 30,
+      `timers ${clientTimers}`,
+    );
+  },
+});
+
+Deno.test({
+  name: "tuneSocket() with enable: false turns SO_KEEPALIVE off",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const { client } = await lo.pair();
+    assert.equal(tuneSocket(client).keepAlive, true);
+    assert.equal((await ssTimersOf(client)).length, 1);
+    const off = tuneSocket(client, { enable: false });
+    assert.equal(off.keepAlive, false);
+    assert.equal(off.verified, true);
+    assert.equal(readSocketOptions(client)!.keepAlive, false);
+    assert.deepEqual(await ssTimersOf(client), []);
+  },
+});
+
+Deno.test({
+  name: "tuneSocket() throws before touching the socket for a value Linux refuses",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const { server } = await lo.pair();
+    const untouched = readSocketOptions(server)!;
+    assert.equal(untouched.keepAlive, false);
+    const refused: [Parameters<typeof tuneSocket>[1], typeof RangeError | typeof TypeError][] = [
+      [{ idle: 32_768_000 }, RangeError],
+      [{ idle: 30_000, interval: 40_000_000 }, RangeError],
+      [{ idle: 30_000, count: 128 }, RangeError],
+      [{ idle: 30_000, userTimeout: -1 }, RangeError],
+      [{ idle: NaN }, TypeError],
+      [{ idle: 30_000, count: 1.5 }, TypeError],
+    ];
+    for (const [options, type] of refused) {
+      assert.throws(() => tuneSocket(server, options), (err: unknown) => {
+        assert.equal((err as Error).constructor, type, `${JSON.stringify(options)}: ${err}`);
+        return true;
+      });
+    }
+    assert.throws(() => tuneSocket(server, { idle: 32_768_000 }), {
+      name: "RangeError",
+      message: "KeepAliveConfig.Idle 32768000ms is out of range: Linux allows 1s to 32767s",
+    });
+    assert.deepEqual(readSocketOptions(server), untouched, "nothing was set");
+    assert.deepEqual(await ssTimersOf(server), [], "still no keepalive timer");
+  },
+});
+
+// ---------------------------------------------------------------------------
+// The fd finder
+// ---------------------------------------------------------------------------
 
 Deno.test({
   name: "findConnFd() matches each of many conns to its own fd, also after closes",
@@ -291,17 +420,14 @@ Deno.test({
         assert.ok(fd !== null);
         assert.ok(!seen.has(fd), `fd ${fd} given to two conns`);
         seen.add(fd);
-        assert.deepEqual(procPortsOfFd(fd), [
-          port(conn.localAddr),
-          port(conn.remoteAddr),
-        ]);
+        assert.deepEqual(procPortsOfFd(fd), [port(conn.localAddr), port(conn.remoteAddr)]);
       }
     };
     for (let i = 0; i < 500; i++) {
       const { client, server } = await lo.pair();
       // Server first: the client's (lower) fd is then found among skipped ones.
-      applyToConn(server, keepAliveFromFlags({}));
-      applyToConn(client, keepAliveFromFlags({}));
+      applyPolicy(server, GO);
+      applyPolicy(client, GO);
     }
     check();
     for (const conn of lo.conns.slice(200, 400)) lo.close(conn);
@@ -312,9 +438,7 @@ Deno.test({
       const { client, server } = await lo.pair();
       batch.push(client, server);
     }
-    for (const conn of batch.reverse()) {
-      applyToConn(conn, keepAliveFromFlags({}));
-    }
+    for (const conn of batch.reverse()) applyPolicy(conn, GO);
     check();
   },
 });
@@ -332,8 +456,8 @@ Deno.test({
     assert.equal(lo.conns.length, 2000);
     const before = fdFinderStats();
     const { client, server } = await lo.pair();
-    applyToConn(server, keepAliveFromFlags({}));
-    applyToConn(client, keepAliveFromFlags({}));
+    applyPolicy(server, GO);
+    applyPolicy(client, GO);
     const after = fdFinderStats();
     assert.equal(after.fullScans, before.fullScans, "no full scan");
     assert.ok(
@@ -344,14 +468,11 @@ Deno.test({
     for (const conn of lo.conns.slice(500, 520)) lo.close(conn);
     const mid = fdFinderStats();
     const again = await lo.pair();
-    applyToConn(again.server, keepAliveFromFlags({}));
-    applyToConn(again.client, keepAliveFromFlags({}));
+    applyPolicy(again.server, GO);
+    applyPolicy(again.client, GO);
     const end = fdFinderStats();
     assert.equal(end.fullScans, mid.fullScans, "no full scan after closes");
-    assert.ok(
-      end.probes - mid.probes <= 2 * MAX_CANDIDATES,
-      `${end.probes - mid.probes} probes`,
-    );
+    assert.ok(end.probes - mid.probes <= 2 * MAX_CANDIDATES, `${end.probes - mid.probes} probes`);
     assert.deepEqual(procPorts()(findConnFd(again.server)!), [
       lo.port,
       port(again.client.localAddr),
@@ -372,61 +493,97 @@ Deno.test({
     const fresh = await lo.pair();
     const freshFd = findConnFd(fresh.server);
     assert.ok(freshFd !== null);
-    assert.deepEqual(procPorts()(freshFd), [
-      lo.port,
-      port(fresh.client.localAddr),
-    ]);
+    assert.deepEqual(procPorts()(freshFd), [lo.port, port(fresh.client.localAddr)]);
     // Linux hands the freed fd to the next socket: one of the fresh pair.
     const clientFd = findConnFd(fresh.client);
     assert.ok(clientFd !== null);
     assert.ok([freshFd, clientFd].includes(oldFd), "the old fd was reused");
-    assert.deepEqual(procPorts()(clientFd), [
-      port(fresh.client.localAddr),
-      lo.port,
-    ]);
+    assert.deepEqual(procPorts()(clientFd), [port(fresh.client.localAddr), lo.port]);
     assert.equal(findConnFd(old.server), null, "the closed conn has no fd");
   },
 });
 
+Deno.test({
+  name:
+    "findConnFd() does not hand a conn closed without releaseConn() the socket that took its fd",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const old = await lo.pair();
+    const oldFd = findConnFd(old.server)!;
+    lo.conns.splice(lo.conns.indexOf(old.server), 1);
+    old.server.close(); // no releaseConn(): the record still claims oldFd
+    const fresh = await lo.pair();
+    // Linux hands the freed fd to one of the fresh pair.
+    const c = port(fresh.client.localAddr);
+    const ports = JSON.stringify(procPorts()(oldFd));
+    assert.ok(
+      [JSON.stringify([c, lo.port]), JSON.stringify([lo.port, c])].includes(ports),
+      `fd ${oldFd} is ${ports}`,
+    );
+    // Before the fresh conns are looked up, the old record is checked, not trusted.
+    assert.equal(findConnFd(old.server), null);
+    assert.equal(readSocketOptions(old.server), null);
+    assert.ok([findConnFd(fresh.server), findConnFd(fresh.client)].includes(oldFd));
+  },
+});
+
+// ---------------------------------------------------------------------------
+// Without FFI: the CLI's warning, and the fallback in a subprocess
+// ---------------------------------------------------------------------------
+
 Deno.test("fallbackWarning() says exactly what is in force, on one line", () => {
-  const kernel = { idle_s: 7200, interval_s: 75, count: 9 };
+  const kernel = { idle: 7_200_000, interval: 75_000, count: 9 };
   assert.equal(
     fallbackWarning(keepAliveFromFlags({}), kernel, "--allow-ffi not granted"),
     "keepalive: --allow-ffi not granted; only SO_KEEPALIVE=on was set, so the kernel defaults apply (idle 7200s, interval 75s, count 9), not the requested 15s/15s/9",
   );
   assert.match(
-    fallbackWarning(
-      keepAliveFromFlags({ count: "-1", keepalive: undefined }),
-      kernel,
-      "x",
-    ),
-    /not the requested 15s\/15s\/kernel's$/,
+    fallbackWarning(keepAliveFromFlags({ keepalive: "30s" }), kernel, "x"),
+    /not the requested 30s\/15s\/9$/,
   );
   assert.match(
+    fallbackWarning(keepAliveFromFlags({ count: "-1" }), kernel, "x"),
+    /not the requested 15s\/15s\/kernel's$/,
+  );
+  assert.equal(
+    fallbackWarning(keepAliveFromFlags({ idle: "-1s", interval: "-1s", count: "-1" }), kernel, "x"),
+    "keepalive: x; only SO_KEEPALIVE=on was set, so the kernel defaults apply (idle 7200s, interval 75s, count 9), as requested",
+  );
+  assert.equal(
     fallbackWarning(keepAliveFromFlags({ noKeepalive: true }), kernel, "x"),
-    /SO_KEEPALIVE=off was set, as requested/,
+    "keepalive: x; SO_KEEPALIVE=off was set, as requested",
   );
   assert.match(
     fallbackWarning(keepAliveFromFlags({}), null, "x"),
-    /values unknown/,
+    /\(values unknown: \/proc\/sys\/net\/ipv4 is not readable\), not the requested 15s\/15s\/9$/,
   );
+  assert.match(fallbackWarning(keepAliveFromFlags({}), kernel), /^keepalive: [^\n]+$/);
 });
 
-/** Runs a script that applies Go's defaults to a loopback conn, with the given permissions. */
+/**
+ * Runs a script that applies Go's defaults to both ends of a loopback pair,
+ * with `applyPolicy()` on the server end and `tuneSocket()` on the client
+ * end, under the given permissions.
+ */
 async function runApplyScript(permissions: string[]) {
   const script = await Deno.makeTempFile({ suffix: ".ts" });
-  const lib = (name: string) => JSON.stringify(import.meta.resolve(`../lib/tcp/${name}`));
+  const url = (path: string) => JSON.stringify(import.meta.resolve(path));
   await Deno.writeTextFile(
     script,
-    `import { applyToConn, fallbackWarning, kernelKeepAliveDefaults } from ${lib("sockopt.ts")};
-import { keepAliveFromFlags } from ${lib("keepalive.ts")};
+    `import { applyPolicy, kernelKeepAliveDefaults } from ${url("../lib/tcp/sockopt.ts")};
+import { resolveKeepAlive } from ${url("../lib/tcp/keepalive.ts")};
+import { tuneSocket } from ${url("../lib/tcp/tune.ts")};
+import { fallbackWarning } from ${url("../app/keepalive.ts")};
 const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const port = listener.addr.port;
 const client = await Deno.connect({ hostname: "127.0.0.1", port });
 const server = await listener.accept();
-const policy = keepAliveFromFlags({});
-const eff = applyToConn(server, policy);
-console.log(JSON.stringify({ port, eff, warning: fallbackWarning(policy, kernelKeepAliveDefaults()) }));
+const policy = resolveKeepAlive();
+const applied = applyPolicy(server, policy);
+const tuned = tuneSocket(client);
+const warning = fallbackWarning(policy, kernelKeepAliveDefaults());
+console.log(JSON.stringify({ port, clientPort: client.localAddr.port, applied, tuned, warning }));
 for await (const _ of Deno.stdin.readable) { /* wait for the parent */ }
 client.close(); server.close(); listener.close();
 `,
@@ -448,31 +605,50 @@ client.close(); server.close(); listener.close();
     await child.stdin.close();
     await reader.cancel();
     const status = await child.status;
-    await child.stderr.cancel();
+    const stderr = await new Response(child.stderr).text();
     await Deno.remove(script);
-    return status;
+    return { status, stderr };
   };
+  if (!text.includes("\n")) {
+    const { status, stderr } = await stop();
+    assert.fail(`the script printed nothing (exit ${status.code}): ${stderr}`);
+  }
   return { line: text.split("\n")[0], stop };
 }
 
 Deno.test({
-  name: "without --allow-ffi, applyToConn() falls back, says so, and only SO_KEEPALIVE is on",
+  name:
+    "without --allow-ffi, applyPolicy() and tuneSocket() fall back, say so, and only SO_KEEPALIVE is on",
   ignore: !linux,
   async fn() {
     const run = await runApplyScript(["--allow-net"]);
     try {
       const out = JSON.parse(run.line);
-      assert.equal(out.eff.verified, false);
-      assert.equal(out.eff.enabled, true);
-      assert.equal(out.eff.reason, "--allow-ffi not granted");
-      assert.match(
+      for (const read of [out.applied, out.tuned]) {
+        assert.deepEqual(read, {
+          keepAlive: true,
+          // Neither /proc nor a socket can be read without permissions: unknown, not made up.
+          idle: null,
+          interval: null,
+          count: null,
+          noDelay: true,
+          userTimeout: 0,
+          verified: false,
+          errors: [],
+          reason: "--allow-ffi not granted",
+        });
+      }
+      assert.equal(
         out.warning,
-        /^keepalive: --allow-ffi not granted; only SO_KEEPALIVE=on was set, so the kernel defaults apply \(.*\), not the requested 15s\/15s\/9$/,
+        "keepalive: --allow-ffi not granted; only SO_KEEPALIVE=on was set, so the kernel defaults apply (values unknown: /proc/sys/net/ipv4 is not readable), not the requested 15s/15s/9",
       );
-      // From outside: the kernel's idle time is in force, not 15 s.
-      const timers = await ssKeepAliveTimers(out.port);
-      assert.equal(timers.length, 1);
-      assert.ok(timers[0] > 15, `timer ${timers[0]}s`);
+      // From outside: the kernel's idle time is in force on both ends, not 15 s.
+      const timers = [
+        ...await ssKeepAliveTimers(out.port),
+        ...await ssKeepAliveTimers(out.clientPort, out.port),
+      ];
+      assert.equal(timers.length, 2, `timers ${timers}`);
+      for (const t of timers) assert.ok(t > 15, `timer ${t}s`);
     } finally {
       await run.stop();
     }
@@ -494,14 +670,13 @@ Deno.test({
     const run = await runApplyScript(["--allow-net", `--allow-ffi=${libc}`]);
     try {
       const out = JSON.parse(run.line);
-      assert.equal(out.eff.verified, true);
-      assert.deepEqual([out.eff.idle_s, out.eff.interval_s, out.eff.count], [
-        15,
-        15,
-        9,
-      ]);
-      const timers = await ssKeepAliveTimers(out.port);
-      assert.ok(timers.length === 1 && timers[0] <= 15, `timers ${timers}`);
+      assert.deepEqual(out.applied, GO_READ_BACK);
+      assert.deepEqual(out.tuned, GO_READ_BACK);
+      const timers = [
+        ...await ssKeepAliveTimers(out.port),
+        ...await ssKeepAliveTimers(out.clientPort, out.port),
+      ];
+      assert.ok(timers.length === 2 && timers.every((t) => t <= 15), `timers ${timers}`);
     } finally {
       await run.stop();
     }
