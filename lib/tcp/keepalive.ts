@@ -84,6 +84,13 @@ export interface KernelKeepAlive {
   count: number;
 }
 
+/** A value as an error message quotes it: `15000ms` for a number, JSON otherwise. */
+function shown(value: unknown, unit = "ms"): string {
+  return typeof value === "number" && !Number.isNaN(value)
+    ? `${value}${unit}`
+    : JSON.stringify(value) ?? String(value);
+}
+
 /** Go's `roundDurationUp(d, time.Second)`, from and to milliseconds. */
 function roundUpToSeconds(ms: number): number {
   const ns = Math.round(ms * 1e6);
@@ -140,17 +147,17 @@ export function resolveKeepAlive(
     config.idle,
     DEFAULT_KEEPALIVE_IDLE_MS,
     LINUX_MAX_KEEPIDLE_S,
-    names.idle ?? `KeepAliveConfig.Idle ${config.idle}ms`,
+    names.idle ?? `KeepAliveConfig.Idle ${shown(config.idle)}`,
   );
   const [interval, intervalSource] = resolveDuration(
     config.interval,
     DEFAULT_KEEPALIVE_INTERVAL_MS,
     LINUX_MAX_KEEPINTVL_S,
-    names.interval ?? `KeepAliveConfig.Interval ${config.interval}ms`,
+    names.interval ?? `KeepAliveConfig.Interval ${shown(config.interval)}`,
   );
   const [count, countSource] = resolveCount(
     config.count,
-    names.count ?? `KeepAliveConfig.Count ${config.count}`,
+    names.count ?? `KeepAliveConfig.Count ${shown(config.count, "")}`,
   );
   return {
     enabled: config.enable ?? true,
@@ -166,7 +173,13 @@ export function resolveKeepAlive(
  * 0 → on with 15/15/9, negative → off, positive → the idle time only
  * (`30_000` gives 30 s / 15 s / 9). `name` names it in errors.
  */
-export function resolveSingleKeepAlive(ms: number, name = `KeepAlive ${ms}ms`): KeepAlivePolicy {
+export function resolveSingleKeepAlive(
+  ms: number,
+  name = `KeepAlive ${shown(ms)}`,
+): KeepAlivePolicy {
+  if (typeof ms !== "number" || Number.isNaN(ms)) {
+    throw new TypeError(`${name} is not a duration in milliseconds`);
+  }
   if (ms < 0) {
     return {
       enabled: false,

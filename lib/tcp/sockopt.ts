@@ -49,22 +49,24 @@ export interface ApplyOptions {
 function readFd(n: Native, fd: number): SocketOptions {
   const { p } = n;
   const errors: string[] = [];
-  const read = (name: string, level: number, opt: number | null): number => {
+  /** An option's value, or null (and an error noted) when it cannot be read. */
+  const read = (name: string, level: number, opt: number | null): number | null => {
     if (opt === null) return 0;
     try {
       return getInt(n, fd, level, opt);
     } catch (err) {
       errors.push(`read ${name}: ${(err as Error).message}`);
-      return NaN;
+      return null;
     }
   };
+  const ms = (s: number | null) => s === null ? null : s * 1000;
   const options: SocketOptions = {
-    keepAlive: read("SO_KEEPALIVE", p.SOL_SOCKET, p.SO_KEEPALIVE) > 0,
-    idle: read("TCP_KEEPIDLE", p.IPPROTO_TCP, p.TCP_KEEPIDLE) * 1000,
-    interval: read("TCP_KEEPINTVL", p.IPPROTO_TCP, p.TCP_KEEPINTVL) * 1000,
+    keepAlive: (read("SO_KEEPALIVE", p.SOL_SOCKET, p.SO_KEEPALIVE) ?? 0) > 0,
+    idle: ms(read("TCP_KEEPIDLE", p.IPPROTO_TCP, p.TCP_KEEPIDLE)),
+    interval: ms(read("TCP_KEEPINTVL", p.IPPROTO_TCP, p.TCP_KEEPINTVL)),
     count: read("TCP_KEEPCNT", p.IPPROTO_TCP, p.TCP_KEEPCNT),
-    noDelay: read("TCP_NODELAY", p.IPPROTO_TCP, p.TCP_NODELAY) > 0,
-    userTimeout: read("TCP_USER_TIMEOUT", p.IPPROTO_TCP, p.TCP_USER_TIMEOUT),
+    noDelay: (read("TCP_NODELAY", p.IPPROTO_TCP, p.TCP_NODELAY) ?? 0) > 0,
+    userTimeout: read("TCP_USER_TIMEOUT", p.IPPROTO_TCP, p.TCP_USER_TIMEOUT) ?? 0,
     verified: errors.length === 0,
     errors,
   };

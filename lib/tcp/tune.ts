@@ -22,7 +22,8 @@ export interface TuneOptions extends KeepAliveConfig {
  * one leaves the OS value), plus TCP_NODELAY and an optional
  * TCP_USER_TIMEOUT, and returns what the kernel reports as in force.
  * Throws a RangeError for a value Linux refuses (idle and interval 1 s to
- * 32767 s, count 1 to 127). Without `--allow-ffi` only SO_KEEPALIVE can be
+ * 32767 s, count 1 to 127) and a TypeError for one that is not a number,
+ * before touching the socket. Without `--allow-ffi` only SO_KEEPALIVE can be
  * set: the result then says `verified: false` and why.
  *
  * ```ts
