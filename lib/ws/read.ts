@@ -22,6 +22,7 @@ import { ProtocolViolation } from "./errors.ts";
 import { emptyFrameHeader, isControl, MAX_HEADER_SIZE, Opcode, parseFrameHeader } from "./frame.ts";
 import { unmask } from "./mask.ts";
 import { Utf8Validator } from "./utf8.ts";
+import { release, resize } from "./bytes.ts";
 import { InvalidFramePayloadData, MessageTooBig, ProtocolError } from "./close.ts";
 
 /** Default largest message accepted, in bytes (16 MiB); larger ones get 1009. */
@@ -183,6 +184,8 @@ export class FrameReader {
   /** Drops every buffer; from now on reads are thrown away. */
   discard(): void {
     this.#discarding = true;
+    release(this.#buf);
+    release(this.#msg);
     this.#buf = EMPTY;
     this.#start = this.#end = 0;
     this.#msg = null;
@@ -383,9 +386,7 @@ export class FrameReader {
     let size = Math.max(len * 2, FIRST_MESSAGE_BUFFER);
     if (this.#fin) size = Math.min(size, len + this.#remaining);
     size = Math.max(size, len + want);
-    const grown = new Uint8Array(size);
-    if (msg) grown.set(msg.subarray(0, len));
-    this.#msg = grown;
+    this.#msg = resize(msg, size, len);
     return size - len;
   }
 
@@ -393,14 +394,11 @@ export class FrameReader {
   #makeRoom(need: number): void {
     const used = this.#end - this.#start;
     if (this.#buf.length - this.#start >= need && this.#end < this.#buf.length) return;
-    if (this.#buf.length >= need && this.#buf.length > used) {
-      this.#buf.copyWithin(0, this.#start, this.#end);
-    } else {
+    if (this.#start > 0) this.#buf.copyWithin(0, this.#start, this.#end);
+    if (this.#buf.length < need || this.#buf.length <= used) {
       let size = Math.max(this.#buf.length, INITIAL_READ_BUFFER);
       while (size < need || size <= used) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.#buf.subarray(this.#start, this.#end));
-      this.#buf = grown;
+      this.#buf = resize(this.#buf, size, used);
     }
     this.#start = 0;
     this.#end = used;
@@ -413,7 +411,7 @@ export class FrameReader {
   #emptied(): void {
     this.#start = this.#end = 0;
     if (this.#buf.length > INITIAL_READ_BUFFER && this.#lastRead * 8 < this.#buf.length) {
-      this.#buf = new Uint8Array(INITIAL_READ_BUFFER);
+      this.#buf = resize(this.#buf, INITIAL_READ_BUFFER, 0);
     }
   }
 }

@@ -15,6 +15,7 @@
 
 import { frameHeaderSize, MAX_HEADER_SIZE, Opcode, writeFrameHeader } from "./frame.ts";
 import { maskInto, unmask } from "./mask.ts";
+import { release, resize } from "./bytes.ts";
 
 /** A payload at least this large is sent from the caller's bytes, not copied. */
 export const ZERO_COPY_PAYLOAD = 64 * 1024;
@@ -169,8 +170,12 @@ export class SendQueue {
     this.#chunks = [];
     this.#chunkBytes = 0;
     this.#len = 0;
+    release(this.#spare);
     this.#spare = null;
-    if (this.#buf && this.#buf.length > KEEP_SEND_BUFFER) this.#buf = null;
+    if (this.#buf && this.#buf.length > KEEP_SEND_BUFFER) {
+      release(this.#buf);
+      this.#buf = null;
+    }
     this.queuedTotal -= dropped;
   }
 
@@ -183,9 +188,7 @@ export class SendQueue {
       // amortised O(1) each; a buffer past KEEP_SEND_BUFFER is dropped after
       // its write anyway.
       while (size < need) size *= 2;
-      const grown = new Uint8Array(size);
-      if (buf) grown.set(buf.subarray(0, this.#len));
-      buf = this.#buf = grown;
+      buf = this.#buf = resize(buf, size, this.#len);
     }
     return buf;
   }
