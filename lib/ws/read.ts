@@ -39,6 +39,12 @@ const MAX_READ_BUFFER = 64 * 1024;
 const WHOLE_FRAME_MAX = 16 * 1024;
 /** A payload remainder at least this large is read straight into the message. */
 const DIRECT_READ_MIN = 16 * 1024;
+/**
+ * The most one read straight into a message may take: loopback hands out
+ * several MiB per read, and one such read per connection per turn let 500
+ * busy connections hold up everyone else for seconds.
+ */
+const DIRECT_READ_MAX = 256 * 1024;
 /** The first size of a message buffer when nothing says it must be smaller. */
 const FIRST_MESSAGE_BUFFER = 16 * 1024;
 
@@ -157,7 +163,8 @@ export class FrameReader {
     if (this.#inPayload && this.#start === this.#end && this.#remaining >= DIRECT_READ_MIN) {
       this.#direct = true;
       const room = this.#roomInMessage(1);
-      return this.#msg!.subarray(this.#len, this.#len + Math.min(room, this.#remaining));
+      const n = Math.min(room, this.#remaining, DIRECT_READ_MAX);
+      return this.#msg!.subarray(this.#len, this.#len + n);
     }
     this.#direct = false;
     if (this.#end === this.#buf.length) this.#makeRoom(MAX_HEADER_SIZE);
