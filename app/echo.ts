@@ -1,7 +1,7 @@
 /**
  * The echo server, built on the library's `serve()` and nothing else: it
  * upgrades `/echo` to a WebSocket that sends every message back, answers
- * `/`, `/healthz` and `/metrics`, and writes one log event per thing that
+ * `/`, `/favicon.ico`, `/info`, `/healthz` and `/metrics`, and writes one log event per thing that
  * happens (the log contract in the README).
  *
  * @module
@@ -15,16 +15,19 @@ import {
   type Refusal,
   serve,
   type ServerRequest,
+  type SocketOptions,
   type Traffic,
 } from "../mod.ts";
 import { formatAddr } from "./addr.ts";
 import { keepAliveConfig, keepAliveLogFields } from "./keepalive.ts";
 import { closeLogFields, type Logger } from "./log.ts";
-import { Metrics } from "./metrics.ts";
-import { ECHO_PAGE } from "./page.ts";
+import { Metrics, VERSION } from "./metrics.ts";
+import { ECHO_PAGE, FAVICON } from "./page.ts";
 
 /** The WebSocket endpoint. */
 export const ECHO_PATH = "/echo";
+/** The settings in force, as JSON (the page at `/` shows them). */
+export const INFO_PATH = "/info";
 
 /** What the echo server needs to run. */
 export interface EchoOptions {
@@ -124,6 +127,7 @@ export function startServer(options: EchoOptions): EchoServer {
     },
   }, handle);
   const addr = formatAddr(server.addr);
+  metrics.budget = server.budget;
   metrics.openTraffic = () => {
     const t: Traffic = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 };
     for (const ws of server.connections) {
@@ -141,7 +145,8 @@ export function startServer(options: EchoOptions): EchoServer {
   function refused(r: Refusal) {
     const remote = formatAddr(r.remoteAddr);
     if (r.timedOut) {
-      metrics.closed("handshake-timeout");
+      // Never a WebSocket: a dropped request, not a closed connection (open = accepted − closed).
+      metrics.dropped("handshake-timeout");
       log.info("close", {
         id: r.id,
         remote,
@@ -152,6 +157,7 @@ export function startServer(options: EchoOptions): EchoServer {
         ...extra,
       });
     } else if (r.status === 0) {
+      metrics.dropped("read-error");
       log.warn("error", { id: r.id, remote, message: r.message, ...extra });
     } else {
       metrics.refused(r.status);
@@ -167,9 +173,9 @@ export function startServer(options: EchoOptions): EchoServer {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return await reject(req, 405, `${req.method} is not allowed here`, { Allow: "GET, HEAD" });
     }
-    const body = await page(path);
+    const body = await page(path, req);
     if (body === null) return await reject(req, 404, `no such path: ${path}`);
-    await req.respond(200, body.text, { "Content-Type": body.type });
+    await req.respond(200, body.text, { "Content-Type": body.type, ...body.headers });
   }
 
   async function reject(
@@ -207,8 +213,7 @@ export function startServer(options: EchoOptions): EchoServer {
       return;
     }
     started.set(ws, Date.now());
-    metrics.open++;
-    metrics.accepted++;
+    metrics.opened();
     log.info("open", {
       id: req.id,
       remote,
@@ -220,14 +225,26 @@ export function startServer(options: EchoOptions): EchoServer {
     // connection's own (it stops reading while its send queue is full).
     ws.onmessage = (message) => void ws.send(message);
     const info: CloseInfo = await ws.closed;
-    metrics.open--;
     metrics.addTraffic(ws.traffic);
-    metrics.closed(info.cause);
+    metrics.closed(info.cause, (Date.now() - started.get(ws)!) / 1000);
     log.info("close", { id: req.id, remote, ...closeLogFields(info, started.get(ws)!), ...extra });
   }
 
-  async function page(path: string): Promise<{ text: string; type: string } | null> {
+  async function page(
+    path: string,
+    req: ServerRequest,
+  ): Promise<{ text: string | Uint8Array; type: string; headers?: Record<string, string> } | null> {
     if (path === "/") return { text: ECHO_PAGE, type: "text/html; charset=utf-8" };
+    if (path === "/favicon.ico") {
+      return { text: FAVICON, type: "image/x-icon", headers: { "Cache-Control": "max-age=86400" } };
+    }
+    if (path === INFO_PATH) {
+      return {
+        text: JSON.stringify(serverInfo(req.keepalive)) + "\n",
+        type: "application/json",
+        headers: { "Cache-Control": "no-store" },
+      };
+    }
     if (path === "/healthz") return { text: "ok\n", type: "text/plain; charset=utf-8" };
     if (path === "/metrics") {
       return {
@@ -236,6 +253,18 @@ export function startServer(options: EchoOptions): EchoServer {
       };
     }
     return null;
+  }
+
+  /** What `/info` says: the settings in force, the keepalive read back from `keepalive`'s socket. */
+  function serverInfo(keepalive: SocketOptions): Record<string, unknown> {
+    return {
+      version: VERSION,
+      ...keepAliveLogFields(keepalive),
+      ping_interval_ms: options.pingIntervalMs,
+      pong_timeout_ms: options.pongTimeoutMs,
+      max_message_size: options.maxMessageSize,
+      handshake_timeout_ms: options.handshakeTimeoutMs,
+    };
   }
 
   return {

@@ -1,13 +1,115 @@
 /**
  * The server's counters, rendered in the Prometheus text exposition format
- * (version 0.0.4) for `/metrics`.
+ * (version 0.0.4) for `/metrics`, named by Prometheus' naming guide
+ * (https://prometheus.io/docs/practices/naming/): one prefix,
+ * `keepalive_ws_`; base units (seconds, bytes) named as a suffix; `_total`
+ * on counters and only on counters; labels that are dimensions (a cause, a
+ * status), never a state.
+ *
+ * The WebSocket counters obey **open = accepted − closed** (closed summed over
+ * every cause): a connection is counted as accepted when it is upgraded and as
+ * closed once, when it ends. A request that never became a WebSocket (its head
+ * did not come in time, or could not be read) is a dropped request, not a
+ * closed connection.
  *
  * @module
  */
 
-import { CLOSE_CAUSES, type CloseCause, type SocketOptions, type Traffic } from "../mod.ts";
+import config from "../deno.json" with { type: "json" };
+import { CLOSE_CAUSES, type SocketOptions, type Traffic } from "../mod.ts";
 
-/** Everything `/metrics` reports; one instance per server process. */
+/** The one prefix of every metric name. */
+export const METRIC_PREFIX = "keepalive_ws_";
+
+/** This program's version, from deno.json's `version` (read when the program is built). */
+export const VERSION: string = config.version;
+
+/**
+ * Upper bounds (seconds) of the connection-duration histogram's buckets: from
+ * 0.1 s (a connection refused or cut at once) to a day (a long-lived client),
+ * about ×3–5 apart, so a few buckets show the whole range.
+ */
+export const DURATION_BUCKETS_S: readonly number[] = [
+  0.1,
+  0.5,
+  1,
+  5,
+  15,
+  60,
+  300,
+  900,
+  3_600,
+  14_400,
+  43_200,
+  86_400,
+];
+
+/**
+ * The close causes listed (at 0) from the start. `handshake-timeout` is not
+ * one: on the server it ends a request before any WebSocket exists, and is
+ * counted in {@linkcode Metrics.dropped}.
+ */
+export const SERVER_CLOSE_CAUSES: readonly string[] = CLOSE_CAUSES.filter((c) =>
+  c !== "handshake-timeout"
+);
+
+/**
+ * The close cause a supervisor gives the connections that were open in a
+ * worker when it died: the process is gone, and its sockets with it.
+ */
+export const WORKER_EXIT_CAUSE = "worker-exit";
+
+/** Why a request was dropped without an HTTP answer. */
+export const DROP_REASONS = ["handshake-timeout", "read-error"] as const;
+
+/** One of {@linkcode DROP_REASONS}. */
+export type DropReason = typeof DROP_REASONS[number];
+
+/** What `/metrics` shows of a memory budget (the library's `MemoryBudget` fits). */
+export interface BudgetView {
+  /** The most bytes the connections may hold together. */
+  readonly limit: number;
+  /** The bytes they hold now. */
+  readonly used: number;
+  /** Connections evicted so far. */
+  readonly evictions: number;
+}
+
+/** A Prometheus histogram: counts per bucket (not cumulative; the last is +Inf), sum and count. */
+export class Histogram {
+  /** The buckets' upper bounds, without +Inf. */
+  readonly bounds: readonly number[];
+  /** Observations per bucket, one more than `bounds` (the last is above every bound). */
+  readonly counts: number[];
+  /** The sum of all observations. */
+  sum = 0;
+  /** How many observations. */
+  count = 0;
+
+  /** An empty histogram with these upper bounds (ascending). */
+  constructor(bounds: readonly number[] = DURATION_BUCKETS_S) {
+    this.bounds = bounds;
+    this.counts = new Array(bounds.length + 1).fill(0);
+  }
+
+  /** Records one observation. */
+  observe(value: number): void {
+    let i = 0;
+    while (i < this.bounds.length && value > this.bounds[i]) i++;
+    this.counts[i]++;
+    this.sum += value;
+    this.count++;
+  }
+
+  /** Adds another histogram's observations (same bounds) to this one. */
+  add(other: { counts: number[]; sum: number; count: number }): void {
+    for (let i = 0; i < this.counts.length; i++) this.counts[i] += other.counts[i] ?? 0;
+    this.sum += other.sum;
+    this.count += other.count;
+  }
+}
+
+/** Everything `/metrics` reports; one instance per server process (or a sum of workers'). */
 export class Metrics {
   /** WebSocket connections open now. */
   open = 0;
@@ -17,14 +119,18 @@ export class Metrics {
   readonly closedTraffic: Traffic = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 };
   /** The traffic of the connections open now, added up on demand. */
   openTraffic: (() => Traffic) | null = null;
-  /** Closes by cause. */
-  readonly closes = new Map<CloseCause, number>(
-    CLOSE_CAUSES.map((c) => [c, 0]),
-  );
+  /** WebSocket closes by cause. */
+  readonly closes = new Map<string, number>(SERVER_CLOSE_CAUSES.map((c) => [c, 0]));
+  /** How long the closed WebSocket connections lasted, in seconds. */
+  readonly durations = new Histogram();
   /** Refused upgrades and plain requests, by HTTP status. */
   readonly refusals = new Map<number, number>();
+  /** Requests ended without an answer, by reason. */
+  readonly drops = new Map<string, number>(DROP_REASONS.map((r) => [r, 0]));
   /** The keepalive policy in force, as read back from a socket (or the kernel's). */
   keepalive: SocketOptions | null = null;
+  /** The server-wide memory budget, read when rendering. */
+  budget: BudgetView | null = null;
 
   /** Adds `t` to the closed connections' traffic. */
   addTraffic(t: Traffic): void {
@@ -48,9 +154,17 @@ export class Metrics {
     return total;
   }
 
-  /** Counts a close with `cause`. */
-  closed(cause: CloseCause): void {
+  /** Counts an upgrade: one more accepted and one more open. */
+  opened(): void {
+    this.accepted++;
+    this.open++;
+  }
+
+  /** Counts the end of an open WebSocket: one fewer open, one more closed with `cause`. */
+  closed(cause: string, durationS?: number): void {
+    this.open--;
     this.closes.set(cause, (this.closes.get(cause) ?? 0) + 1);
+    if (durationS !== undefined) this.durations.observe(durationS);
   }
 
   /** Counts a refusal with HTTP `status`. */
@@ -58,105 +172,168 @@ export class Metrics {
     this.refusals.set(status, (this.refusals.get(status) ?? 0) + 1);
   }
 
-  /** Renders every metric as Prometheus text; `labels` go on every sample. */
-  render(labels: Record<string, string> = {}): string {
+  /** Counts a request dropped without an answer. */
+  dropped(reason: DropReason): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+  }
+
+  /** Renders every metric as Prometheus text. */
+  render(): string {
     const out: string[] = [];
     const traffic = this.totalTraffic();
-    const lbl = (extra: Record<string, string | number> = {}) => {
-      const all = { ...labels, ...extra };
-      const parts = Object.entries(all).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
-      return parts.length ? `{${parts.join(",")}}` : "";
-    };
-    const metric = (
+    const family = (
       name: string,
-      type: string,
+      type: "counter" | "gauge" | "histogram",
       help: string,
-      samples: [string, number][],
+      samples: [labels: Record<string, string | number>, value: number, suffix?: string][],
     ) => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [l, v] of samples) out.push(`${name}${l} ${v}`);
+      const full = METRIC_PREFIX + name;
+      out.push(`# HELP ${full} ${escapeHelp(help)}`, `# TYPE ${full} ${type}`);
+      for (const [labels, value, suffix = ""] of samples) {
+        out.push(`${full}${suffix}${labelText(labels)} ${formatValue(value)}`);
+      }
     };
-    metric(
-      "websocket_connections_open",
-      "gauge",
-      "WebSocket connections open now.",
-      [[lbl(), this.open]],
-    );
-    metric(
-      "websocket_connections_accepted_total",
+    const one = (
+      name: string,
+      type: "counter" | "gauge",
+      help: string,
+      value: number | null,
+    ) => {
+      if (value !== null) family(name, type, help, [[{}, value]]);
+    };
+
+    family("build_info", "gauge", "Always 1; the labels say which build runs.", [
+      [{ version: VERSION, deno: Deno.version.deno }, 1],
+    ]);
+    one("connections_open", "gauge", "WebSocket connections open now.", this.open);
+    one(
+      "connections_accepted_total",
       "counter",
-      "WebSocket upgrades accepted.",
-      [[
-        lbl(),
-        this.accepted,
-      ]],
+      "WebSocket upgrades accepted. Open = accepted - closed (all causes).",
+      this.accepted,
     );
-    metric(
-      "websocket_connections_closed_total",
+    family(
+      "connections_closed_total",
       "counter",
       "WebSocket connections closed, by cause.",
-      [...this.closes].map(([cause, n]) => [lbl({ cause }), n]),
+      [...this.closes].map(([cause, n]) => [{ cause }, n]),
     );
-    metric(
-      "websocket_messages_received_total",
+    const h = this.durations;
+    let cumulative = 0;
+    family(
+      "connection_duration_seconds",
+      "histogram",
+      "How long closed WebSocket connections lasted, from upgrade to close.",
+      [
+        ...h.bounds.map((le, i): [Record<string, string>, number, string] => [
+          { le: formatValue(le) },
+          cumulative += h.counts[i],
+          "_bucket",
+        ]),
+        [{ le: "+Inf" }, h.count, "_bucket"],
+        [{}, h.sum, "_sum"],
+        [{}, h.count, "_count"],
+      ],
+    );
+    one("received_messages_total", "counter", "WebSocket messages received.", traffic.messagesIn);
+    one("sent_messages_total", "counter", "WebSocket messages sent.", traffic.messagesOut);
+    one(
+      "received_bytes_total",
       "counter",
-      "Messages received.",
-      [[lbl(), traffic.messagesIn]],
+      "Payload bytes of the WebSocket messages received.",
+      traffic.bytesIn,
     );
-    metric("websocket_messages_sent_total", "counter", "Messages sent.", [[
-      lbl(),
-      traffic.messagesOut,
-    ]]);
-    metric(
-      "websocket_bytes_received_total",
+    one(
+      "sent_bytes_total",
       "counter",
-      "Payload bytes received.",
-      [[lbl(), traffic.bytesIn]],
-    );
-    metric("websocket_bytes_sent_total", "counter", "Payload bytes sent.", [[
-      lbl(),
+      "Payload bytes of the WebSocket messages sent.",
       traffic.bytesOut,
-    ]]);
-    metric(
+    );
+    family(
       "http_requests_refused_total",
       "counter",
-      "Upgrades and requests refused, by HTTP status.",
-      [...this.refusals].sort((a, b) => a[0] - b[0]).map((
-        [status, n],
-      ) => [lbl({ status }), n]),
+      "Upgrades and plain requests refused, by HTTP status.",
+      [...this.refusals].sort((a, b) => a[0] - b[0]).map(([status, n]) => [{ status }, n]),
     );
+    family(
+      "http_requests_dropped_total",
+      "counter",
+      "Requests closed without an answer, by reason: no head within the handshake timeout, " +
+        "or the head could not be read.",
+      [...this.drops].map(([reason, n]) => [{ reason }, n]),
+    );
+    const budget = this.budget;
+    if (budget) {
+      one(
+        "memory_budget_bytes",
+        "gauge",
+        "The memory budget: the most bytes all connections may hold together.",
+        budget.limit,
+      );
+      one(
+        "memory_held_bytes",
+        "gauge",
+        "Bytes the connections hold now in buffers, partial messages and send queues.",
+        budget.used,
+      );
+      one(
+        "memory_evictions_total",
+        "counter",
+        "Connections closed (1013) because the memory budget ran out.",
+        budget.evictions,
+      );
+    }
     const ka = this.keepalive;
     if (ka) {
-      metric(
+      const secs = (ms: number | null) => ms === null ? null : ms / 1000;
+      one(
         "tcp_keepalive_enabled",
         "gauge",
         "1 when SO_KEEPALIVE is on for accepted connections.",
-        [[lbl({ verified: String(ka.verified) }), ka.keepAlive ? 1 : 0]],
+        ka.keepAlive ? 1 : 0,
       );
-      const secs = (ms: number | null) => ms === null ? null : ms / 1000;
-      const gauge = (name: string, help: string, value: number | null) => {
-        if (value !== null) metric(name, "gauge", help, [[lbl(), value]]);
-      };
-      gauge("tcp_keepalive_idle_seconds", "TCP_KEEPIDLE in force.", secs(ka.idle));
-      gauge(
+      one(
+        "tcp_keepalive_verified",
+        "gauge",
+        "1 when the keepalive values shown were read back from the socket; 0 when they are " +
+          "what was asked for or unknown.",
+        ka.verified ? 1 : 0,
+      );
+      one("tcp_keepalive_idle_seconds", "gauge", "TCP_KEEPIDLE in force.", secs(ka.idle));
+      one(
         "tcp_keepalive_interval_seconds",
+        "gauge",
         "TCP_KEEPINTVL in force.",
         secs(ka.interval),
       );
-      gauge("tcp_keepalive_probes", "TCP_KEEPCNT in force.", ka.count);
-      gauge(
-        "tcp_user_timeout_milliseconds",
-        "TCP_USER_TIMEOUT in force (0 = the OS default).",
-        ka.userTimeout,
+      one("tcp_keepalive_probes", "gauge", "TCP_KEEPCNT in force.", ka.count);
+      one(
+        "tcp_user_timeout_seconds",
+        "gauge",
+        "TCP_USER_TIMEOUT in force (0 = the kernel's default behaviour).",
+        secs(ka.userTimeout),
       );
     }
     return out.join("\n") + "\n";
   }
 }
 
+function labelText(labels: Record<string, string | number>): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+/** A sample value as the text format spells it (`+Inf`, `-Inf`, `NaN`). */
+function formatValue(value: number): string {
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return String(value);
+}
+
 function escapeLabel(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(
-    /\n/g,
-    "\\n",
-  );
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function escapeHelp(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 }

@@ -11,17 +11,20 @@
  *   supervisor → workers {"type":"snapshot","id":N}          send your counters
  *   worker → supervisor  {"type":"snapshot","id":N,"data":S}
  *   supervisor → worker  {"type":"collected","id":N,"data":[S…]}
+ *   supervisor → workers {"type":"snapshot","id":0}          every second
  * ```
  *
- * So `/metrics` answers for the whole server, whichever worker takes it.
+ * So `/metrics` answers for the whole server, whichever worker takes it. The
+ * supervisor keeps every worker's latest snapshot; when a worker dies, its
+ * last counts are kept and added to every later answer, so totals never go
+ * backwards across a restart.
  *
  * @module
  */
 
-import { CLOSE_CAUSES, type CloseCause } from "../mod.ts";
 import { readLines } from "./lines.ts";
 import type { Logger } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { Metrics, WORKER_EXIT_CAUSE } from "./metrics.ts";
 
 /** How long a worker waits for the others' counters before answering alone. */
 export const COLLECT_TIMEOUT_MS = 1_000;
@@ -29,12 +32,18 @@ export const COLLECT_TIMEOUT_MS = 1_000;
 export const DRAIN_TIMEOUT_MS = 10_000;
 /** Shortest time between restarts of a worker that died. */
 export const RESTART_DELAY_MS = 1_000;
+/**
+ * How often the supervisor takes each worker's counters, besides every
+ * `/metrics`: when a worker dies, what it counted up to its last snapshot
+ * stays in the totals.
+ */
+export const SNAPSHOT_INTERVAL_MS = 1_000;
 
 /** The counters of one worker, as sent over the channel. */
 export interface MetricsSnapshot {
-  /** Process id of the worker. */
+  /** Process id of the worker (0 for the sum of the workers that died). */
   pid: number;
-  /** Plain counters. */
+  /** Plain counters, and the open gauge. */
   counts: Record<
     "open" | "accepted" | "messagesIn" | "messagesOut" | "bytesIn" | "bytesOut",
     number
@@ -43,6 +52,12 @@ export interface MetricsSnapshot {
   closes: Record<string, number>;
   /** Refusals by status. */
   refusals: Record<string, number>;
+  /** Requests dropped without an answer, by reason. */
+  drops: Record<string, number>;
+  /** The connection-duration histogram. */
+  durations: { counts: number[]; sum: number; count: number };
+  /** The memory budget: limit and bytes held (gauges), evictions (a counter). */
+  memory: { limit: number; used: number; evictions: number } | null;
   /** The keepalive in force, as the worker read it back. */
   keepalive: Metrics["keepalive"];
 }
@@ -71,10 +86,11 @@ export function withoutFlag(args: string[], flag: string): string[] {
 }
 
 /** Takes a worker's counters for the channel. */
-export function snapshotOf(metrics: Metrics): MetricsSnapshot {
+export function snapshotOf(metrics: Metrics, pid: number = Deno.pid): MetricsSnapshot {
   const traffic = metrics.totalTraffic();
+  const budget = metrics.budget;
   return {
-    pid: Deno.pid,
+    pid,
     counts: {
       open: metrics.open,
       accepted: metrics.accepted,
@@ -85,6 +101,13 @@ export function snapshotOf(metrics: Metrics): MetricsSnapshot {
     },
     closes: Object.fromEntries(metrics.closes),
     refusals: Object.fromEntries(metrics.refusals),
+    drops: Object.fromEntries(metrics.drops),
+    durations: {
+      counts: [...metrics.durations.counts],
+      sum: metrics.durations.sum,
+      count: metrics.durations.count,
+    },
+    memory: budget && { limit: budget.limit, used: budget.used, evictions: budget.evictions },
     keepalive: metrics.keepalive,
   };
 }
@@ -92,21 +115,48 @@ export function snapshotOf(metrics: Metrics): MetricsSnapshot {
 /** Adds up the workers' counters into one {@linkcode Metrics}. */
 export function mergeSnapshots(snapshots: MetricsSnapshot[]): Metrics {
   const total = new Metrics();
+  const add = <K>(into: Map<K, number>, key: K, n: number) =>
+    into.set(key, (into.get(key) ?? 0) + n);
   for (const s of snapshots) {
     total.open += s.counts.open;
     total.accepted += s.counts.accepted;
     total.addTraffic(s.counts);
-    for (const [cause, n] of Object.entries(s.closes)) {
-      if ((CLOSE_CAUSES as readonly string[]).includes(cause)) {
-        total.closes.set(cause as CloseCause, (total.closes.get(cause as CloseCause) ?? 0) + n);
-      }
-    }
-    for (const [status, n] of Object.entries(s.refusals)) {
-      total.refusals.set(Number(status), (total.refusals.get(Number(status)) ?? 0) + n);
+    for (const [cause, n] of Object.entries(s.closes)) add(total.closes, cause, n);
+    for (const [status, n] of Object.entries(s.refusals)) add(total.refusals, Number(status), n);
+    for (const [reason, n] of Object.entries(s.drops ?? {})) add(total.drops, reason, n);
+    if (s.durations) total.durations.add(s.durations);
+    if (s.memory) {
+      const b = total.budget ?? { limit: 0, used: 0, evictions: 0 };
+      total.budget = {
+        limit: b.limit + s.memory.limit,
+        used: b.used + s.memory.used,
+        evictions: b.evictions + s.memory.evictions,
+      };
     }
     total.keepalive ??= s.keepalive;
   }
   return total;
+}
+
+/**
+ * What a dead worker leaves to the totals: its counters as last seen, with
+ * nothing open any more. The connections it held ended with it, so they are
+ * counted as closed with cause `worker-exit` (open = accepted − closed still
+ * holds); its gauges (memory held, its share of the budget) drop to 0.
+ */
+export function retire(last: MetricsSnapshot): MetricsSnapshot {
+  const closes = { ...last.closes };
+  if (last.counts.open > 0) {
+    closes[WORKER_EXIT_CAUSE] = (closes[WORKER_EXIT_CAUSE] ?? 0) + last.counts.open;
+  }
+  return {
+    ...last,
+    pid: 0,
+    counts: { ...last.counts, open: 0 },
+    closes,
+    memory: last.memory && { limit: 0, used: 0, evictions: last.memory.evictions },
+    keepalive: null,
+  };
 }
 
 const encoder = new TextEncoder();
@@ -217,6 +267,8 @@ interface Worker {
   snapshots: Map<number, (s: MetricsSnapshot | null) => void>;
   /** Whether it has reported `listening` (so its signal handlers are installed). */
   listening: boolean;
+  /** Its latest snapshot (any answer over the pipe is newer than the one before). */
+  last: MetricsSnapshot | null;
 }
 
 /** The command that starts this same program as a worker, compiled or not. */
@@ -249,6 +301,8 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
   let started = false;
   let stopping = false;
   let nextCollect = 1;
+  /** The counts of the workers that died, as they were last seen (see {@linkcode retire}). */
+  let retired: MetricsSnapshot | null = null;
 
   // Listen for signals before starting anyone, so an early SIGTERM still drains the workers.
   const stop = Promise.withResolvers<string>();
@@ -279,6 +333,7 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
       stdin: child.stdin.getWriter(),
       snapshots: new Map(),
       listening: false,
+      last: null,
     };
     workers.set(index, w);
     const bound = Promise.withResolvers<number>();
@@ -289,7 +344,8 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
             w.listening = true;
             bound.resolve(m.port as number);
           } else if (m.type === "snapshot") {
-            w.snapshots.get(m.id as number)?.(m.data as MetricsSnapshot);
+            w.last = m.data as MetricsSnapshot;
+            w.snapshots.get(m.id as number)?.(w.last);
           } else if (m.type === "collect") collectFor(w, m.id as number);
         }
       } catch {
@@ -299,6 +355,11 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
     })();
     child.status.then(async (status) => {
       if (workers.get(index) === w) workers.delete(index);
+      // Its counts stay in the totals; do this before the answers below, so no collection
+      // in flight sees the worker neither alive nor retired.
+      if (w.last) {
+        retired = snapshotOf(mergeSnapshots([...retired ? [retired] : [], retire(w.last)]), 0);
+      }
       // Whoever waits for this worker's counters stops waiting now.
       for (const answer of w.snapshots.values()) answer(null);
       w.snapshots.clear();
@@ -317,7 +378,8 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
 
   const collectFor = async (asker: Worker, id: number) => {
     const key = nextCollect++;
-    const answers = [...workers.values()].map((w) => {
+    const asked = [...workers.values()];
+    const answers = asked.map((w) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       return new Promise<MetricsSnapshot | null>((resolve) => {
         w.snapshots.set(key, resolve);
@@ -328,7 +390,11 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
         w.snapshots.delete(key);
       });
     });
-    const data = (await Promise.all(answers)).filter((s) => s !== null);
+    // A worker that died meanwhile is in `retired` already: count it once.
+    const data = (await Promise.all(answers)).filter((s, i) =>
+      s !== null && workers.get(asked[i].index) === asked[i]
+    );
+    if (retired) data.push(retired);
     write(asker, { type: "collected", id, data });
   };
 
@@ -378,6 +444,9 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
     throw new Error(`cannot start workers: ${err instanceof Error ? err.message : err}`);
   }
   started = true;
+  const poll = setInterval(() => {
+    for (const w of workers.values()) if (w.listening) write(w, { type: "snapshot", id: 0 });
+  }, SNAPSHOT_INTERVAL_MS);
   if (early === null) {
     log.info("workers", {
       count: options.count,
@@ -388,6 +457,7 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
 
   const signal = await stop.promise;
   stopping = true;
+  clearInterval(poll);
   log.info("shutdown", { signal, workers: workers.size });
   const drained = await stopAll();
   log.info("stopped", { port });
