@@ -525,7 +525,9 @@ export interface UpgradePolicy {
    * `host[:port]`; one with `://` matches `scheme://host[:port]`. `*` matches
    * any run of characters within it, case-insensitively: `*.example.com`,
    * `localhost:*`, `https://*.example.com`. A same-host Origin is always
-   * allowed.
+   * allowed. The pattern `null` allows exactly `Origin: null` (what a
+   * browser sends from a `file://` page, a sandboxed iframe or after a
+   * cross-origin redirect; RFC 6454 §7.3); no other pattern matches it.
    */
   origins?: string[];
   /** The subprotocols the server speaks (RFC 6455 §1.9). */
@@ -571,7 +573,10 @@ function globMatch(pattern: string, subject: string): boolean {
  * Applies the origin rule (RFC 6455 §4.2.2 item 4, §10.2): no Origin is
  * allowed; an Origin whose host equals Host case-insensitively is allowed
  * (as gorilla and coder/websocket do); otherwise a policy pattern must match.
- * `null` and unparsable origins are refused with 403.
+ * `Origin: null` (RFC 6454 §7.3: an opaque origin, such as a `file://` page
+ * or a sandboxed iframe) is allowed only by the exact pattern `null`: it has
+ * no host, so neither the same-host rule nor a glob (not even `*`) can match
+ * it. Other unparsable origins are refused with 403.
  */
 function checkOrigin(
   origin: string | null,
@@ -579,6 +584,13 @@ function checkOrigin(
   patterns: string[],
 ): void {
   if (origin === null) return;
+  if (origin === "null") {
+    if (patterns.includes("null")) return;
+    throw new HandshakeError(
+      403,
+      "the origin null is not allowed (allow it with the pattern null)",
+    );
+  }
   const parsed = parseOrigin(origin);
   if (parsed === null) {
     throw new HandshakeError(
@@ -590,6 +602,7 @@ function checkOrigin(
   const originHost = parsed.host.toLowerCase();
   if (originHost === host.toLowerCase()) return;
   for (const pattern of patterns) {
+    if (pattern === "null") continue; // it means `Origin: null`, never a host named null
     const subject = pattern.includes("://") ? `${scheme}://${originHost}` : originHost;
     if (globMatch(pattern, subject)) return;
   }
