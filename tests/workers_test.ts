@@ -180,8 +180,11 @@ Deno.test("server --workers 2: connections land on both workers, each with Go's 
   for (const n of opens.values()) assert.ok(n < CONNECTIONS);
   // Each scrape is a new TCP connection, hashed to either worker.
   for (let i = 0; i < 8; i++) {
-    assert.equal(await metric(server.httpUrl, "websocket_connections_accepted_total"), CONNECTIONS);
-    assert.equal(await metric(server.httpUrl, "websocket_connections_open"), CONNECTIONS);
+    assert.equal(
+      await metric(server.httpUrl, "keepalive_ws_connections_accepted_total"),
+      CONNECTIONS,
+    );
+    assert.equal(await metric(server.httpUrl, "keepalive_ws_connections_open"), CONNECTIONS);
   }
 });
 
@@ -236,12 +239,81 @@ Deno.test("server --workers 2 restarts a worker killed with SIGKILL, says so, an
   using _clients = await connectMany(server.echoUrl, CONNECTIONS);
   await server.proc.waitForEvent("open", () => true, { nth: CONNECTIONS });
   assert.deepEqual([...opensByPid(server.proc).keys()].sort(), [replacement, survivor].sort());
-  // The killed worker's counters died with it; the total counts what the live ones accepted.
-  assert.equal(await metric(server.httpUrl, "websocket_connections_accepted_total"), CONNECTIONS);
+  // The killed worker accepted nothing; the total counts what the live ones accepted.
+  assert.equal(
+    await metric(server.httpUrl, "keepalive_ws_connections_accepted_total"),
+    CONNECTIONS,
+  );
 
   server.proc.kill("SIGTERM");
   const exit = await server.proc.wait();
   assert.equal(exit.code, 0, exit.stderr);
+});
+
+/** Every sample of /metrics by series (`name{labels}`), and the type of each family. */
+async function scrapeAll(
+  httpUrl: string,
+): Promise<{ values: Map<string, number>; types: Map<string, string> }> {
+  const res = await fetch(`${httpUrl}/metrics`);
+  assert.equal(res.status, 200);
+  const values = new Map<string, number>();
+  const types = new Map<string, string>();
+  for (const line of (await res.text()).split("\n")) {
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (type) types.set(type[1], type[2]);
+    else if (line !== "" && !line.startsWith("#")) {
+      const at = line.lastIndexOf(" ");
+      values.set(line.slice(0, at), Number(line.slice(at + 1)));
+    }
+  }
+  return { values, types };
+}
+
+/** The type of the family a series belongs to (a histogram's `_bucket`, `_sum`, `_count` too). */
+function typeOf(series: string, types: Map<string, string>): string | undefined {
+  const name = series.replace(/\{.*$/, "");
+  return types.get(name) ?? types.get(name.replace(/_(bucket|sum|count)$/, ""));
+}
+
+Deno.test("server --workers 2: a worker's restart does not make totals go backwards; its open connections count as closed (worker-exit)", async () => {
+  await using w = await startWorkers(2);
+  const { server, started } = w;
+  const victim = (started.pids as number[])[0];
+  using _clients = await connectMany(server.echoUrl, CONNECTIONS);
+  await server.proc.waitForEvent("open", () => true, { nth: CONNECTIONS });
+  const onVictim = opensByPid(server.proc).get(victim) ?? 0;
+  assert.ok(onVictim > 0 && onVictim < CONNECTIONS, "both workers had clients");
+  const P = "keepalive_ws_";
+  const before = await scrapeAll(server.httpUrl);
+  assert.equal(before.values.get(`${P}connections_accepted_total`), CONNECTIONS);
+  assert.equal(before.values.get(`${P}received_messages_total`), CONNECTIONS);
+
+  Deno.kill(victim, "SIGKILL");
+  await server.proc.waitForEvent("listening", (e) => e.worker === 0, { nth: 2 });
+
+  // Each scrape is a new TCP connection, hashed to either worker, the new one included.
+  for (let i = 0; i < 8; i++) {
+    const after = await scrapeAll(server.httpUrl);
+    const get = (series: string) => after.values.get(P + series);
+    for (const [series, was] of before.values) {
+      const type = typeOf(series, before.types);
+      if (type !== "counter" && type !== "histogram") continue;
+      const now = after.values.get(series);
+      assert.ok(now !== undefined && now >= was, `${series} went from ${was} to ${now}`);
+    }
+    assert.equal(get("connections_accepted_total"), CONNECTIONS);
+    assert.equal(get("received_messages_total"), CONNECTIONS);
+    assert.equal(get("sent_messages_total"), CONNECTIONS);
+    assert.equal(get("received_bytes_total"), before.values.get(`${P}received_bytes_total`));
+    // The dead worker's connections ended with it; open = accepted − closed still holds.
+    assert.equal(get('connections_closed_total{cause="worker-exit"}'), onVictim);
+    assert.equal(get("connections_open"), CONNECTIONS - onVictim);
+    let closed = 0;
+    for (const [series, n] of after.values) {
+      if (series.startsWith(`${P}connections_closed_total{`)) closed += n;
+    }
+    assert.equal(get("connections_open"), CONNECTIONS - closed);
+  }
 });
 
 Deno.test("server --workers 2: when the supervisor is killed with SIGKILL its workers close their clients with 1001 and exit", async () => {
