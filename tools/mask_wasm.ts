@@ -236,7 +236,7 @@ const I32 = 0x7f;
 const V128 = 0x7b;
 
 /** The whole module. */
-function module(): Uint8Array {
+export function buildModule(): Uint8Array {
   const code = [
     ...vec([[...u32(1), I32], [...u32(1), V128]]), // locals: $end i32, $v v128
     ...encode(BODY),
@@ -253,8 +253,8 @@ function module(): Uint8Array {
   ]);
 }
 
-/** The generated TypeScript file. */
-function render(bytes: Uint8Array): string {
+/** The generated TypeScript file, `lib/ws/mask_wasm.ts`, for these bytes. */
+export function render(bytes: Uint8Array): string {
   const wat = [
     "(module",
     '  (memory (export "memory") 1)',
@@ -299,7 +299,7 @@ function render(bytes: Uint8Array): string {
 }
 
 if (import.meta.main) {
-  const text = render(module());
+  const text = render(buildModule());
   if (Deno.args.includes("--check")) {
     const current = await Deno.readTextFile(OUT).catch(() => "");
     if (current !== text) {

@@ -3,90 +3,20 @@
  * `i % 4` of the 4-byte masking key. Masking and unmasking are the same
  * operation.
  *
- * Both functions work a 32-bit word at a time through a `Uint32Array` view of
- * the underlying buffer once the address is 4-byte aligned, and byte by byte
- * only for the unaligned head and the tail. The views are cached per
- * `ArrayBuffer` in a `WeakMap`, so a connection that reuses its buffers
- * allocates nothing per frame, and a dropped buffer is not kept alive.
+ * The work is done by the implementation that `mask_pick.ts` chose for the
+ * payload's size: a byte loop for short payloads, 64-bit lanes through a
+ * `BigUint64Array` above that (`mask_kernels.ts`), and WebAssembly SIMD
+ * (`mask_simd.ts`) where it measured faster, falling back to JavaScript when
+ * WebAssembly or SIMD is unavailable. `bench/mask_bench.ts` measures them all.
  *
  * @see https://www.rfc-editor.org/rfc/rfc6455#section-5.3
  * @module
  */
 
-/**
- * Below this many bytes a plain byte loop beats looking up a word view and
- * building the key word (measured: the word path breaks even near 64 bytes).
- */
-const WORD_THRESHOLD = 64;
+import { pickMasker } from "./mask_pick.ts";
+import { loadSimd } from "./mask_simd.ts";
 
-/** A word view over the whole of each buffer we have worked on. */
-const wordViews = new WeakMap<ArrayBufferLike, Uint32Array>();
-
-/** Scratch space to assemble a rotated key in native byte order. */
-const keyBytes = new Uint8Array(4);
-const keyWord = new Uint32Array(keyBytes.buffer);
-
-/** The `Uint32Array` over all of `buffer`, made once per buffer (and size). */
-function wordsOf(buffer: ArrayBufferLike): Uint32Array {
-  const words = buffer.byteLength >>> 2;
-  let view = wordViews.get(buffer);
-  // A resizable buffer may have changed size since the view was made.
-  if (view === undefined || view.length !== words) {
-    view = new Uint32Array(buffer, 0, words);
-    wordViews.set(buffer, view);
-  }
-  return view;
-}
-
-/**
- * XORs `buf[start..end)` in place with a key already split into bytes, the
- * first of which applies to `buf[start]`.
- */
-function xorInPlace(
-  buf: Uint8Array,
-  start: number,
-  end: number,
-  k0: number,
-  k1: number,
-  k2: number,
-  k3: number,
-): void {
-  let i = start;
-  if (end - start >= WORD_THRESHOLD) {
-    // 1. Unaligned head, byte by byte, rotating the key so that k0 always
-    //    applies to buf[i].
-    for (let abs = buf.byteOffset + i; (abs & 3) !== 0; abs++) {
-      buf[i++] ^= k0;
-      const t = k0;
-      k0 = k1;
-      k1 = k2;
-      k2 = k3;
-      k3 = t;
-    }
-    // 2. Aligned body, a word at a time.
-    keyBytes[0] = k0;
-    keyBytes[1] = k1;
-    keyBytes[2] = k2;
-    keyBytes[3] = k3;
-    const key = keyWord[0];
-    const words = wordsOf(buf.buffer);
-    let w = (buf.byteOffset + i) >>> 2;
-    const wordEnd = w + ((end - i) >>> 2);
-    for (; w < wordEnd; w++) words[w] ^= key;
-    i = w * 4 - buf.byteOffset;
-  }
-  // 3. Tail (or a short run), byte by byte.
-  while (i + 4 <= end) {
-    buf[i] ^= k0;
-    buf[i + 1] ^= k1;
-    buf[i + 2] ^= k2;
-    buf[i + 3] ^= k3;
-    i += 4;
-  }
-  if (i < end) buf[i++] ^= k0;
-  if (i < end) buf[i++] ^= k1;
-  if (i < end) buf[i] ^= k2;
-}
+const masker = pickMasker(loadSimd());
 
 /**
  * Unmasks (or masks) `buf[start..end)` in place with the 4-byte key at
@@ -105,7 +35,7 @@ export function unmask(
   phase = 0,
 ): void {
   const p = phase & 3;
-  xorInPlace(
+  masker.xor(
     buf,
     start,
     end,
@@ -118,10 +48,8 @@ export function unmask(
 
 /**
  * Copies `src` into `dst` at `dstOffset` and masks the copy with the 4-byte
- * `key` (RFC 6455 §5.3); `src` is left untouched. The copy is a native
- * `set()` (memcpy) and the mask one word-wise pass over `dst`, which is
- * faster than a fused JavaScript loop and works whatever the relative
- * alignment of `src` and `dst`.
+ * `key` (RFC 6455 §5.3); `src` is left untouched. `src` and `dst` may have
+ * any alignment relative to each other.
  */
 export function maskInto(
   src: Uint8Array,
@@ -129,12 +57,5 @@ export function maskInto(
   dstOffset: number,
   key: Uint8Array,
 ): void {
-  const n = src.length;
-  if (n < WORD_THRESHOLD) {
-    // Too short for set() and a word view to pay off: copy and mask at once.
-    for (let i = 0; i < n; i++) dst[dstOffset + i] = src[i] ^ key[i & 3];
-    return;
-  }
-  dst.set(src, dstOffset);
-  xorInPlace(dst, dstOffset, dstOffset + n, key[0], key[1], key[2], key[3]);
+  masker.xorInto(src, dst, dstOffset, key[0], key[1], key[2], key[3]);
 }
