@@ -33,8 +33,9 @@ export const ECHO_PAGE = `<!doctype html>
   dt { color: #555; } dd { margin: 0; min-width: 0; overflow-wrap: anywhere; }
   #log { border: 1px solid #ccc; height: 18rem; overflow-y: auto; overflow-x: hidden; padding: .5rem;
          font-family: ui-monospace, monospace; font-size: 13px; }
-  #log div { white-space: pre-wrap; overflow-wrap: anywhere; }
-  #log time { color: #999; margin-right: .5em; }
+  #log div { display: grid; grid-template-columns: max-content 1ch minmax(0, 1fr); column-gap: .6ch; }
+  #log .text { white-space: pre-wrap; overflow-wrap: anywhere; }
+  #log time { color: #999; }
   .out { color: #1d4ed8; } .in { color: #111; } .sys { color: #666; font-style: italic; }
   .warn { color: #b42318; }
   form { display: flex; gap: .5rem; margin-top: .5rem; } #msg { flex: 1; min-width: 0; padding: .3rem; }
@@ -94,12 +95,25 @@ const rtt = { min: Infinity, sum: 0, n: 0 };
 function stamp(d = new Date()) {
   return d.toTimeString().slice(0, 8) + "." + String(d.getMilliseconds()).padStart(3, "0");
 }
-function line(cls, text) {
+/** How much of a message the log shows; the rest is counted, not printed. */
+const SHOW_CHARS = 1000;
+function shown(text) {
+  return text.length <= SHOW_CHARS ? text
+    : text.slice(0, SHOW_CHARS) + "\u2026 [" + (text.length - SHOW_CHARS) + " more characters]";
+}
+/** One log line: a timestamp, the direction (> sent, < received, none for the page's own notes), the text. */
+function line(cls, text, dir = "") {
   const div = document.createElement("div");
   div.className = cls;
   const time = document.createElement("time");
   time.textContent = stamp();
-  div.append(time, text);
+  const arrow = document.createElement("span");
+  arrow.className = "dir";
+  arrow.textContent = dir;
+  const span = document.createElement("span");
+  span.className = "text";
+  span.textContent = text;
+  div.append(time, arrow, span);
   $("log").appendChild(div);
   $("log").scrollTop = $("log").scrollHeight;
 }
@@ -214,7 +228,7 @@ function connect() {
     const sent = pending.shift();
     if (sent) measured(now - sent.t);
     if (!sent || !sent.probe) {
-      line("in", "< " + (typeof e.data === "string" ? e.data : "[binary, " + sizeOf(e.data) + " bytes]"));
+      line("in", typeof e.data === "string" ? shown(e.data) : "[binary, " + sizeOf(e.data) + " bytes]", "<");
     }
   };
   sock.onerror = () => line("sys", "error (a browser gives no detail; the close below says what it can)");
@@ -255,7 +269,7 @@ function stop() {
   $("retry").hidden = true;
   if (ws && ws.readyState <= WebSocket.OPEN) {
     byUs = true;
-    ws.close(1000, "bye");
+    ws.close(1000);
   } else {
     setState("closed", "closed");
   }
@@ -273,7 +287,7 @@ $("form").addEventListener("submit", (e) => {
   }
   $("notice").textContent = "";
   send(text, false);
-  line("out", "> " + text);
+  line("out", shown(text), ">");
   $("msg").value = "";
 });
 $("toggle").addEventListener("click", () => {
