@@ -55,7 +55,8 @@ Server:
                            messages and send queues; past it the biggest holders are
                            closed with 1013 (default 256MiB; KiB/MiB/GiB suffixes)
   --origin PATTERN         also allow this Origin host pattern, e.g. *.example.com
-                           (repeatable; by default only the request's own host)
+                           (repeatable; by default only the request's own host);
+                           null allows "Origin: null" (file:// pages, sandboxed iframes)
   --subprotocol NAME       a subprotocol to agree to (repeatable)
   --tls-cert FILE          PEM certificate: serve wss:// (with --tls-key)
   --tls-key FILE           PEM private key
