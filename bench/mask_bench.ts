@@ -14,10 +14,15 @@
  *
  * The payload sits after a frame header in a larger buffer, as in the
  * reader's buffer: at offset 6 (2-byte header and key) up to 125 bytes, 8 up
- * to 65535, 14 beyond, so it is not 8-byte aligned.
+ * to 65535, 14 beyond (6 and 14 are not 8-byte aligned).
  *
  * `unmask` rows XOR in place, as the server does with every frame it reads.
- * `maskInto` rows copy and mask, as a client does with every frame it sends.
+ * `maskInto` rows copy and mask, as a client does with every frame it sends,
+ * twice: with the destination right after the header, and 2 KiB further on.
+ * Both buffers here are large, so each starts 16 bytes past a page boundary,
+ * and right after the header the copy's destination is a few bytes ahead of
+ * its source modulo 4096, where glibc's memcpy (`rep movsb`) is ~20× slower
+ * on AMD Zen 3 (see `lib/ws/mask_simd.ts`); 2 KiB further on it is not.
  * The `simd` rows include copying into and out of the module's memory; the
  * `wasm xor only` row leaves out the copies, a bound no caller can reach.
  *
@@ -42,8 +47,8 @@ import { MASK_WASM } from "../lib/ws/mask_wasm.ts";
 const { values } = parseArgs({
   options: {
     sizes: { type: "string", default: "64,1024,16384,65536,1048576" },
-    runs: { type: "string", default: "5" },
-    bytes: { type: "string", default: String(16 << 20) },
+    runs: { type: "string", default: "7" },
+    bytes: { type: "string", default: String(8 << 20) },
   },
 });
 const SIZES = values.sizes.split(",").map(Number);
