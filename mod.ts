@@ -103,6 +103,7 @@ export {
   applyToListener,
   kernelKeepAliveDefaults,
   readSocketOptions,
+  resetConn,
   type SocketOptions,
   sockoptUnavailableReason,
 } from "./lib/tcp/sockopt.ts";

@@ -8,7 +8,7 @@
  */
 
 import { socketCauseClassifier } from "./tcp/cause.ts";
-import { releaseConn, type SocketOptions } from "./tcp/sockopt.ts";
+import { releaseConn, resetConn, type SocketOptions } from "./tcp/sockopt.ts";
 import { type ConnOptions, WebSocketConn } from "./ws/conn.ts";
 
 /** The connection options that `serve()` and `dial()` pass through. Durations in ms. */
@@ -27,6 +27,7 @@ export type ConnectionOptions = Pick<
 export class Connection extends WebSocketConn {
   /** The keepalive, TCP_NODELAY and TCP_USER_TIMEOUT in force on the socket, as the kernel reports them. */
   readonly keepalive: SocketOptions;
+  #conn: Deno.Conn;
 
   /**
    * Wraps a TCP or TLS stream whose opening handshake is done.
@@ -45,7 +46,19 @@ export class Connection extends WebSocketConn {
         }),
     });
     this.keepalive = keepalive;
+    this.#conn = conn;
     // The fd finder may hand this conn's fd to a new one once it is closed.
     this.closed.then(() => releaseConn(conn));
+  }
+
+  /**
+   * Ends TCP with a reset (RST) instead of a FIN, as a crashed host or a
+   * middlebox would: for fault injection. Returns null, or why a reset
+   * could not be sent (TCP then ends with a FIN).
+   */
+  reset(): string | null {
+    const why = resetConn(this.#conn);
+    this.terminate("reset by this side");
+    return why;
   }
 }

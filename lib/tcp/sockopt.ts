@@ -13,7 +13,16 @@
 
 import { connTarget, findFd } from "./fd.ts";
 import type { KeepAlivePolicy, KernelKeepAlive } from "./keepalive.ts";
-import { fromDenoAddr, getInt, load, type Native, setInt } from "./libc.ts";
+import {
+  bytes,
+  errno,
+  errnoText,
+  fromDenoAddr,
+  getInt,
+  load,
+  type Native,
+  setInt,
+} from "./libc.ts";
 
 export { releaseConn } from "./fd.ts";
 export { sockoptUnavailableReason } from "./libc.ts";
@@ -232,4 +241,24 @@ export function readSocketOptions(conn: Deno.Conn): SocketOptions | null {
   if ("reason" in n || t === null) return null;
   const fd = findFd(n, conn, t);
   return fd === null ? null : readFd(n, fd);
+}
+
+/**
+ * Resets `conn`'s TCP connection now (an RST, no FIN), as a crashed host
+ * or a middlebox would: for fault injection. Closing a Deno conn always
+ * sends a FIN first (it shuts down the write side), so SO_LINGER 0 is not
+ * enough; instead the socket is dissolved with `connect(AF_UNSPEC)`, which
+ * Linux answers with an RST for an established connection and which leaves
+ * the file descriptor to Deno. Returns null, or why it could not be done.
+ */
+export function resetConn(conn: Deno.Conn): string | null {
+  const n = load();
+  if ("reason" in n) return n.reason;
+  const t = connTarget(conn);
+  if (t === null) return "not a TCP connection";
+  const fd = findFd(n, conn, t);
+  if (fd === null) return "the socket's file descriptor was not found";
+  const unspec = new Uint8Array(16); // a sockaddr whose family is AF_UNSPEC (0)
+  if (n.libc.connect(fd, unspec, unspec.length) === 0) return null;
+  return errnoText(n, errno(n));
 }

@@ -88,6 +88,8 @@ export interface ConnOptions {
   closeTimeout?: number;
   /** Queued outgoing bytes above which reading pauses (default 1 MiB). */
   sendHighWater?: number;
+  /** Answer pings (default true); false plays a broken peer, for fault injection. */
+  autoPong?: boolean;
   /** A memory budget shared with other connections; this one joins it. */
   budget?: MemoryBudget;
   /** Names socket errors (e.g. with TCP_INFO); the default knows only the error's type. */
@@ -226,6 +228,7 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
 
   // Reading
   #reading = false;
+  #frozen = false;
   #lastReceived: number;
   #resume: PromiseWithResolvers<void> | null = null;
 
@@ -278,6 +281,7 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
       maxMessageSize: options.maxMessageSize,
       maxFragments: options.maxFragments,
       sendHighWater: this.#highWater,
+      autoPong: options.autoPong,
     }, {
       message: (m) => this.#deliver(m),
       ping: (payload) => this.onping?.(payload),
@@ -457,6 +461,19 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     this.#fail(code, reason, cause, undefined, true);
   }
 
+  /**
+   * Stops reading and writing while keeping the socket open, as a hung
+   * program would (its kernel still answers TCP keepalive probes): for
+   * fault injection. The heartbeat stops too; only the peer, or
+   * {@linkcode terminate}, ends the connection now.
+   */
+  freeze(): void {
+    if (this.#frozen || this.#finished) return;
+    this.#frozen = true;
+    this.#leaveWatchdog();
+    clearTimeout(this.#closeTimer);
+  }
+
   /** Ends TCP now, with `info` if nothing was decided yet. */
   terminate(error = "terminated"): void {
     this.#finish(
@@ -477,6 +494,10 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
   async #pump(): Promise<void> {
     const p = this.#p;
     while (!this.#finished) {
+      if (this.#frozen) {
+        await this.closed;
+        return;
+      }
       let progress: number;
       try {
         progress = p.process();
@@ -591,7 +612,7 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
   // Writing
 
   #scheduleFlush(): void {
-    if (this.#flushing || this.#flushQueued || this.#tcpEnded) return;
+    if (this.#flushing || this.#flushQueued || this.#tcpEnded || this.#frozen) return;
     this.#flushQueued = true;
     // Sends made in the same turn (e.g. the echoes of one read) join one write.
     queueMicrotask(() => this.#flush());
@@ -605,7 +626,7 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     const p = this.#p;
     try {
       let chunks: Uint8Array[] | null;
-      while (!this.#tcpEnded && (chunks = p.takeOutput()) !== null) {
+      while (!this.#tcpEnded && !this.#frozen && (chunks = p.takeOutput()) !== null) {
         this.#account();
         for (const chunk of chunks) {
           let off = 0;

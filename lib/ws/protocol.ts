@@ -105,6 +105,11 @@ export interface ProtocolOptions {
   sendHighWater?: number;
   /** Work per turn, see {@linkcode DEFAULT_TURN_BUDGET}. */
   turnBudget?: number;
+  /**
+   * Answer pings with pongs (default true, as RFC 6455 §5.5.2 requires).
+   * False only to play a broken peer, e.g. to test someone's heartbeat.
+   */
+  autoPong?: boolean;
 }
 
 /** Totals of one connection's traffic. */
@@ -136,6 +141,7 @@ export class Protocol {
   #handler: ProtocolHandler;
   #highWater: number;
   #turnBudget: number;
+  #autoPong: boolean;
   #cost = 0;
   #closeSent = false;
   #closeReceived = false;
@@ -162,6 +168,7 @@ export class Protocol {
     this.#queue = new SendQueue(options.role === "client");
     this.#highWater = options.sendHighWater ?? DEFAULT_SEND_HIGH_WATER;
     this.#turnBudget = options.turnBudget ?? DEFAULT_TURN_BUDGET;
+    this.#autoPong = options.autoPong ?? true;
   }
 
   /** The current state. */
@@ -270,7 +277,9 @@ export class Protocol {
         }
         case ReadEvent.Ping:
           // Answer while open; after our close frame nothing more is sent (§5.5.1).
-          if (this.#state === State.Open) this.#queue.frame(Opcode.Pong, reader.control);
+          if (this.#state === State.Open && this.#autoPong) {
+            this.#queue.frame(Opcode.Pong, reader.control);
+          }
           this.#handler.ping?.(reader.control);
           break;
         case ReadEvent.Pong:
