@@ -1,13 +1,22 @@
 /**
- * Runs `server.ts` and `client.ts` as real subprocesses, with exactly the
- * permissions of the `deno task` entries, and reads them the way a user or a
- * log shipper would: JSON log events from stderr, lines from stdout.
+ * Subprocesses under test, read the way a user or a log shipper would: JSON
+ * log events parsed from stderr as they arrive (stdout for peers that print
+ * there), and the raw output. One class, {@linkcode Program}, runs
+ * `server.ts`, `client.ts` (with exactly the permissions of their
+ * `deno task` entries), a foreign peer or a tool, here or inside a network
+ * namespace.
  *
  * Every process is killed (SIGKILL) and reaped on dispose, so a failing test
  * leaves nothing running: `await using server = await startServer();`.
  *
  * @module
  */
+
+import { EventLog, type LogEvent, type WaitForEventOptions } from "./log.ts";
+import { type Condition, DEFAULT_WAIT_MS } from "./wait.ts";
+
+export type { LogEvent } from "./log.ts";
+export { DEFAULT_WAIT_MS } from "./wait.ts";
 
 /** The flags `deno task NAME` runs `NAME.ts` with, read from deno.json so tests use exactly those. */
 export function taskFlags(name: "server" | "client"): string[] {
@@ -21,11 +30,8 @@ export const PERMISSIONS: string[] = taskFlags("client");
 /** The repository root, where `server.ts` and `client.ts` live. */
 export const ROOT = new URL("../../", import.meta.url);
 
-/** Default bound on waiting for an event or an exit; generous for a loaded 2-core machine. */
-export const DEFAULT_WAIT_MS = 20_000;
-
-/** One JSON log event, as the programs write it with `--log-format json`. */
-export type LogEvent = Record<string, unknown> & { event: string; level: string };
+/** Where iproute2 is installed on Debian; `ip netns exec` runs a program inside a namespace. */
+export const IP = "/usr/sbin/ip";
 
 /** How a process ended. */
 export interface Exit {
@@ -37,65 +43,97 @@ export interface Exit {
   stderr: string;
 }
 
-/** Options of {@linkcode Program.start}. */
+/** Options of {@linkcode Program.start} and {@linkcode Program.spawn}. */
 export interface StartOptions {
   /** Give the process a stdin pipe (default: /dev/null). */
   stdin?: boolean;
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /** Run inside this network namespace (`ip netns exec NS …`, which execs the program). */
+  ns?: string;
 }
 
-/** A running `server.ts` or `client.ts`, with its output collected as it arrives. */
-export class Program implements AsyncDisposable {
+/** Options of {@linkcode Program.spawn} only. */
+export interface SpawnOptions extends StartOptions {
+  /** Start from an empty environment plus `env`. */
+  clearEnv?: boolean;
+  /** The working directory; the repository root by default. */
+  cwd?: string | URL;
+  /** Which stream carries the JSON events: stderr (our programs, the default) or stdout. */
+  events?: "stderr" | "stdout";
+}
+
+/** A running subprocess, its output and JSON events collected as they arrive. */
+export class Program<E extends { event: string } = LogEvent> implements AsyncDisposable {
   /** The process. */
   readonly child: Deno.ChildProcess;
   /** Everything read from stdout so far. */
   stdout = "";
   /** Everything read from stderr so far. */
   stderr = "";
-  /** The JSON events parsed from stderr so far. */
-  readonly events: LogEvent[] = [];
+  /** The JSON events parsed so far, in order. */
+  readonly events: E[];
   /** Resolves with the exit code once the process has ended and its pipes are drained. */
   readonly exited: Promise<number>;
 
-  #changed: (() => void)[] = [];
+  readonly #log: EventLog<E>;
   #stdin: WritableStreamDefaultWriter<Uint8Array> | null = null;
   #ended = false;
 
-  private constructor(child: Deno.ChildProcess, piped: boolean) {
+  private constructor(child: Deno.ChildProcess, piped: boolean, events: "stderr" | "stdout") {
     this.child = child;
+    this.#log = new EventLog<E>({
+      hopeless: () => this.#ended ? "the process ended" : undefined,
+      context: () => this.output(),
+    });
+    this.events = this.#log.events;
     if (piped) this.#stdin = child.stdin.getWriter();
     const drained = Promise.all([
-      this.#pump(child.stdout, (t) => this.stdout += t),
-      this.#pump(child.stderr, (t) => {
-        const before = this.stderr.length;
-        this.stderr += t;
-        this.#parse(before);
-      }),
+      this.#pump(child.stdout, events === "stdout", (t) => this.stdout += t),
+      this.#pump(child.stderr, events === "stderr", (t) => this.stderr += t),
     ]);
     this.exited = Promise.all([child.status, drained]).then(([status]) => {
       this.#ended = true;
-      this.#notify();
+      this.#log.wake();
       return status.code;
     });
   }
 
-  /** Starts `script` (relative to the repository root) with `args`. */
+  /** Starts `script` (`server.ts` or `client.ts`, from the repository root) with `args`. */
   static start(script: string, args: string[], options: StartOptions = {}): Program {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...taskFlags(script.replace(/\.ts$/, "") as "server" | "client"),
-        new URL(script, ROOT).pathname,
-        ...args,
-      ],
-      cwd: new URL(".", ROOT).pathname,
+    return Program.spawn(Deno.execPath(), [
+      "run",
+      ...taskFlags(script.replace(/\.ts$/, "") as "server" | "client"),
+      new URL(script, ROOT).pathname,
+      ...args,
+    ], { ...options, env: { NO_COLOR: "1", ...options.env } });
+  }
+
+  /** Starts any `command` with `args`, e.g. a foreign peer whose events are on stdout. */
+  static spawn<E extends { event: string } = LogEvent>(
+    command: string,
+    args: string[],
+    options: SpawnOptions = {},
+  ): Program<E> {
+    const argv = options.ns ? [IP, "netns", "exec", options.ns, command, ...args] : [
+      command,
+      ...args,
+    ];
+    const child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      cwd: options.cwd ?? ROOT,
       stdin: options.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", ...options.env },
+      env: options.env,
+      clearEnv: options.clearEnv,
     }).spawn();
-    return new Program(child, options.stdin ?? false);
+    return new Program<E>(child, options.stdin ?? false, options.events ?? "stderr");
+  }
+
+  /** The process id (of the program itself, also inside a namespace). */
+  get pid(): number {
+    return this.child.pid;
   }
 
   /** Whether the process has ended. */
@@ -127,40 +165,25 @@ export class Program implements AsyncDisposable {
   }
 
   /**
-   * Waits until `ready()` holds, re-checking whenever output arrives; rejects
-   * after `timeoutMs`, or when the process ends first, with what it printed.
+   * Waits until `condition` holds, re-checking whenever output arrives;
+   * rejects after `timeoutMs`, or when the process ends first, with what it printed.
    */
-  async until<T>(
-    what: string,
-    ready: () => T | undefined | null | false,
-    timeoutMs = DEFAULT_WAIT_MS,
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    while (true) {
-      const value = ready();
-      if (value) return value;
-      if (this.#ended) throw this.#failure(`ended before ${what}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw this.#failure(`no ${what} within ${timeoutMs}ms`);
-      const changed = Promise.withResolvers<void>();
-      this.#changed.push(changed.resolve);
-      const timer = setTimeout(changed.resolve, left);
-      await changed.promise;
-      clearTimeout(timer);
-    }
+  until<T>(what: string, condition: Condition<T>, timeoutMs = DEFAULT_WAIT_MS): Promise<T> {
+    return this.#log.until(what, condition, timeoutMs);
   }
 
-  /** Waits for the `n`-th (1-based) JSON event named `event` that matches `where`. */
+  /** Waits for the `nth` (1-based) JSON event named `event` that matches `where`. */
   waitForEvent(
     event: string,
-    where: (e: LogEvent) => boolean = () => true,
-    options: { nth?: number; timeoutMs?: number } = {},
-  ): Promise<LogEvent> {
-    const nth = options.nth ?? 1;
-    return this.until(`event "${event}"${nth > 1 ? ` #${nth}` : ""}`, () => {
-      const hits = this.events.filter((e) => e.event === event && where(e));
-      return hits.length >= nth ? hits[nth - 1] : undefined;
-    }, options.timeoutMs);
+    where: (e: E) => boolean = () => true,
+    options: WaitForEventOptions = {},
+  ): Promise<E> {
+    return this.#log.waitForEvent(event, where, options);
+  }
+
+  /** When (Date.now()) the line of event `e` was read. */
+  arrivedAt(e: E): number {
+    return this.#log.arrivedAt(e);
   }
 
   /** Waits until stdout holds at least `n` complete lines, and returns them. */
@@ -173,62 +196,58 @@ export class Program implements AsyncDisposable {
 
   /** Waits for the process to end (bounded), then returns its code and output. */
   async wait(timeoutMs = DEFAULT_WAIT_MS): Promise<Exit> {
-    await this.until("exit", () => this.#ended || undefined, timeoutMs).catch((err) => {
+    await this.until("exit", () => this.#ended, timeoutMs).catch((err) => {
       if (!this.#ended) throw err;
     });
     const code = await this.exited;
     return { code, stdout: this.stdout, stderr: this.stderr };
   }
 
-  /** Kills the process if it still runs and reaps it. */
+  /** The end of what it printed, for failure messages. */
+  output(): string {
+    return `--- stdout ---\n${this.stdout.slice(-2000)}\n--- stderr ---\n${
+      this.stderr.slice(-4000)
+    }`;
+  }
+
+  /** Kills the process if it still runs (stopped or not) and reaps it. */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.closeStdin();
     this.kill("SIGKILL");
+    await this.closeStdin();
     await this.exited;
   }
 
-  #failure(what: string): Error {
-    return new Error(
-      `${what}\n--- stdout ---\n${this.stdout.slice(-2000)}\n--- stderr ---\n${
-        this.stderr.slice(-4000)
-      }`,
-    );
-  }
-
-  #notify(): void {
-    const waiting = this.#changed;
-    this.#changed = [];
-    for (const resolve of waiting) resolve();
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>, append: (text: string) => void) {
+  /** Appends what `stream` delivers; parses its complete lines as JSON events when `parse`. */
+  async #pump(stream: ReadableStream<Uint8Array>, parse: boolean, append: (text: string) => void) {
+    let line = "";
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
       append(text);
-      this.#notify();
+      if (parse) {
+        const lines = (line + text).split("\n");
+        line = lines.pop()!;
+        for (const l of lines) this.#parse(l);
+      }
+      this.#log.wake();
     }
+    if (line) this.#parse(line);
   }
 
-  #parse(from: number): void {
-    // Parse complete lines only: find where the line holding `from` starts.
-    const start = this.stderr.lastIndexOf("\n", from - 1) + 1;
-    const end = this.stderr.lastIndexOf("\n");
-    if (end < start) return;
-    for (const line of this.stderr.slice(start, end).split("\n")) {
-      if (!line.startsWith("{")) continue;
-      try {
-        this.events.push(JSON.parse(line));
-      } catch {
-        // Not a log event.
-      }
+  #parse(line: string): void {
+    if (!line.startsWith("{")) return;
+    try {
+      const e = JSON.parse(line);
+      if (typeof e?.event === "string") this.#log.push(e);
+    } catch {
+      // Not an event: it stays in the raw output only.
     }
   }
 }
 
-/** A server started on a free loopback port, with its address and URLs. */
+/** A server started on a free port, with its address and URLs. */
 export interface ServerProcess extends AsyncDisposable {
   /** The process. */
   proc: Program;
-  /** `127.0.0.1:PORT` as the server reported it. */
+  /** `HOST:PORT` as the server reported it. */
   addr: string;
   /** The port. */
   port: number;
@@ -238,23 +257,39 @@ export interface ServerProcess extends AsyncDisposable {
   httpUrl: string;
 }
 
+/** Options of {@linkcode startServer}. */
+export interface ServerOptions {
+  /** Bind this port (default: a free one). */
+  port?: number;
+  /** Bind this address (default 127.0.0.1). */
+  host?: string;
+  /** Whether the URLs are wss:// and https:// (default: when `--tls-cert` is among the args). */
+  tls?: boolean;
+  /** Run inside this network namespace. */
+  ns?: string;
+  /** The bound on waiting for `listening` (ms). */
+  timeoutMs?: number;
+}
+
 /**
- * Starts `server.ts` on 127.0.0.1 with `--log-format json` and `args`, and
- * waits for its `listening` event. Pass `port` to bind a given one.
+ * Starts `server.ts` with `--log-format json` and `args`, on 127.0.0.1 and a
+ * free port unless `options` say otherwise, and waits for its `listening` event.
  */
 export async function startServer(
   args: string[] = [],
-  options: { port?: number; tls?: boolean } = {},
+  options: ServerOptions = {},
 ): Promise<ServerProcess> {
   const proc = Program.start("server.ts", [
     "--addr",
-    `127.0.0.1:${options.port ?? 0}`,
+    `${options.host ?? "127.0.0.1"}:${options.port ?? 0}`,
     "--log-format",
     "json",
     ...args,
-  ]);
+  ], { ns: options.ns });
   try {
-    const listening = await proc.waitForEvent("listening");
+    const listening = await proc.waitForEvent("listening", undefined, {
+      timeoutMs: options.timeoutMs,
+    });
     const addr = String(listening.addr);
     const port = Number(addr.split(":").pop());
     const tls = options.tls ?? args.includes("--tls-cert");

@@ -16,6 +16,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { sleep, TimeoutError, waitFor } from "./wait.ts";
 
 /** RFC 6455 §1.3: the GUID appended to the key for Sec-WebSocket-Accept. */
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -175,15 +176,6 @@ export function upgradeRequest(
   ].join("\r\n");
 }
 
-/** Rejects after `ms` with a message naming what was awaited. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
 /**
  * One raw TCP connection with a read buffer. Reads are buffered and survive
  * timeouts: a read that timed out is picked up by the next call, so
@@ -226,7 +218,7 @@ export class RawPeer implements AsyncDisposable {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     for (let i = 0; i < bytes.length; i += size) {
       await this.write(bytes.subarray(i, i + size));
-      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+      if (pauseMs > 0) await sleep(pauseMs);
     }
   }
 
@@ -236,9 +228,9 @@ export class RawPeer implements AsyncDisposable {
     this.#pending ??= this.conn.read(this.#chunk);
     let n: number | null;
     try {
-      n = await withTimeout(this.#pending, timeoutMs, what);
+      n = await waitFor(this.#pending, what, timeoutMs);
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith("timed out")) throw err;
+      if (err instanceof TimeoutError) throw err;
       this.#pending = null;
       this.#end = "reset";
       return false;
