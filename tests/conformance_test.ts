@@ -6,7 +6,9 @@
 
 import assert from "node:assert/strict";
 import { closePayload, concat, frame, hex, randomBytes, RawPeer, toHex } from "./helpers/raw.ts";
-import { type LogEvent, spawnServer, startTestServer, type TestServer } from "./helpers/server.ts";
+import { startServer } from "./helpers/process.ts";
+import { type LogEvent, startTestServer, type TestServer } from "./helpers/server.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const TEXT = 0x1;
 const BINARY = 0x2;
@@ -26,7 +28,7 @@ async function open(server: TestServer): Promise<{ peer: RawPeer; opened: LogEve
   try {
     await peer.handshake();
     const remote = `127.0.0.1:${(peer.conn.localAddr as Deno.NetAddr).port}`;
-    const opened = await server.waitFor("open", (e) => e.remote === remote);
+    const opened = await server.waitForEvent("open", (e) => e.remote === remote);
     return { peer, opened };
   } catch (err) {
     await peer[Symbol.asyncDispose]();
@@ -59,7 +61,7 @@ async function expectFailure(
   const end = await peer.expectEnd(FAIL_BOUND_MS);
   assert.ok(end === "eof" || end === "reset");
   peer.close(); // as a client does on EOF; the server may wait for it (lingering close)
-  const ev = await server.waitFor("close", (e) => e.id === opened.id);
+  const ev = await server.waitForEvent("close", (e) => e.id === opened.id);
   assert.equal(ev.code, code);
   assert.equal(ev.cause, cause);
   assert.equal(ev.clean, false);
@@ -341,7 +343,7 @@ Deno.test("the server answers a close with the same code, then ends TCP", async 
       assert.equal(answer.code, code);
       assert.equal(answer.before.length, 0);
       assert.equal(await peer.expectEnd(FAIL_BOUND_MS), "eof", "the server ends TCP first");
-      const ev = await server.waitFor("close", (e) => e.id === opened.id);
+      const ev = await server.waitForEvent("close", (e) => e.id === opened.id);
       assert.equal(ev.cause, "peer-close");
       assert.equal(ev.clean, true);
       assert.equal(ev.code, payload.length === 0 ? 1005 : code);
@@ -361,7 +363,7 @@ Deno.test("the server answers a close with the same code, then ends TCP", async 
     assert.equal(answer.code, 1000);
     assert.deepEqual(answer.before, []);
     await peer.expectEnd(FAIL_BOUND_MS);
-    const ev = await server.waitFor("close", (e) => e.id === opened.id);
+    const ev = await server.waitForEvent("close", (e) => e.id === opened.id);
     assert.equal(ev.cause, "peer-close");
     assert.equal(ev.clean, true);
   });
@@ -372,7 +374,7 @@ Deno.test("TCP ending without a close frame is logged as eof with code 1006", as
   const { peer, opened } = await open(server);
   await peer.write(frame(TEXT, "half", { ...m, fin: false }));
   await peer[Symbol.asyncDispose]();
-  const ev = await server.waitFor("close", (e) => e.id === opened.id);
+  const ev = await server.waitForEvent("close", (e) => e.id === opened.id);
   assert.equal(ev.code, 1006);
   assert.equal(ev.cause, "eof");
   assert.equal(ev.clean, false);
@@ -389,17 +391,13 @@ Deno.test("a client that sends but never reads: the server stops reading it, the
   let written = 0;
   try {
     while (server.log.all("close").length === 0) {
-      const done = await Promise.race([
-        peer.write(message).then(() => true),
-        new Promise<false>((r) => setTimeout(() => r(false), 2_000)),
-      ]);
-      if (!done) break;
+      await waitFor(peer.write(message), "a 1 MiB write to complete", 2_000);
       written += message.length;
     }
   } catch {
-    // The server ended the connection under us: expected.
+    // A write hung (TCP pushes back), or the server ended the connection under us: expected.
   }
-  const ev = await server.waitFor("close", (e) => e.id === opened.id, 10_000);
+  const ev = await server.waitForEvent("close", (e) => e.id === opened.id, { timeoutMs: 10_000 });
   assert.equal(ev.cause, "send-overflow");
   assert.equal(ev.code, 1008);
   // The server took a few messages, then left the rest in the kernel's buffers.
@@ -409,18 +407,19 @@ Deno.test("a client that sends but never reads: the server stops reading it, the
 });
 
 Deno.test("server.ts run as a program logs a violation as close with its code and cause in JSON", async () => {
-  await using server = await spawnServer(["--max-message-size", "1KiB"]);
+  await using server = await startServer(["--max-message-size", "1KiB"]);
   await using peer = await RawPeer.connect(server.port);
   await peer.handshake();
-  const opened = await server.log.waitFor("open");
+  const opened = await server.proc.waitForEvent("open");
   await peer.write(frame(BINARY, new Uint8Array(0), { ...m, length: 2048 }));
   assert.equal((await peer.readClose()).code, 1009);
   await peer.expectEnd();
   peer.close();
-  const ev = await server.log.waitFor("close", (e) => e.id === opened.id);
+  const ev = await server.proc.waitForEvent("close", (e) => e.id === opened.id);
   assert.equal(ev.cause, "message-too-big");
   assert.equal(ev.code, 1009);
   assert.equal(ev.clean, false);
-  assert.equal(await server.stop(), 0);
-  assert.ok(server.log.all("stopped").length === 1);
+  server.proc.kill("SIGTERM");
+  assert.equal((await server.proc.wait()).code, 0);
+  assert.ok(server.proc.events.filter((e) => e.event === "stopped").length === 1);
 });

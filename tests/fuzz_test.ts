@@ -28,6 +28,7 @@ import {
   upgradeRequest,
 } from "./helpers/raw.ts";
 import { startTestServer } from "./helpers/server.ts";
+import { sleep, waitFor } from "./helpers/wait.ts";
 
 /** The fixed seed; override with FUZZ_SEED to explore or to replay. */
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 0x6a09e667) >>> 0;
@@ -414,19 +415,13 @@ async function fuzzConnection(
       }
       // Most peers end their side at once; others first give the server time
       // to act on what it has (a valid idle connection may stay open).
-      if (rng.chance(0.2)) await new Promise((r) => setTimeout(r, 200));
+      if (rng.chance(0.2)) await sleep(200);
       await conn.closeWrite();
     } catch {
       // The server may have ended the connection already; that is allowed.
     }
     // Bounded: a server that does not end the connection fails the test.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const bound = new Promise<"late">((r) => timer = setTimeout(() => r("late"), 12_000));
-    const outcome = await Promise.race([reading.then(() => "done" as const), bound]);
-    clearTimeout(timer);
-    if (outcome === "late") {
-      throw new Error(`the server did not end the connection; input ${hexOf(input)}`);
-    }
+    await waitFor(reading, `the server to end the connection; input ${hexOf(input)}`, 12_000);
     return { bytes: concat(...received), end };
   } finally {
     try {
@@ -495,8 +490,7 @@ Deno.test("fuzz: a live server answers hundreds of hostile connections properly 
   console.log(`${total} connections:`, verdicts, "resets:", resets);
 
   // The good client got every echo, in order, and is still open.
-  const deadline = Date.now() + 5_000;
-  while (echoes.length < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(() => echoes.length >= sent, "every echo of the good client", 5_000);
   assert.ok(ws.isOpen, "the good client is still connected");
   assert.ok(sent > 10, `the good client sent ${sent} messages`);
   assert.deepEqual(echoes, Array.from({ length: sent }, (_, i) => `good ${i}`));
@@ -509,12 +503,12 @@ Deno.test("fuzz: a live server answers hundreds of hostile connections properly 
   assert.deepEqual(server.log.all("close", (e) => e.code === 1011), [], "no internal error");
   // Every connection is gone: /metrics shows none open.
   let open = NaN;
-  const since = Date.now();
-  while (Date.now() - since < 5_000) {
-    open = await server.metric("websocket_connections_open");
-    if (open === 0) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(
+    async () => (open = await server.metric("websocket_connections_open")) === 0,
+    "websocket_connections_open to drop to 0",
+    5_000,
+    { context: () => `websocket_connections_open is ${open}` },
+  );
   assert.equal(open, 0, "connections left open");
   const opens = server.log.all("open").length;
   assert.equal(server.log.all("close").filter((e) => e.code !== undefined).length >= opens, true);
