@@ -7,21 +7,9 @@
  */
 
 import assert from "node:assert/strict";
-import { LoggedProcess } from "./helpers/netns.ts";
 import { prng } from "./helpers/prng.ts";
-
-const DENO = Deno.execPath();
-const SERVER = [
-  "run",
-  "--allow-net",
-  "--allow-ffi",
-  "--allow-read",
-  new URL("../server.ts", import.meta.url).pathname,
-  "--addr",
-  "127.0.0.1:0",
-  "--log-format",
-  "json",
-];
+import { startServer } from "./helpers/process.ts";
+import { sleep, TimeoutError, waitFor } from "./helpers/wait.ts";
 
 /** The bound under test: the server must close an unfinished handshake after this. */
 const HANDSHAKE_TIMEOUT_MS = 2_000;
@@ -52,10 +40,6 @@ function randomBytes(rand: () => number, length: number): Uint8Array {
   return out;
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Open fds of a process. */
 function fdCount(pid: number): number {
   return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
@@ -81,15 +65,13 @@ async function metric(port: number, name: string): Promise<number> {
   return Number(m[1]);
 }
 
-/** Polls until `read()` satisfies `ok`, or returns the last value after `timeoutMs`. */
-async function settle<T>(read: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await delay(100);
-    v = await read();
-  }
-  return v;
+/** Polls /metrics until `name` is 0 (bounded), and returns it. */
+async function drained(port: number, name = "websocket_connections_open"): Promise<number> {
+  let n = NaN;
+  await waitFor(async () => (n = await metric(port, name)) === 0, `${name} to drop to 0`, 10_000, {
+    context: () => `${name} is ${n}`,
+  });
+  return n;
 }
 
 /** One good client: sends numbered messages and checks each echo, until stopped. */
@@ -141,7 +123,7 @@ class GoodClient {
   /** Stops sending, waits for the echo still due, closes with 1000 and returns the close event. */
   async stop(): Promise<CloseEvent> {
     this.#stopped = true;
-    await settle(() => this.received, (r) => r === this.sent, 10_000);
+    await waitFor(() => this.received === this.sent, `the echoes due to client ${this.id}`, 10_000);
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(1000, "done");
     return await this.#closed.promise;
   }
@@ -170,8 +152,6 @@ interface Outcome {
  */
 async function endedWithin(conn: Deno.Conn, ms: number): Promise<boolean> {
   const buf = new Uint8Array(4096);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
   const ended = (async () => {
     try {
       while ((await conn.read(buf)) !== null) { /* discard */ }
@@ -180,9 +160,10 @@ async function endedWithin(conn: Deno.Conn, ms: number): Promise<boolean> {
     }
     return true;
   })();
-  const result = await Promise.race([ended, timeout]);
-  clearTimeout(timer);
-  return result;
+  return await waitFor(ended, "the server to end the connection", ms).catch((err) => {
+    if (err instanceof TimeoutError) return false;
+    throw err;
+  });
 }
 
 /** Dribbles a request head a byte at a time, never finishing it. */
@@ -201,7 +182,7 @@ async function slowloris(port: number, open: OpenSet): Promise<Outcome> {
     } catch {
       break; // The server closed it.
     }
-    await Promise.race([delay(DRIP_MS), watching]);
+    await Promise.race([sleep(DRIP_MS), watching]);
   }
   await watching;
   const after = Date.now() - started;
@@ -272,24 +253,18 @@ async function garbageFrames(
 }
 
 Deno.test("1,000 slowloris and garbage connections cost 10 echoing clients nothing, and leave no connection or fd behind", async () => {
-  await using server = LoggedProcess.start(DENO, [
-    ...SERVER,
-    "--handshake-timeout",
-    `${HANDSHAKE_TIMEOUT_MS}ms`,
-  ]);
-  const listening = await server.expect("listening", 30_000);
-  const port = Number(String(listening.ev.addr).split(":").pop());
+  await using server = await startServer(["--handshake-timeout", `${HANDSHAKE_TIMEOUT_MS}ms`], {
+    timeoutMs: 30_000,
+  });
+  const { port, proc } = server;
 
   // Warm up (FFI, the first accept, the page cache), then take the fd baseline.
   const warm = new GoodClient(-1, port);
   await warm.opened;
-  await delay(200);
+  await sleep(200);
   await warm.stop();
-  assert.equal(
-    await settle(() => metric(port, "websocket_connections_open"), (n) => n === 0, 10_000),
-    0,
-  );
-  const fdsBefore = fdCount(server.pid);
+  assert.equal(await drained(port), 0);
+  const fdsBefore = fdCount(proc.pid);
 
   const open = new OpenSet();
   const clients: GoodClient[] = [];
@@ -311,7 +286,7 @@ Deno.test("1,000 slowloris and garbage connections cost 10 echoing clients nothi
     }
     const attacks: Promise<Outcome>[] = [];
     for (let i = 0; i < kinds.length; i++) {
-      if (i > 0 && i % BATCH === 0) await delay(BATCH_GAP_MS);
+      if (i > 0 && i % BATCH === 0) await sleep(BATCH_GAP_MS);
       const kind = kinds[i];
       if (kind === "slowloris") {
         attacks.push(slowloris(port, open));
@@ -353,14 +328,11 @@ Deno.test("1,000 slowloris and garbage connections cost 10 echoing clients nothi
 
     // The server kept every failure inside its connection handler.
     assert.deepEqual(
-      server.events.filter((s) => s.ev.level === "error").map((s) => s.ev),
+      proc.events.filter((e) => e.level === "error"),
       [],
       "the server logged errors",
     );
-    assert.equal(
-      await settle(() => metric(port, "websocket_connections_open"), (n) => n === 0, 10_000),
-      0,
-    );
+    assert.equal(await drained(port), 0);
     const timeouts = await metric(
       port,
       'websocket_connections_closed_total{cause="handshake-timeout"}',
@@ -369,10 +341,12 @@ Deno.test("1,000 slowloris and garbage connections cost 10 echoing clients nothi
       timeouts >= SLOWLORIS,
       `only ${timeouts} handshake timeouts for ${SLOWLORIS} slowloris`,
     );
-    const fdsAfter = await settle(
-      () => fdCount(server.pid),
-      (n) => n <= fdsBefore + FD_SLACK,
+    let fdsAfter = NaN;
+    await waitFor(
+      () => (fdsAfter = fdCount(proc.pid)) <= fdsBefore + FD_SLACK,
+      "the server's fds to return to their count before the attack",
       10_000,
+      { context: () => `the server holds ${fdsAfter} fds, ${fdsBefore} before the attack` },
     );
     assert.ok(
       fdsAfter <= fdsBefore + FD_SLACK,
@@ -381,11 +355,11 @@ Deno.test("1,000 slowloris and garbage connections cost 10 echoing clients nothi
 
     const echoes = clients.reduce((sum, c) => sum + c.received, 0);
     const causes = new Map<string, number>();
-    for (const s of server.named("close")) {
-      const cause = String(s.ev.cause);
+    for (const e of proc.events.filter((e) => e.event === "close")) {
+      const cause = String(e.cause);
       causes.set(cause, (causes.get(cause) ?? 0) + 1);
     }
-    const rejected = server.named("rejected").length;
+    const rejected = proc.events.filter((e) => e.event === "rejected").length;
     console.log(
       [
         `bad connections: ${outcomes.length} (up to ${open.peak} open at once)`,
