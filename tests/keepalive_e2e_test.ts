@@ -8,22 +8,7 @@
 
 import assert from "node:assert/strict";
 import { type LogEvent, Program, startServer } from "./helpers/process.ts";
-
-/**
- * The keepalive timer `ss` shows on the established socket with local port
- * `local` and peer port `peer`, in seconds; null when it shows no keepalive timer.
- */
-async function ssKeepaliveTimer(local: number, peer: number): Promise<number | null> {
-  const out = await new Deno.Command("ss", {
-    args: ["-tno", "state", "established", `( sport = :${local} and dport = :${peer} )`],
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const lines = text.split("\n").filter((l) => l.includes(`:${local}`));
-  assert.equal(lines.length, 1, `ss shows one socket ${local}→${peer}:\n${text}`);
-  const m = /timer:\(keepalive,(?:(\d+)min)?(?:(\d+(?:\.\d+)?)sec)?(?:(\d+)ms)?/.exec(lines[0]);
-  if (!m) return null;
-  return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) + Number(m[3] ?? 0) / 1000;
-}
+import { ssKeepAliveTimer } from "./helpers/ss.ts";
 
 function keepalive(e: LogEvent) {
   return e.keepalive as {
@@ -37,28 +22,21 @@ function keepalive(e: LogEvent) {
 
 /** Opens one client connection and returns both sides' open events and ports. */
 async function connect(serverArgs: string[], clientArgs: string[]) {
-  const server = await startServer(serverArgs);
-  const client = Program.start("client.ts", [
-    "--log-format",
-    "json",
-    "--wait",
-    "30s",
-    ...clientArgs,
-    server.echoUrl,
-  ], { stdin: true });
+  await using stack = new AsyncDisposableStack();
+  const server = stack.use(await startServer(serverArgs));
+  const args = ["--log-format", "json", "--wait", "30s", ...clientArgs, server.echoUrl];
+  const client = stack.use(Program.start("client.ts", args, { stdin: true }));
   const clientOpen = await client.waitForEvent("open");
   const serverOpen = await server.proc.waitForEvent("open");
   const clientPort = Number(String(serverOpen.remote).split(":").pop());
+  const processes = stack.move();
   return {
     server,
     client,
     clientOpen,
     serverOpen,
     clientPort,
-    async [Symbol.asyncDispose]() {
-      await client[Symbol.asyncDispose]();
-      await server[Symbol.asyncDispose]();
-    },
+    [Symbol.asyncDispose]: () => processes.disposeAsync(),
   };
 }
 
@@ -73,8 +51,8 @@ Deno.test("by default both programs' sockets carry Go's 15/15/9, as their open e
       verified: true,
     });
   }
-  const serverTimer = await ssKeepaliveTimer(c.server.port, c.clientPort);
-  const clientTimer = await ssKeepaliveTimer(c.clientPort, c.server.port);
+  const serverTimer = await ssKeepAliveTimer(c.server.port, c.clientPort);
+  const clientTimer = await ssKeepAliveTimer(c.clientPort, c.server.port);
   assert.ok(serverTimer !== null && serverTimer <= 15, `server timer ${serverTimer}`);
   assert.ok(clientTimer !== null && clientTimer <= 15, `client timer ${clientTimer}`);
 });
@@ -83,8 +61,8 @@ Deno.test("--no-keepalive on the server leaves no keepalive on its side only", a
   await using c = await connect(["--no-keepalive"], []);
   assert.equal(keepalive(c.serverOpen).enabled, false);
   assert.equal(keepalive(c.clientOpen).enabled, true);
-  assert.equal(await ssKeepaliveTimer(c.server.port, c.clientPort), null);
-  const clientTimer = await ssKeepaliveTimer(c.clientPort, c.server.port);
+  assert.equal(await ssKeepAliveTimer(c.server.port, c.clientPort), null);
+  const clientTimer = await ssKeepAliveTimer(c.clientPort, c.server.port);
   assert.ok(clientTimer !== null && clientTimer <= 15, `client timer ${clientTimer}`);
 });
 
@@ -98,11 +76,11 @@ Deno.test("client --keepalive 30s gives 30/15/9 on the client's socket, the serv
     ],
     [30, 15, 9],
   );
-  const clientTimer = await ssKeepaliveTimer(c.clientPort, c.server.port);
+  const clientTimer = await ssKeepAliveTimer(c.clientPort, c.server.port);
   assert.ok(
     clientTimer !== null && clientTimer > 15 && clientTimer <= 30,
     `client timer ${clientTimer}`,
   );
-  const serverTimer = await ssKeepaliveTimer(c.server.port, c.clientPort);
+  const serverTimer = await ssKeepAliveTimer(c.server.port, c.clientPort);
   assert.ok(serverTimer !== null && serverTimer <= 15, `server timer ${serverTimer}`);
 });

@@ -27,3 +27,20 @@ export async function ssKeepAliveTimers(sport: number, dport?: number): Promise<
     return Number(t[1] ?? 0) * 60 + Number(t[2] ?? 0) + Number(t[3] ?? 0) / 1000;
   });
 }
+
+/**
+ * Seconds left on the keepalive timer of the one established socket from
+ * local port `local` to peer port `peer`, or null when it has no keepalive
+ * timer. Fails unless `ss` shows exactly one such socket.
+ */
+export async function ssKeepAliveTimer(local: number, peer: number): Promise<number | null> {
+  const out = await new Deno.Command("ss", {
+    args: ["-tnH", "state", "established", `( sport = :${local} and dport = :${peer} )`],
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const sockets = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.trim());
+  assert.equal(sockets.length, 1, `ss shows one socket ${local}→${peer}:\n${sockets.join("\n")}`);
+  const timers = await ssKeepAliveTimers(local, peer);
+  assert.ok(timers.length <= 1, `one socket, ${timers.length} keepalive timers`);
+  return timers[0] ?? null;
+}
