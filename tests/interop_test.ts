@@ -11,9 +11,10 @@
 import assert from "node:assert/strict";
 import type { CloseInfo, Message, WebSocketConn } from "../lib/ws/conn.ts";
 import { dial } from "../lib/dial.ts";
-import { resolveKeepAlive } from "../lib/tcp/keepalive.ts";
-import { createLogger } from "../app/log.ts";
-import { ECHO_PATH, type EchoOptions, type EchoServer, startServer } from "../app/echo.ts";
+import { ECHO_PATH, type EchoOptions } from "../app/echo.ts";
+import { Program, runClient } from "./helpers/process.ts";
+import { startTestServer } from "./helpers/server.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const PEERS = new URL("./peers/", import.meta.url);
 const ROOT = new URL("../", import.meta.url);
@@ -79,133 +80,49 @@ function brief(message: unknown): string {
 }
 
 // ---------------------------------------------------------------------------
-// Bounded waits
-
-/** Resolves like `promise`, or rejects after `ms` saying what was awaited. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `probe` until it returns a value, bounded. */
-async function until<T>(probe: () => T | undefined, what: string, ms = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms}ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-// ---------------------------------------------------------------------------
 // Peer processes
 
-/** One JSON line a peer printed. */
+/** One JSON line a peer printed on stdout. */
 type PeerEvent = Record<string, unknown> & { event: string };
 
 /** A peer subprocess whose stdout is read as JSON events; killed on dispose. */
-class Peer implements AsyncDisposable {
-  readonly events: PeerEvent[] = [];
-  readonly #child: Deno.ChildProcess;
-  readonly #stdout: Promise<void>;
-  readonly #stderr: Promise<string>;
-  #exited = false;
-  readonly status: Promise<Deno.CommandStatus>;
+type Peer = Program<PeerEvent>;
 
-  constructor(command: string, args: string[], stdin?: string) {
-    this.#child = new Deno.Command(command, {
-      args,
-      cwd: ROOT,
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.status = this.#child.status.then((s) => {
-      this.#exited = true;
-      return s;
-    });
-    if (stdin !== undefined) {
-      const writer = this.#child.stdin.getWriter();
-      writer.write(encoder.encode(stdin)).then(() => writer.close()).catch(() => {});
-    }
-    this.#stdout = this.#readLines();
-    this.#stderr = new Response(this.#child.stderr).text();
-  }
+/** Starts a peer; `input`, if given, is written to its stdin, which is then closed. */
+function startPeer(command: string, args: string[], input?: string): Peer {
+  const peer = Program.spawn<PeerEvent>(command, args, {
+    events: "stdout",
+    stdin: input !== undefined,
+  });
+  if (input !== undefined) peer.write(input).then(() => peer.closeStdin()).catch(() => {});
+  return peer;
+}
 
-  async #readLines(): Promise<void> {
-    let pending = "";
-    for await (const chunk of this.#child.stdout.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      let nl;
-      while ((nl = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        try {
-          this.events.push(JSON.parse(line));
-        } catch {
-          this.events.push({ event: "stdout", line });
-        }
-      }
-    }
-  }
+/** The first event named `name` (after the first `after` events) that passes `test`, bounded. */
+function next(
+  peer: Peer,
+  name: string,
+  test: (e: PeerEvent) => boolean = () => true,
+  after = 0,
+): Promise<PeerEvent> {
+  return peer.waitForEvent(name, test, { after, timeoutMs: WAIT_MS });
+}
 
-  /** The first event named `name` (after `from`) that passes `test`, bounded. */
-  next(name: string, test: (e: PeerEvent) => boolean = () => true, from = 0): Promise<PeerEvent> {
-    return until(
-      () => this.events.slice(from).find((e) => e.event === name && test(e)),
-      `the peer to print a ${name} event; it printed ${brief(this.events)}`,
-    );
-  }
-
-  /** Waits for the process to exit by itself, bounded; returns its events. */
-  async finished(): Promise<{ code: number; events: PeerEvent[]; stderr: string }> {
-    const status = await within(this.status, "the peer to exit");
-    await within(this.#stdout, "the peer's stdout to end");
-    return { code: status.code, events: this.events, stderr: await this.#stderr };
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#exited) {
-      try {
-        this.#child.kill("SIGTERM");
-      } catch {
-        // It exited meanwhile.
-      }
-      const timer = setTimeout(() => {
-        try {
-          this.#child.kill("SIGKILL");
-        } catch {
-          // It exited meanwhile.
-        }
-      }, 3000);
-      await this.status;
-      clearTimeout(timer);
-    }
-    await this.#stdout.catch(() => {});
-    await this.#stderr.catch(() => {});
-  }
+/** Waits for the peer to exit by itself, bounded; every line it printed must be an event. */
+async function finished(
+  peer: Peer,
+): Promise<{ code: number; events: PeerEvent[]; stderr: string }> {
+  const { code, stdout, stderr } = await peer.wait(WAIT_MS);
+  const lines = stdout.split("\n").filter((line) => line !== "");
+  assert.equal(peer.events.length, lines.length, `the peer printed non-events:\n${stdout}`);
+  return { code, events: peer.events, stderr };
 }
 
 /** A peer echo server; resolves once it has printed its port. */
 async function peerServer(command: string, args: string[]): Promise<Peer & { port: number }> {
-  const peer = new Peer(command, args);
+  const peer = startPeer(command, args);
   try {
-    const listening = await Promise.race([
-      peer.next("listening"),
-      peer.status.then(async () => {
-        throw new Error(`the peer server exited: ${(await peer.finished()).stderr}`);
-      }),
-    ]);
+    const listening = await next(peer, "listening");
     return Object.assign(peer, { port: listening.port as number });
   } catch (err) {
     await peer[Symbol.asyncDispose]();
@@ -219,8 +136,8 @@ async function scriptedClient(
   args: string[],
   steps: unknown[],
 ): Promise<PeerEvent[]> {
-  await using peer = new Peer(command, args, JSON.stringify(steps));
-  const { code, events, stderr } = await peer.finished();
+  await using peer = startPeer(command, args, JSON.stringify(steps));
+  const { code, events, stderr } = await finished(peer);
   assert.equal(code, 0, `the peer client failed: ${stderr}`);
   return events;
 }
@@ -245,35 +162,12 @@ const HAVE_PYTHON_WEBSOCKETS = available(PYTHON, ["-c", "import websockets"]);
 
 /** Our server on a free loopback port, with its JSON log events; shut down on dispose. */
 function ourServer(options: Partial<EchoOptions> = {}) {
-  const logs: PeerEvent[] = [];
-  const server: EchoServer = startServer({
-    hostname: "127.0.0.1",
-    port: 0,
-    keepAlive: resolveKeepAlive(),
-    userTimeoutMs: 0,
-    maxConnections: 0,
+  return startTestServer({
     maxMessageSize: MAX_MESSAGE_SIZE,
     handshakeTimeoutMs: WAIT_MS,
-    origins: [],
     subprotocols: ["chat.v2", "chat.v1"],
-    pingIntervalMs: 0,
-    pongTimeoutMs: 0,
-    logger: createLogger("json", (line) => logs.push(JSON.parse(line))),
     ...options,
   });
-  return {
-    server,
-    logs,
-    url: `ws://${server.addr}${ECHO_PATH}`,
-    /** The first log event named `name` that passes `test`, bounded. */
-    log(name: string, test: (e: PeerEvent) => boolean = () => true): Promise<PeerEvent> {
-      return until(
-        () => logs.find((e) => e.event === name && test(e)),
-        `our server to log ${name}; it logged ${brief(logs)}`,
-      );
-    },
-    [Symbol.asyncDispose]: () => server.shutdown(),
-  };
 }
 
 // ---------------------------------------------------------------------------
@@ -391,12 +285,13 @@ class Tap implements AsyncDisposable {
 
   /** The first pong in direction `dir` whose payload equals `payload`, bounded. */
   pong(dir: WireFrame["dir"], payload: Uint8Array): Promise<WireFrame> {
-    return until(
+    return waitFor(
       () =>
         this.frames.find((f) =>
           f.dir === dir && f.opcode === PONG && b64(f.payload) === b64(payload)
         ),
       `a pong (${dir}) with payload ${b64(payload)} on the wire`,
+      WAIT_MS,
     );
   }
 
@@ -413,22 +308,19 @@ class Tap implements AsyncDisposable {
 
 /** Dials `url` with Go's keepalive defaults; the connection is closed on dispose. */
 async function ourClient(url: string, subprotocols?: string[]) {
-  const ws = await within(
-    dial(url, { protocols: subprotocols }),
-    `dialing ${url}`,
-  );
+  const ws = await waitFor(dial(url, { protocols: subprotocols }), `dialing ${url}`, WAIT_MS);
   const messages = ws[Symbol.asyncIterator]();
   return {
     ws,
     /** The next message, bounded. */
     async receive(): Promise<Message> {
-      const next = await within(messages.next(), "the echo of our message");
+      const next = await waitFor(messages.next(), "the echo of our message", WAIT_MS);
       assert.ok(!next.done, "the connection ended before the echo arrived");
       return next.value;
     },
-    closed: (): Promise<CloseInfo> => within(ws.closed, "the connection to end"),
+    closed: (): Promise<CloseInfo> => waitFor(ws.closed, "the connection to end", WAIT_MS),
     async [Symbol.asyncDispose]() {
-      if (ws.isOpen) await within(ws.close(), "our close to finish");
+      if (ws.isOpen) await waitFor(ws.close(), "our close to finish", WAIT_MS);
     },
   };
 }
@@ -462,7 +354,7 @@ async function ourClientAgainst(t: Deno.TestContext, kind: PeerServerKind): Prom
 
   await t.step("agrees with the peer on the subprotocol it picked from our offer", async () => {
     await using client = await ourClient(url, ["chat.v3", "chat.v1", "chat.v2"]);
-    const open = await peer.next("open");
+    const open = await next(peer, "open");
     // Python websockets ranks by the sum of both lists' positions, so v1 and
     // v2 tie there; what must hold is that both ends name the same one.
     assert.equal(client.ws.protocol, open.protocol);
@@ -485,7 +377,7 @@ async function ourClientAgainst(t: Deno.TestContext, kind: PeerServerKind): Prom
     await client.ws.ping(PING_PAYLOAD);
     await tap.pong("s2c", PING_PAYLOAD);
     if (kind.reportsPings) {
-      const ping = await peer.next("ping", () => true, from);
+      const ping = await next(peer, "ping", () => true, from);
       assert.equal(ping.data, b64(PING_PAYLOAD));
     }
   });
@@ -496,7 +388,7 @@ async function ourClientAgainst(t: Deno.TestContext, kind: PeerServerKind): Prom
       const from = peer.events.length;
       const payload = encoder.encode(`peer ping ${from}`);
       await client.ws.send(`!ping ${b64(payload)}`);
-      const pong = await peer.next("pong", () => true, from);
+      const pong = await next(peer, "pong", () => true, from);
       assert.equal(pong.data, b64(payload));
       await tap.pong("c2s", payload);
     });
@@ -505,15 +397,16 @@ async function ourClientAgainst(t: Deno.TestContext, kind: PeerServerKind): Prom
   await t.step("our close code and reason reach the peer; the handshake is clean", async () => {
     await using client = await ourClient(url);
     const from = peer.events.length;
-    const info = await within(
+    const info = await waitFor(
       client.ws.close(CLIENT_CLOSE.code, CLIENT_CLOSE.reason),
       "our close to finish",
+      WAIT_MS,
     );
     assert.deepEqual(
       { code: info.code, reason: info.reason, cause: info.cause, clean: info.clean },
       { ...CLIENT_CLOSE, cause: "local-close", clean: true },
     );
-    const close = await peer.next("close", () => true, from);
+    const close = await next(peer, "close", () => true, from);
     assert.deepEqual({ code: close.code, reason: close.reason }, CLIENT_CLOSE);
   });
 
@@ -539,7 +432,7 @@ async function scriptedClientAgainstOurServer(
 ): Promise<void> {
   await using ours = ourServer();
   const run = (steps: unknown[], ...args: string[]) =>
-    scriptedClient(command, [...script, ...args, ours.url], steps);
+    scriptedClient(command, [...script, ...args, ours.url.href], steps);
 
   await t.step(
     "echoes text, binary, 70 KB and non-ASCII messages unchanged, and pongs with the ping's payload",
@@ -557,14 +450,14 @@ async function scriptedClientAgainstOurServer(
   await t.step(
     "the client's close code and reason reach our server; we answer with the same code",
     async () => {
-      const before = ours.logs.length;
+      const before = ours.events.length;
       const events = await run([{ close: CLIENT_CLOSE }]);
       // RFC 6455 §5.5.1: the answer echoes the code; we send no reason back.
       assert.deepEqual(events.at(-1), { event: "close", code: CLIENT_CLOSE.code, reason: "" });
-      const logged = await until(
-        () => ours.logs.slice(before).find((e) => e.event === "close"),
-        "our server to log the close",
-      );
+      const logged = await ours.waitForEvent("close", undefined, {
+        after: before,
+        timeoutMs: WAIT_MS,
+      });
       assert.deepEqual(
         { code: logged.code, reason: logged.reason, cause: logged.cause, clean: logged.clean },
         { ...CLIENT_CLOSE, cause: "peer-close", clean: true },
@@ -599,22 +492,22 @@ async function scriptedClientAgainstOurServer(
   await t.step("a foreign Origin gets 403; our own host's Origin is accepted", async () => {
     const foreign = await run([], "--origin", "http://evil.example");
     assert.deepEqual(foreign[0], { event: "refused", status: 403 });
-    await ours.log("rejected", (e) => e.status === 403);
+    await ours.waitForEvent("rejected", (e) => e.status === 403, { timeoutMs: WAIT_MS });
     const own = await run([{ close: CLIENT_CLOSE }], "--origin", `http://${ours.server.addr}`);
     assert.deepEqual(own[0], { event: "open", protocol: "" });
   });
 
   await t.step("shutting our server down closes the client with 1001 and our reason", async () => {
-    await using peer = new Peer(
+    await using peer = startPeer(
       command,
-      [...script, ours.url],
+      [...script, ours.url.href],
       JSON.stringify([{ text: "hello" }, { await_close: true }]),
     );
-    await peer.next("message");
-    await within(ours.server.shutdown(), "our server to shut down");
-    const close = await peer.next("close");
+    await next(peer, "message");
+    await waitFor(ours.server.shutdown(), "our server to shut down", WAIT_MS);
+    const close = await next(peer, "close");
     assert.deepEqual(close, { event: "close", code: 1001, reason: "server shutting down" });
-    assert.equal((await peer.finished()).code, 0);
+    assert.equal((await finished(peer)).code, 0);
   });
 }
 
@@ -622,7 +515,7 @@ async function scriptedClientAgainstOurServer(
 // 1. Deno's built-in WebSocket client → our server
 
 /** Deno's built-in WebSocket as a client, with its events queued. */
-function denoClient(url: string, protocols?: string[]) {
+function denoClient(url: string | URL, protocols?: string[]) {
   const ws = new WebSocket(url, protocols);
   ws.binaryType = "arraybuffer";
   const opened = Promise.withResolvers<void>();
@@ -638,9 +531,9 @@ function denoClient(url: string, protocols?: string[]) {
   opened.promise.catch(() => {});
   return {
     ws,
-    open: () => within(opened.promise, "Deno's WebSocket to open"),
-    closed: () => within(closed.promise, "Deno's WebSocket to close"),
-    receive: () => until(() => queue.shift(), "the echo of Deno's message"),
+    open: () => waitFor(opened.promise, "Deno's WebSocket to open", WAIT_MS),
+    closed: () => waitFor(closed.promise, "Deno's WebSocket to close", WAIT_MS),
+    receive: () => waitFor(() => queue.shift(), "the echo of Deno's message", WAIT_MS),
     async [Symbol.asyncDispose]() {
       if (ws.readyState !== WebSocket.CLOSED) {
         ws.close();
@@ -663,18 +556,19 @@ Deno.test("Deno's built-in WebSocket client works with our server", async (t) =>
   });
 
   await t.step("answers our server's heartbeat pings with pongs", async () => {
-    await using tap = new Tap(Number(ours.server.addr.split(":").at(-1)));
+    await using tap = new Tap(ours.port);
     await using client = denoClient(`ws://127.0.0.1:${tap.port}${ECHO_PATH}`);
     await client.open();
-    const ping = await until(
+    const ping = await waitFor(
       () => tap.frames.find((f) => f.dir === "s2c" && f.opcode === 0x9),
       "our server to ping",
+      WAIT_MS,
     );
     await tap.pong("c2s", ping.payload);
   });
 
   await t.step("the client's close code and reason reach our server", async () => {
-    const before = ours.logs.length;
+    const before = ours.events.length;
     await using client = denoClient(ours.url);
     await client.open();
     client.ws.close(CLIENT_CLOSE.code, CLIENT_CLOSE.reason);
@@ -684,10 +578,10 @@ Deno.test("Deno's built-in WebSocket client works with our server", async (t) =>
       reason: "",
       wasClean: true,
     });
-    const logged = await until(
-      () => ours.logs.slice(before).find((e) => e.event === "close"),
-      "our server to log the close",
-    );
+    const logged = await ours.waitForEvent("close", undefined, {
+      after: before,
+      timeoutMs: WAIT_MS,
+    });
     assert.deepEqual(
       { code: logged.code, reason: logged.reason, cause: logged.cause, clean: logged.clean },
       { ...CLIENT_CLOSE, cause: "peer-close", clean: true },
@@ -716,16 +610,16 @@ Deno.test("Deno's built-in WebSocket client works with our server", async (t) =>
   });
 
   await t.step("is accepted without an Origin header", async () => {
-    const before = ours.logs.length;
+    const before = ours.events.length;
     await using client = denoClient(ours.url);
     await client.open();
-    assert.equal(ours.logs.slice(before).filter((e) => e.event === "rejected").length, 0);
+    assert.equal(ours.events.slice(before).filter((e) => e.event === "rejected").length, 0);
   });
 
   await t.step("shutting our server down closes it with 1001 and our reason", async () => {
     await using client = denoClient(ours.url);
     await client.open();
-    await within(ours.server.shutdown(), "our server to shut down");
+    await waitFor(ours.server.shutdown(), "our server to shut down", WAIT_MS);
     const e = await client.closed();
     assert.deepEqual({ code: e.code, reason: e.reason, wasClean: e.wasClean }, {
       code: 1001,
@@ -756,31 +650,19 @@ Deno.test("our dial() works with a Deno.upgradeWebSocket echo server", async (t)
 
 Deno.test("the client program sends, prints the echoes and exits 0 against Deno's server", async () => {
   await using peer = await DENO_SERVER.start([]);
-  const out = await within(
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        "--allow-ffi",
-        "--allow-read",
-        "client.ts",
-        "--log-format",
-        "json",
-        "--send",
-        "hello",
-        "--send",
-        NON_ASCII,
-        `ws://127.0.0.1:${peer.port}/echo`,
-      ],
-      cwd: ROOT,
-      stdin: "null",
-    }).output(),
-    "client.ts to exit",
-  );
-  const stderr = decoder.decode(out.stderr);
+  const out = await runClient([
+    "--log-format",
+    "json",
+    "--send",
+    "hello",
+    "--send",
+    NON_ASCII,
+    `ws://127.0.0.1:${peer.port}/echo`,
+  ], { timeoutMs: WAIT_MS });
+  const stderr = out.stderr;
   assert.equal(out.code, 0, stderr);
-  assert.deepEqual(decoder.decode(out.stdout).split("\n"), ["hello", NON_ASCII, ""]);
-  const close = await peer.next("close");
+  assert.deepEqual(out.stdout.split("\n"), ["hello", NON_ASCII, ""]);
+  const close = await next(peer, "close");
   assert.deepEqual({ code: close.code, reason: close.reason }, { code: 1000, reason: "" });
   const logged = stderr.trim().split("\n").map((l) => JSON.parse(l));
   const closeLog = logged.find((e) => e.event === "close");
