@@ -495,11 +495,8 @@ Deno.test("client on a terminal shows a prompt and colour, and Ctrl-D closes 100
     server.echoUrl,
   ].join(" ");
   // script(1) gives the client a pseudo-terminal for stdin and stdout.
-  const child = new Deno.Command(script, {
-    args: ["-qefc", command, "/dev/null"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
+  await using terminal = Program.spawn(script, ["-qefc", command, "/dev/null"], {
+    stdin: true,
     // A clean environment: an inherited NO_COLOR would turn the colour off.
     clearEnv: true,
     env: Object.fromEntries(
@@ -508,41 +505,20 @@ Deno.test("client on a terminal shows a prompt and colour, and Ctrl-D closes 100
         return v === undefined ? [] : [[k, v]];
       }).concat([["TERM", "xterm-256color"]]),
     ),
-  }).spawn();
-  const stdin = child.stdin.getWriter();
-  let out = "";
-  const reading = (async () => {
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) out += chunk;
-  })();
-  const until = async (what: string, done: (out: string) => boolean) => {
-    const deadline = Date.now() + 20_000;
-    while (!done(out)) {
-      if (Date.now() > deadline) throw new Error(`no ${what} in ${JSON.stringify(out)}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  try {
-    const prompt = "\x1b[1;36m>\x1b[0m ";
-    await until("prompt", (o) => /event=open/.test(o) && o.endsWith(`\r\n${prompt}`));
-    await stdin.write(new TextEncoder().encode("hi there\n"));
-    await until("echo", (o) => o.includes("\x1b[32m< hi there\x1b[0m\r\n"));
-    // The reply erased the fresh prompt, printed itself in green, and re-drew the prompt.
-    assert.ok(
-      out.includes(`${prompt}\r\x1b[2K\x1b[32m< hi there\x1b[0m\r\n${prompt}`),
-      JSON.stringify(out),
-    );
-    await stdin.write(Uint8Array.of(0x04)); // Ctrl-D: EOF
-    await until("close", (o) => /event=close [^\n]*code=1000/.test(o));
-    const status = await child.status;
-    assert.equal(status.code, 0);
-  } finally {
-    await stdin.close().catch(() => {});
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already ended.
-    }
-    await child.status;
-    await reading;
-  }
+  });
+  const shown = (what: string, done: (out: string) => boolean) =>
+    terminal.until(what, () => done(terminal.stdout));
+  const prompt = "\x1b[1;36m>\x1b[0m ";
+  await shown("the prompt", (o) => /event=open/.test(o) && o.endsWith(`\r\n${prompt}`));
+  await terminal.write("hi there\n");
+  await shown("the echo", (o) => o.includes("\x1b[32m< hi there\x1b[0m\r\n"));
+  // The reply erased the fresh prompt, printed itself in green, and re-drew the prompt.
+  assert.ok(
+    terminal.stdout.includes(`${prompt}\r\x1b[2K\x1b[32m< hi there\x1b[0m\r\n${prompt}`),
+    JSON.stringify(terminal.stdout),
+  );
+  await terminal.write("\x04"); // Ctrl-D: EOF
+  await shown("the close", (o) => /event=close [^\n]*code=1000/.test(o));
+  const exit = await terminal.wait();
+  assert.equal(exit.code, 0);
 });

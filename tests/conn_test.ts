@@ -10,6 +10,7 @@ import { type ConnOptions, type Message, type Role, WebSocketConn } from "../lib
 import { dial } from "../lib/dial.ts";
 import { HandshakeError } from "../lib/ws/errors.ts";
 import { closePayload, concat, frame, RawPeer, RawServer } from "./helpers/raw.ts";
+import { sleep, TimeoutError, waitFor } from "./helpers/wait.ts";
 
 const TEXT = 0x1;
 const BINARY = 0x2;
@@ -47,17 +48,6 @@ async function pair(role: Role, options: Partial<ConnOptions> = {}): Promise<Pai
       await peer[Symbol.asyncDispose]();
     },
   };
-}
-
-/** Resolves true if `p` settles within `ms`, false otherwise. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
-  try {
-    return await Promise.race([p.then(() => true, () => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -111,7 +101,7 @@ Deno.test("dial(): frames in the same write as the 101 reach an onmessage set af
   const got: Message[] = [];
   ws.onmessage = (msg) => got.push(msg);
   await peer.write(frame(TEXT, "late"));
-  for (let i = 0; i < 100 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(() => got.length >= 3, "three messages", 1_000);
   assert.deepEqual(got, ["early 1", "early 2", "late"]);
   ws.abort("test over");
   await ws.closed;
@@ -183,7 +173,11 @@ Deno.test("a client answers the server's close with the same code and waits for 
   const answer = await p.peer.readClose();
   assert.equal(answer.code, 4001);
   assert.equal(answer.frame.masked, true);
-  assert.equal(await settlesWithin(p.ws.closed, 100), false, "waits for the server's FIN");
+  await assert.rejects(
+    waitFor(p.ws.closed, "the end", 100),
+    TimeoutError,
+    "waits for the server's FIN",
+  );
   p.peer.close();
   const info = await p.ws.closed;
   assert.deepEqual(
@@ -202,14 +196,22 @@ for (const role of ["server", "client"] as const) {
     assert.equal(p.ws.isOpen, false);
     const sent = await p.peer.readClose();
     assert.deepEqual([sent.code, sent.reason], [1000, "done"]);
-    assert.equal(await settlesWithin(closing, 150), false, "close() waits for the peer");
+    await assert.rejects(
+      waitFor(closing, "close()", 150),
+      TimeoutError,
+      "close() waits for the peer",
+    );
     // Data the peer sent before its close frame is not delivered any more.
     await p.peer.write(frame(TEXT, "late", { mask: p.mask }));
     await p.peer.write(frame(CLOSE, closePayload(1000), { mask: p.mask }));
     if (role === "server") {
       assert.equal(await p.peer.expectEnd(), "eof", "the server ends TCP once answered");
     } else {
-      assert.equal(await settlesWithin(closing, 100), false, "the client waits for the FIN");
+      await assert.rejects(
+        waitFor(closing, "close()", 100),
+        TimeoutError,
+        "the client waits for the FIN",
+      );
       p.peer.close();
     }
     const info = await closing;
@@ -255,13 +257,12 @@ Deno.test("a peer that neither reads nor is read (its close frame waits behind o
   const chunk = new Uint8Array(1024 * 1024);
   for (let i = 0; i < 64 && p.ws.bufferedAmount < 4 * chunk.length; i++) {
     p.ws.send(chunk);
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
   }
   assert.ok(p.ws.bufferedAmount > 0, "the send queue is stuck");
   await p.peer.write(frame(CLOSE, closePayload(1000), { mask: true }));
   const started = Date.now();
-  assert.ok(await settlesWithin(p.ws.closed, stallTimeoutMs + 3_000), "the server ended it");
-  const info = await p.ws.closed;
+  const info = await waitFor(p.ws.closed, "the server to end it", stallTimeoutMs + 3_000);
   const took = Date.now() - started;
   assert.ok(took < stallTimeoutMs + 3_000, `ended after ${took}ms`);
   assert.equal(info.cause, "send-overflow");
@@ -292,15 +293,16 @@ Deno.test("a peer that sends but never reads: reading pauses, memory stays bound
     let peak = 0;
     const watch = setInterval(() => peak = Math.max(peak, p.ws.bufferedAmount), 1);
     let offered = 0;
+    let ended = false;
+    p.ws.closed.then(() => ended = true);
     try {
       // The peer's writes block once TCP pushes back: stop when they stop.
-      while (await settlesWithin(p.ws.closed, 0) === false) {
-        if (!await settlesWithin(p.peer.write(flood).then(() => offered += flood.length), 500)) {
-          break;
-        }
+      while (!ended) {
+        const write = p.peer.write(flood).then(() => offered += flood.length);
+        await waitFor(write, "the peer's write", 500);
       }
     } catch {
-      // Ended under us.
+      // A write hung for 500 ms, or the connection ended under us.
     } finally {
       clearInterval(watch);
     }
@@ -318,15 +320,18 @@ Deno.test("a peer that sends but never reads: reading pauses, memory stays bound
     );
     let peak = 0;
     const watch = setInterval(() => peak = Math.max(peak, p.ws.bufferedAmount), 1);
+    let ended = false;
+    p.ws.closed.then(() => ended = true);
     try {
-      for (let i = 0; i < 100 && await settlesWithin(p.ws.closed, 0) === false; i++) {
-        if (!await settlesWithin(p.peer.write(pings).catch(() => {}), 500)) break;
+      for (let i = 0; i < 100 && !ended; i++) {
+        await waitFor(p.peer.write(pings).catch(() => {}), "the peer's write", 500);
       }
+    } catch {
+      // A write hung for 500 ms: TCP pushes back.
     } finally {
       clearInterval(watch);
     }
-    assert.equal(await settlesWithin(p.ws.closed, 3_000), true, "the connection was failed");
-    const info = await p.ws.closed;
+    const info = await waitFor(p.ws.closed, "the connection to be failed", 3_000);
     assert.equal(info.cause, "send-overflow");
     assert.ok(peak <= sendHighWater + 128 * 1024, `peak queue ${peak}`);
   });
@@ -337,7 +342,10 @@ Deno.test("a peer that sends but never reads: reading pauses, memory stays bound
       const message = new Uint8Array(16 * 1024);
       let pending = 0;
       for (let i = 0; i < 2_000 && p.ws.isOpen; i++) {
-        if (!await settlesWithin(p.ws.send(message), 50)) {
+        try {
+          await waitFor(p.ws.send(message), "send()", 50);
+        } catch (err) {
+          if (!(err instanceof TimeoutError)) throw err;
           pending++;
           break; // backpressure: a well-behaved sender waits here
         }
@@ -357,7 +365,7 @@ Deno.test("a peer that sends but never reads: reading pauses, memory stays bound
       while (received < 80 * message.length) {
         const f = await p.peer.readFrame();
         received += f.payload.length;
-        await new Promise((r) => setTimeout(r, 10)); // ~6 MB/s
+        await sleep(10); // ~6 MB/s
       }
     })();
     for (let i = 0; i < 80; i++) await p.ws.send(message);
@@ -391,7 +399,7 @@ Deno.test("a 14-byte header announcing 16 MiB costs the server no more than its 
   await p.peer.write(
     frame(BINARY, new Uint8Array(0), { mask: true, length: 16 * 1024 * 1024 - 1 }),
   );
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   assert.ok(budget.used <= 64 * 1024, `held ${budget.used} bytes after a bare header`);
   assert.equal(p.ws.isOpen, true);
 });
@@ -422,7 +430,7 @@ Deno.test("concurrent next() calls each get their own message", async () => {
   const first = it.next();
   const second = it.next();
   await p.peer.write(concat(frame(TEXT, "1", { mask: true }), frame(TEXT, "2", { mask: true })));
-  assert.ok(await settlesWithin(first, 2_000), "the first next() got a message");
+  await waitFor(first, "the first next() to get a message", 2_000);
   assert.deepEqual(await first, { value: "1", done: false });
   assert.deepEqual(await second, { value: "2", done: false });
   const third = it.next();
@@ -447,7 +455,7 @@ Deno.test("a reader that falls behind pauses reading instead of queueing without
   await p.peer.write(
     concat(...Array.from({ length: n }, (_, i) => frame(TEXT, `${i}`, { mask: true }))),
   );
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   const parsed = p.ws.traffic.messagesIn;
   assert.ok(parsed < 100, `${parsed} parsed before any was read`);
   let i = 0;
@@ -519,7 +527,7 @@ Deno.test("a close frame read in the same tick as a failed write ends the connec
     const ws = new WebSocketConn(fake, { role: "server", closeTimeout: 300 });
     ws.send("x").catch(() => {});
     const info = await ws.closed;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(info.cause, "reset");
     assert.deepEqual(unhandled, []);
   } finally {

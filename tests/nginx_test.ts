@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { dial } from "../lib/dial.ts";
 import { NGINX_BIN, nginxInstalled, startNginx } from "./helpers/nginx.ts";
 import { Program, startServer } from "./helpers/process.ts";
+import { sleep, waitFor } from "./helpers/wait.ts";
 
 /** nginx's idle timeout in these tests (proxy_read_timeout and proxy_send_timeout). */
 const PROXY_TIMEOUT_MS = 3_000;
@@ -21,8 +22,6 @@ const CUT_TOLERANCE_MS = 5_000;
 const installed = nginxInstalled();
 const ignored = installed ? "" : ` (ignored: nginx is not installed at ${NGINX_BIN})`;
 const HEARTBEAT_OFF = ["--ping-interval", "0", "--pong-timeout", "0"];
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 Deno.test({
   name: `an idle WebSocket through nginx outlives proxy_read_timeout 3s when the server pings ` +
@@ -67,16 +66,11 @@ Deno.test({
     const ws = await dial(nginx.echoUrl);
     try {
       const opened = Date.now();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const info = await Promise.race([
+      const info = await waitFor(
         ws.closed,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () => reject(new Error(`nginx did not cut the idle connection`)),
-            PROXY_TIMEOUT_MS + CUT_TOLERANCE_MS,
-          )
-        ),
-      ]).finally(() => clearTimeout(timer));
+        "nginx to cut the idle connection",
+        PROXY_TIMEOUT_MS + CUT_TOLERANCE_MS,
+      );
       const after = Date.now() - opened;
       assert.equal(info.cause, "eof");
       assert.equal(info.code, 1006);

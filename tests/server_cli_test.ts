@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { hasStackTrace, plainLines, Program, runClient, startServer } from "./helpers/process.ts";
 import { makePki } from "./helpers/tls.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /** Runs `server.ts` with `args`, expecting it to exit on its own. */
 async function runServer(args: string[]) {
@@ -84,15 +85,6 @@ async function scrape(httpUrl: string) {
     return hit?.value;
   };
   return { samples, types, get };
-}
-
-/** Waits until `check()` holds, polling (bounded). */
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs}ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 Deno.test("server --help lists every flag and the endpoints, and exits 0", async () => {
@@ -422,8 +414,9 @@ Deno.test("server keeps count: /metrics needs no traffic before it and eventuall
   assert.equal((await scrape(server.httpUrl)).get("websocket_connections_open"), 1);
   await holder.closeStdin();
   await holder.wait();
-  await eventually(
-    "open gauge back to 0",
+  await waitFor(
     async () => (await scrape(server.httpUrl)).get("websocket_connections_open") === 0,
+    "the open gauge back at 0",
+    10_000,
   );
 });

@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { type LogEvent, Program, type ServerProcess, startServer } from "./helpers/process.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /**
  * Connections opened per test. SO_REUSEPORT picks the worker by a hash of the
@@ -38,21 +39,6 @@ async function startWorkers(count: number, args: string[] = []): Promise<WorkerS
   } catch (err) {
     await dispose();
     throw err;
-  }
-}
-
-/** `promise`, or a rejection naming `what` after `ms`: a broken build fails instead of hanging. */
-async function within<T>(promise: Promise<T>, what: string, ms = 20_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(() => reject(new Error(`no ${what} within ${ms}ms`)), ms)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -107,7 +93,7 @@ async function connect(url: string): Promise<Client> {
 
 /** Opens `n` connections at once and checks each echoes. */
 async function connectMany(url: string, n: number): Promise<Client[] & Disposable> {
-  const settled = await within(
+  const settled = await waitFor(
     Promise.allSettled(Array.from({ length: n }, () => connect(url))),
     `${n} connections`,
   );
@@ -122,7 +108,7 @@ async function connectMany(url: string, n: number): Promise<Client[] & Disposabl
     all[Symbol.dispose]();
     throw (failed as PromiseRejectedResult).reason;
   }
-  const replies = await within(
+  const replies = await waitFor(
     Promise.all(clients.map((c, i) => c.echo(`hello ${i}`))),
     "echo on every connection",
   ).catch((err) => {
@@ -197,7 +183,7 @@ Deno.test("server --workers 2 on SIGTERM closes every client of every worker wit
   assert.equal(opensByPid(server.proc).size, 2, "both workers had clients");
 
   server.proc.kill("SIGTERM");
-  const codes = await within(
+  const codes = await waitFor(
     Promise.all(clients.map((c) => c.closed.then((e) => e.code))),
     "close of every client",
   );
@@ -324,7 +310,7 @@ Deno.test("server --workers 2: when the supervisor is killed with SIGKILL its wo
   await server.proc.waitForEvent("open", () => true, { nth: CONNECTIONS });
 
   server.proc.kill("SIGKILL");
-  const codes = await within(
+  const codes = await waitFor(
     Promise.all(clients.map((c) => c.closed.then((e) => e.code))),
     "close of every client",
   );

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { Program } from "./process.ts";
+
 /** Where Debian's nginx packages install the binary. */
 export const NGINX_BIN = "/usr/sbin/nginx";
 
@@ -99,18 +101,15 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
   const dir = await Deno.makeTempDir({ prefix: "keepalive-ws-nginx-" });
   const port = freePort();
   await Deno.writeTextFile(`${dir}/nginx.conf`, nginxConfig(dir, port, options));
-  const child = new Deno.Command(NGINX_BIN, {
-    // -e: the log for messages before the config is read (otherwise /var/log/nginx).
-    args: ["-p", dir, "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  // -e: the log for messages before the config is read (otherwise /var/log/nginx).
+  const nginx = Program.spawn(NGINX_BIN, [
+    "-p",
+    dir,
+    "-e",
+    `${dir}/error.log`,
+    "-c",
+    `${dir}/nginx.conf`,
+  ]);
   const errorLog = () => {
     try {
       return Deno.readTextFileSync(`${dir}/error.log`);
@@ -119,29 +118,22 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
     }
   };
   const stop = async () => {
-    if (!exited) {
-      try {
-        // QUIT would wait for open WebSockets; TERM is nginx's fast shutdown.
-        child.kill("SIGTERM");
-      } catch {
-        // It ended meanwhile.
-      }
-      const timer = setTimeout(() => {
-        if (!exited) child.kill("SIGKILL");
-      }, 5_000);
-      await status;
-      clearTimeout(timer);
-    }
+    // QUIT would wait for open WebSockets; TERM is nginx's fast shutdown.
+    nginx.kill("SIGTERM");
+    await nginx.wait(5_000).catch(() => {});
+    await nginx[Symbol.asyncDispose]();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!(await accepting(port))) {
-    if (exited || Date.now() > deadline) {
-      const log = errorLog();
-      await stop();
-      throw new Error(`nginx did not start on 127.0.0.1:${port}:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await nginx.until(
+      `nginx to accept connections on 127.0.0.1:${port}`,
+      () => accepting(port),
+      START_TIMEOUT_MS,
+    );
+  } catch (err) {
+    const log = errorLog();
+    await stop();
+    throw new Error(`nginx did not start on 127.0.0.1:${port}:\n${log}`, { cause: err });
   }
   return {
     port,
