@@ -511,7 +511,10 @@ Deno.test("client on a terminal shows a prompt and colour, and Ctrl-D closes 100
   const prompt = "\x1b[1;36m>\x1b[0m ";
   await shown("the prompt", (o) => /event=open/.test(o) && o.endsWith(`\r\n${prompt}`));
   await terminal.write("hi there\n");
-  await shown("the echo", (o) => o.includes("\x1b[32m< hi there\x1b[0m\r\n"));
+  await shown(
+    "the echo and a prompt after it",
+    (o) => o.includes("\x1b[32m< hi there\x1b[0m\r\n") && o.endsWith(prompt),
+  );
   // The reply erased the fresh prompt, printed itself in green, and re-drew the prompt.
   assert.ok(
     terminal.stdout.includes(`${prompt}\r\x1b[2K\x1b[32m< hi there\x1b[0m\r\n${prompt}`),
