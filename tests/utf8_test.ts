@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Utf8Validator } from "../lib/ws/utf8.ts";
+import { decodeAscii, encodeAscii, Utf8Validator } from "../lib/ws/utf8.ts";
 import { prng } from "./helpers/prng.ts";
 import { hex } from "./helpers/raw.ts";
 
@@ -81,4 +81,17 @@ Deno.test("Utf8Validator agrees with a fatal TextDecoder on 20,000 random byte s
       [...bytes].map((b) => b.toString(16)).join(" "),
     );
   }
+});
+
+Deno.test("decodeAscii() and encodeAscii() take ASCII only, and agree with TextDecoder/TextEncoder on it", () => {
+  const ascii = "Hello, world! ~\x00\x7f";
+  const bytes = new TextEncoder().encode(ascii);
+  assert.equal(decodeAscii(bytes, 0, bytes.length), ascii);
+  assert.equal(decodeAscii(bytes, 7, 12), "world");
+  assert.equal(decodeAscii(new TextEncoder().encode("héllo"), 0, 6), null);
+  const out = new Uint8Array(40);
+  assert.equal(encodeAscii(ascii, out, 3), ascii.length);
+  assert.deepEqual(out.subarray(3, 3 + bytes.length), bytes);
+  assert.equal(encodeAscii("née", out, 0), -1);
+  assert.equal(encodeAscii("", out, 0), 0);
 });

@@ -21,7 +21,7 @@
 import { ProtocolViolation } from "./errors.ts";
 import { emptyFrameHeader, isControl, MAX_HEADER_SIZE, Opcode, parseFrameHeader } from "./frame.ts";
 import { unmask } from "./mask.ts";
-import { Utf8Validator } from "./utf8.ts";
+import { decodeAscii, SHORT_TEXT, Utf8Validator } from "./utf8.ts";
 import { release, resize } from "./bytes.ts";
 import { InvalidFramePayloadData, MessageTooBig, ProtocolError } from "./close.ts";
 
@@ -270,6 +270,11 @@ export class FrameReader {
         if (h.opcode === Opcode.Binary) {
           this.message = this.#buf.slice(p, end);
         } else {
+          const ascii = end - p <= SHORT_TEXT ? decodeAscii(this.#buf, p, end) : null;
+          if (ascii !== null) {
+            this.message = ascii;
+            return ReadEvent.Message;
+          }
           try {
             this.message = fatalDecoder.decode(this.#buf.subarray(p, end));
           } catch {

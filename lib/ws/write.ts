@@ -16,6 +16,7 @@
 import { frameHeaderSize, MAX_HEADER_SIZE, Opcode, writeFrameHeader } from "./frame.ts";
 import { maskInto, unmask } from "./mask.ts";
 import { release, resize } from "./bytes.ts";
+import { encodeAscii, SHORT_TEXT } from "./utf8.ts";
 
 /** A payload at least this large is sent from the caller's bytes, not copied. */
 export const ZERO_COPY_PAYLOAD = 64 * 1024;
@@ -107,6 +108,21 @@ export class SendQueue {
 
   /** Queues a text message, encoding it straight into the buffer; returns its byte length. */
   text(text: string): number {
+    if (text.length <= SHORT_TEXT) {
+      // Short ASCII text: one small header, and a loop instead of encodeInto.
+      const head = this.#masked ? 6 : 2;
+      const buf = this.#reserve(head + text.length);
+      const begin = this.#len;
+      const n = encodeAscii(text, buf, begin + head);
+      if (n >= 0) {
+        const key = this.#masked ? maskKeys.next() : null;
+        writeFrameHeader(buf, begin, true, Opcode.Text, n, key);
+        if (key) unmask(buf, begin + head, begin + head + n, key);
+        this.#len = begin + head + n;
+        this.queuedTotal += head + n;
+        return n;
+      }
+    }
     // UTF-8 needs at most 3 bytes per UTF-16 unit: reserve for that, then
     // move the payload back if the real length needs a shorter header (the
     // length must use the fewest bytes, RFC 6455 §5.2).
