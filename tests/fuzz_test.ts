@@ -508,10 +508,10 @@ Deno.test("fuzz: a live server answers hundreds of hostile connections properly 
   // Every connection is gone: /metrics shows none open.
   let open = NaN;
   await waitFor(
-    async () => (open = await server.metric("websocket_connections_open")) === 0,
-    "websocket_connections_open to drop to 0",
+    async () => (open = await server.metric("keepalive_ws_connections_open")) === 0,
+    "keepalive_ws_connections_open to drop to 0",
     5_000,
-    { context: () => `websocket_connections_open is ${open}` },
+    { context: () => `keepalive_ws_connections_open is ${open}` },
   );
   assert.equal(open, 0, "connections left open");
   const opens = server.log.all("open").length;

@@ -66,7 +66,7 @@ async function metric(port: number, name: string): Promise<number> {
 }
 
 /** Polls /metrics until `name` is 0 (bounded), and returns it. */
-async function drained(port: number, name = "websocket_connections_open"): Promise<number> {
+async function drained(port: number, name = "keepalive_ws_connections_open"): Promise<number> {
   let n = NaN;
   await waitFor(async () => (n = await metric(port, name)) === 0, `${name} to drop to 0`, 10_000, {
     context: () => `${name} is ${n}`,
@@ -335,7 +335,7 @@ Deno.test("1,000 slowloris and garbage connections cost 10 echoing clients nothi
     assert.equal(await drained(port), 0);
     const timeouts = await metric(
       port,
-      'websocket_connections_closed_total{cause="handshake-timeout"}',
+      'keepalive_ws_http_requests_dropped_total{reason="handshake-timeout"}',
     );
     assert.ok(
       timeouts >= SLOWLORIS,

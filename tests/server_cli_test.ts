@@ -66,7 +66,11 @@ function parsePrometheus(text: string): { samples: Sample[]; types: Map<string, 
       }
       if (re.lastIndex !== m[2].length) throw new Error(`bad labels in ${JSON.stringify(line)}`);
     }
-    if (!types.has(m[1])) throw new Error(`sample ${m[1]} has no # TYPE line before it`);
+    // A histogram's samples are its family's name plus _bucket, _sum or _count.
+    const family = types.has(m[1]) ? m[1] : m[1].replace(/_(bucket|sum|count)$/, "");
+    if (!types.has(family) || (family !== m[1] && types.get(family) !== "histogram")) {
+      throw new Error(`sample ${m[1]} has no # TYPE line before it`);
+    }
     samples.push({ name: m[1], labels, value: Number(m[3]) });
   }
   return { samples, types };
@@ -280,14 +284,14 @@ Deno.test("server /metrics is Prometheus text whose counters follow the traffic"
   await using server = await startServer(["--keepalive-idle", "30s", "--keepalive-count", "4"]);
   const before = await scrape(server.httpUrl);
   for (const s of before.samples) assert.ok(Number.isFinite(s.value), s.name);
-  assert.equal(before.types.get("websocket_connections_accepted_total"), "counter");
-  assert.equal(before.types.get("websocket_connections_open"), "gauge");
-  assert.equal(before.get("websocket_connections_open"), 0);
+  assert.equal(before.types.get("keepalive_ws_connections_accepted_total"), "counter");
+  assert.equal(before.types.get("keepalive_ws_connections_open"), "gauge");
+  assert.equal(before.get("keepalive_ws_connections_open"), 0);
   // The policy in force, as read back from the accepted socket.
-  assert.equal(before.get("tcp_keepalive_enabled"), 1);
-  assert.equal(before.get("tcp_keepalive_idle_seconds"), 30);
-  assert.equal(before.get("tcp_keepalive_interval_seconds"), 15);
-  assert.equal(before.get("tcp_keepalive_probes"), 4);
+  assert.equal(before.get("keepalive_ws_tcp_keepalive_enabled"), 1);
+  assert.equal(before.get("keepalive_ws_tcp_keepalive_idle_seconds"), 30);
+  assert.equal(before.get("keepalive_ws_tcp_keepalive_interval_seconds"), 15);
+  assert.equal(before.get("keepalive_ws_tcp_keepalive_probes"), 4);
 
   // Traffic: one echo session of two messages (5 + 3 bytes), one 404, one 403.
   const echoed = await runClient(["--send", "hello", "--send", "abc", server.echoUrl]);
@@ -305,17 +309,17 @@ Deno.test("server /metrics is Prometheus text whose counters follow the traffic"
   const after = await scrape(server.httpUrl);
   const delta = (name: string, labels: Record<string, string> = {}) =>
     (after.get(name, labels) ?? 0) - (before.get(name, labels) ?? 0);
-  assert.equal(delta("websocket_connections_accepted_total"), 2);
-  assert.equal(after.get("websocket_connections_open"), 1);
-  assert.equal(delta("websocket_messages_received_total"), 2);
-  assert.equal(delta("websocket_messages_sent_total"), 2);
-  assert.equal(delta("websocket_bytes_received_total"), 8);
-  assert.equal(delta("websocket_bytes_sent_total"), 8);
-  assert.equal(delta("websocket_connections_closed_total", { cause: "peer-close" }), 1);
-  assert.equal(delta("websocket_connections_closed_total", { cause: "shutdown" }), 0);
-  assert.equal(delta("http_requests_refused_total", { status: "404" }), 1);
-  assert.equal(delta("http_requests_refused_total", { status: "403" }), 1);
-  assert.equal(delta("http_requests_refused_total", { status: "503" }), 0);
+  assert.equal(delta("keepalive_ws_connections_accepted_total"), 2);
+  assert.equal(after.get("keepalive_ws_connections_open"), 1);
+  assert.equal(delta("keepalive_ws_received_messages_total"), 2);
+  assert.equal(delta("keepalive_ws_sent_messages_total"), 2);
+  assert.equal(delta("keepalive_ws_received_bytes_total"), 8);
+  assert.equal(delta("keepalive_ws_sent_bytes_total"), 8);
+  assert.equal(delta("keepalive_ws_connections_closed_total", { cause: "peer-close" }), 1);
+  assert.equal(delta("keepalive_ws_connections_closed_total", { cause: "shutdown" }), 0);
+  assert.equal(delta("keepalive_ws_http_requests_refused_total", { status: "404" }), 1);
+  assert.equal(delta("keepalive_ws_http_requests_refused_total", { status: "403" }), 1);
+  assert.equal(delta("keepalive_ws_http_requests_refused_total", { status: "503" }), 0);
 });
 
 Deno.test("server on SIGTERM sends close 1001 to every client, which exits 0, and exits 0 itself", async () => {
@@ -404,18 +408,18 @@ Deno.test("server drops a connection that sends no request within --handshake-ti
   const close = await server.proc.waitForEvent("close");
   assert.equal(close.cause, "handshake-timeout");
   const { get } = await scrape(server.httpUrl);
-  assert.equal(get("websocket_connections_closed_total", { cause: "handshake-timeout" }), 1);
+  assert.equal(get("keepalive_ws_http_requests_dropped_total", { reason: "handshake-timeout" }), 1);
 });
 
 Deno.test("server keeps count: /metrics needs no traffic before it and eventually shows the open gauge at 0", async () => {
   await using server = await startServer();
   await using holder = Program.start("client.ts", [server.echoUrl], { stdin: true });
   await server.proc.waitForEvent("open");
-  assert.equal((await scrape(server.httpUrl)).get("websocket_connections_open"), 1);
+  assert.equal((await scrape(server.httpUrl)).get("keepalive_ws_connections_open"), 1);
   await holder.closeStdin();
   await holder.wait();
   await waitFor(
-    async () => (await scrape(server.httpUrl)).get("websocket_connections_open") === 0,
+    async () => (await scrape(server.httpUrl)).get("keepalive_ws_connections_open") === 0,
     "the open gauge back at 0",
     10_000,
   );

@@ -42,7 +42,7 @@ export interface TestServer extends AsyncDisposable {
     where?: (e: LogEvent) => boolean,
     options?: WaitForEventOptions,
   ): Promise<LogEvent>;
-  /** Fetches `/metrics` and returns the value of one sample line, e.g. `websocket_connections_open`. */
+  /** Fetches `/metrics` and returns the value of one sample line, e.g. `keepalive_ws_connections_open`. */
   metric(sample: string): Promise<number>;
 }
 
