@@ -14,7 +14,6 @@
 import { connTarget, findFd } from "./fd.ts";
 import type { KeepAlivePolicy, KernelKeepAlive } from "./keepalive.ts";
 import {
-  bytes,
   errno,
   errnoText,
   fromDenoAddr,
