@@ -13,15 +13,7 @@
 
 import { connTarget, findFd } from "./fd.ts";
 import type { KeepAlivePolicy, KernelKeepAlive } from "./keepalive.ts";
-import {
-  errno,
-  errnoText,
-  fromDenoAddr,
-  getInt,
-  load,
-  type Native,
-  setInt,
-} from "./libc.ts";
+import { errno, errnoText, fromDenoAddr, getInt, load, type Native, setInt } from "./libc.ts";
 
 export { releaseConn } from "./fd.ts";
 export { sockoptUnavailableReason } from "./libc.ts";
