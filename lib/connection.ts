@@ -21,6 +21,7 @@ export type ConnectionOptions = Pick<
   | "stallTimeout"
   | "closeTimeout"
   | "sendHighWater"
+  | "autoPong"
 >;
 
 /** A WebSocket connection on a TCP (or TLS) stream, with its TCP options read back. */

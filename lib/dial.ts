@@ -153,6 +153,7 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
       stallTimeout: options.stallTimeout,
       closeTimeout: options.closeTimeout,
       sendHighWater: options.sendHighWater,
+      autoPong: options.autoPong,
     });
   } catch (err) {
     if (conn) {

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type Connection, dial, serve } from "../mod.ts";
 import { frame, RawPeer } from "./helpers/raw.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const PING = 0x9;
 const TEXT = 0x1;
@@ -86,6 +87,38 @@ Deno.test("reset() ends TCP with an RST, which the other end names reset", async
     const info = await client.closed;
     assert.deepEqual([info.code, info.cause, info.clean], [1006, "reset", false]);
     assert.match(info.error ?? "", /reset/i);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("dial({ autoPong: false }) leaves the server's pings unanswered, so the server times out and says so in a 1011 close frame", async () => {
+  let serverSide!: (ws: Connection) => void;
+  const got = new Promise<Connection>((r) => serverSide = r);
+  const server = serve(
+    { hostname: "127.0.0.1", port: 0, pingInterval: 100, pongTimeout: 600 },
+    async (req) => {
+      const ws = await req.upgrade();
+      serverSide(ws);
+      await ws.closed;
+    },
+  );
+  try {
+    const client = await dial(`ws://127.0.0.1:${server.addr.port}/`, { autoPong: false });
+    let pings = 0;
+    client.onping = () => pings++;
+    const [ours, theirs] = await waitFor(
+      Promise.all([client.closed, got.then((ws) => ws.closed)]),
+      "the server's pong timeout to end the connection",
+      5_000,
+    ).finally(() => client.terminate());
+    assert.ok(pings >= 3, `the server pinged ${pings} times`);
+    assert.equal(theirs.cause, "pong-timeout");
+    assert.deepEqual(
+      [ours.code, ours.reason, ours.cause],
+      [1011, "pong timeout", "peer-close"],
+      "the client got the server's close frame before TCP ended",
+    );
   } finally {
     await server.shutdown();
   }
