@@ -21,7 +21,13 @@
 
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
-import { applyPolicy, releaseConn, type SocketOptions } from "./tcp/sockopt.ts";
+import {
+  applyPolicy,
+  applyToListener,
+  readSocketOptions,
+  releaseConn,
+  type SocketOptions,
+} from "./tcp/sockopt.ts";
 import { type Eviction, MemoryBudget } from "./ws/budget.ts";
 import { GoingAway } from "./ws/close.ts";
 import { HandshakeError } from "./ws/errors.ts";
@@ -372,16 +378,39 @@ export function serve(
       reusePort: options.reusePort,
     });
   const addr = listener.addr as Deno.NetAddr;
+  // Linux copies a listening socket's options to every socket it accepts:
+  // set them once here, and only read them back per connection.
+  const onListener = applyToListener(listener, policy, applyOptions);
+  const inherited = onListener.verified && onListener.errors.length === 0 &&
+    matches(onListener, policy, applyOptions);
   const budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
   if (options.onEvict) {
     const onEvict = options.onEvict;
     budget.onEvict = (member, eviction) => onEvict(member as Connection, eviction);
   }
   const connections = new Set<Connection>();
-  const handshaking = new Set<Deno.Conn>();
+  // Connections still sending their head, with their deadlines: one shared
+  // timer ends the late ones (deadlines come in order, as the timeout is one).
+  const handshaking = new Map<Deno.Conn, number>();
+  const timedOut = new WeakSet<Deno.Conn>();
+  let handshakeTimer: ReturnType<typeof setInterval> | undefined;
   const handlers = new Set<Promise<void>>();
   const finished = Promise.withResolvers<void>();
   const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const handshakeTick = Math.max(10, Math.min(1_000, handshakeTimeout / 10));
+  const endLateHandshakes = () => {
+    const now = Date.now();
+    for (const [conn, deadline] of handshaking) {
+      if (deadline > now) break;
+      handshaking.delete(conn);
+      timedOut.add(conn);
+      closeQuietly(conn); // the pending read fails; handle() reports the timeout
+    }
+    if (handshaking.size === 0) {
+      clearInterval(handshakeTimer);
+      handshakeTimer = undefined;
+    }
+  };
   let stopping = false;
   let nextId = 1;
 
@@ -414,13 +443,16 @@ export function serve(
 
   async function handle(conn: Deno.Conn, id: number): Promise<void> {
     const remoteAddr = conn.remoteAddr as Deno.NetAddr;
-    const keepalive = applyPolicy(conn, policy, applyOptions);
-    handshaking.add(conn);
-    const timeout = AbortSignal.timeout(handshakeTimeout);
+    let keepalive = inherited ? readSocketOptions(conn) : null;
+    if (keepalive === null || !matches(keepalive, policy, applyOptions)) {
+      keepalive = applyPolicy(conn, policy, applyOptions);
+    }
+    handshaking.set(conn, Date.now() + handshakeTimeout);
+    handshakeTimer ??= setInterval(endLateHandshakes, handshakeTick);
     let head: RequestHead;
     let rest: Uint8Array;
     try {
-      const got = await readHead(conn, { maxHeadSize: DEFAULT_MAX_HEAD_SIZE, signal: timeout });
+      const got = await readHead(conn, { maxHeadSize: DEFAULT_MAX_HEAD_SIZE });
       if (!got) {
         closeQuietly(conn);
         return;
@@ -436,18 +468,19 @@ export function serve(
         }
       }
       closeQuietly(conn);
+      const late = timedOut.has(conn);
       // A connection the server itself cut short (shutdown) is not a refusal.
-      if (stopping && !(err instanceof HandshakeError)) return;
+      if (stopping && !late && !(err instanceof HandshakeError)) return;
       options.onRefused?.({
         id,
         remoteAddr,
         status: err instanceof HandshakeError ? err.status : 0,
-        message: timeout.aborted
+        message: late
           ? `no request head within ${handshakeTimeout}ms`
           : err instanceof HandshakeError
           ? err.message
           : `reading the request failed: ${errorText(err)}`,
-        timedOut: timeout.aborted,
+        timedOut: late,
       });
       return;
     } finally {
@@ -505,7 +538,9 @@ export function serve(
       } catch {
         // Already closed.
       }
-      for (const conn of handshaking) closeQuietly(conn);
+      for (const conn of handshaking.keys()) closeQuietly(conn);
+      handshaking.clear();
+      clearInterval(handshakeTimer);
       const closing = [...connections].map((ws) =>
         ws.close(GoingAway, "server shutting down", "shutdown")
       );
@@ -525,6 +560,19 @@ export function serve(
       finished.resolve();
     },
   };
+}
+
+/** Whether options read back from a socket are what `policy` asks for. */
+function matches(
+  o: SocketOptions,
+  policy: ReturnType<typeof resolveKeepAlive>,
+  apply: { userTimeout?: number },
+): boolean {
+  return o.verified && o.keepAlive === policy.enabled && o.noDelay &&
+    (policy.idle === null || o.idle === policy.idle) &&
+    (policy.interval === null || o.interval === policy.interval) &&
+    (policy.count === null || o.count === policy.count) &&
+    (apply.userTimeout === undefined || o.userTimeout === Math.ceil(apply.userTimeout));
 }
 
 function errorText(err: unknown): string {

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { sha1 } from "./sha1.ts";
 import { HandshakeError } from "./errors.ts";
 
 /** The GUID appended to the client's key before hashing (RFC 6455 §1.3). */
@@ -696,7 +696,7 @@ export function checkUpgradeRequest(
 
 /** The Sec-WebSocket-Accept value: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2 item 5.4). */
 export function computeAcceptKey(key: string): string {
-  return createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64");
+  return btoa(String.fromCharCode(...sha1(key + WEBSOCKET_GUID)));
 }
 
 /** The server's 101 response that completes the handshake (RFC 6455 §4.2.2 item 5). */

@@ -37,7 +37,7 @@ export interface ReadHeadOptions {
 }
 
 /** The first read's buffer size; it doubles up to maxHeadSize as needed. */
-const INITIAL_BUFFER_SIZE = 4096;
+const INITIAL_BUFFER_SIZE = 1024;
 
 /** Resolves like `p`, or rejects with `signal.reason` first; `p` is then left to settle quietly. */
 function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
