@@ -265,6 +265,7 @@ export class ServerRequest {
       stallTimeout: serveOptions.stallTimeout,
       closeTimeout: serveOptions.closeTimeout,
       sendHighWater: serveOptions.sendHighWater,
+      autoPong: serveOptions.autoPong,
       budget: this.#ctx.budget,
     });
     this.#ws = ws;

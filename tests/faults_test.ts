@@ -30,7 +30,7 @@ async function pair(options: Parameters<typeof serve>[0] = {}) {
 }
 
 Deno.test("autoPong: false leaves pings unanswered while messages still echo", async () => {
-  // serve() has no such option on purpose: build the connection by hand.
+  // The connection built by hand, on the bare core.
   const { WebSocketConn } = await import("../mod.ts");
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const [client, server] = await Promise.all([
@@ -119,6 +119,29 @@ Deno.test("dial({ autoPong: false }) leaves the server's pings unanswered, so th
       [1011, "pong timeout", "peer-close"],
       "the client got the server's close frame before TCP ended",
     );
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("serve({ autoPong: false }) leaves the client's pings unanswered, so the client times out", async () => {
+  const server = serve(
+    { hostname: "127.0.0.1", port: 0, pingInterval: 0, pongTimeout: 0, autoPong: false },
+    async (req) => {
+      const ws = await req.upgrade();
+      await ws.closed;
+    },
+  );
+  try {
+    const client = await dial(`ws://127.0.0.1:${server.addr.port}/`, {
+      pingInterval: 100,
+      pongTimeout: 600,
+    });
+    const info = await waitFor(client.closed, "the client's pong timeout", 5_000)
+      .finally(() => client.terminate());
+    assert.equal(info.cause, "pong-timeout");
+    assert.ok(client.pings.sent >= 3, `${client.pings.sent} pings sent`);
+    assert.equal(client.pings.answered, 0);
   } finally {
     await server.shutdown();
   }
