@@ -210,6 +210,8 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
   onping: ((payload: Uint8Array) => void) | null = null;
   /** Called for each pong received, with the round trip when it answers one of our pings. */
   onpong: ((rttMs: number | null) => void) | null = null;
+  /** Called for each ping this side sends (the heartbeat's and `ping()`'s), as it is queued. */
+  onpingsent: ((payload: Uint8Array) => void) | null = null;
   /** Charged to the memory budget (kept by the budget). */
   charged = 0;
 
@@ -408,6 +410,14 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
       this.#pendingPings.shift()!.reject?.(new Error("no pong came for this ping"));
     }
     this.#scheduleFlush();
+    if (this.onpingsent) {
+      try {
+        this.onpingsent(payload);
+      } catch (err) {
+        // The application's fault, as with onmessage; never the watchdog's timer.
+        this.#fail(InternalError, "internal error", "local-close", errorText(err));
+      }
+    }
   }
 
   #pong(payload: Uint8Array): void {
