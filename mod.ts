@@ -50,7 +50,13 @@ export {
   type UpgradeOptions,
 } from "./lib/serve.ts";
 export { DEFAULT_DIAL_TIMEOUT_MS, dial, type DialOptions } from "./lib/dial.ts";
-export { Connection, type ConnectionOptions } from "./lib/connection.ts";
+export { type CompressionOptions, Connection, type ConnectionOptions } from "./lib/connection.ts";
+export {
+  DEFAULT_COMPRESSION_THRESHOLD,
+  type DeflateParams,
+  PERMESSAGE_DEFLATE,
+  PerMessageDeflate,
+} from "./lib/ws/deflate.ts";
 export {
   type CloseCause,
   type CloseInfo,

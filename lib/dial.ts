@@ -19,6 +19,8 @@ import {
   parseResponseHead,
 } from "./ws/handshake.ts";
 import { readHead, writeAll } from "./ws/http.ts";
+import { acceptDeflateResponse, deflateOffer, PerMessageDeflate } from "./ws/deflate.ts";
+import { zlibAvailable } from "./ws/zlib.ts";
 
 /** Default bound on connecting plus the opening handshake (ms). */
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
@@ -105,10 +107,12 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
   const target = webSocketUrl(url);
   const policy = resolveKeepAlive(options.keepAlive ?? true);
   const key = generateKey();
+  const compression = options.compression && zlibAvailable() ? options.compression : null;
   const request = buildUpgradeRequest(target, key, {
     headers: [...new Headers(options.headers)],
     origin: options.origin,
     subprotocols: options.protocols,
+    extensions: compression ? deflateOffer() : undefined,
   });
   const secure = target.protocol === "wss:";
   const hostname = target.hostname.replace(/^\[(.*)\]$/, "$1");
@@ -139,9 +143,14 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
         "the server closed the connection before answering the upgrade",
       );
     }
-    const { protocol } = checkUpgradeResponse(parseResponseHead(got.head), key, {
+    const response = parseResponseHead(got.head);
+    const { protocol } = checkUpgradeResponse(response, key, {
       subprotocols: options.protocols,
+      extensions: compression !== null,
     });
+    const agreed = compression
+      ? acceptDeflateResponse(response.headers.get("sec-websocket-extensions"))
+      : null;
     return new Connection(conn, keepalive, {
       role: "client",
       initial: got.rest,
@@ -154,6 +163,13 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
       closeTimeout: options.closeTimeout,
       sendHighWater: options.sendHighWater,
       autoPong: options.autoPong,
+      deflate: agreed
+        ? new PerMessageDeflate(
+          agreed,
+          "client",
+          typeof compression === "object" && compression ? compression.threshold : undefined,
+        )
+        : null,
     });
   } catch (err) {
     if (conn) {

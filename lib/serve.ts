@@ -30,6 +30,7 @@ import {
 } from "./tcp/sockopt.ts";
 import { type Eviction, MemoryBudget } from "./ws/budget.ts";
 import { GoingAway } from "./ws/close.ts";
+import { negotiateDeflate, parseExtensions, PerMessageDeflate } from "./ws/deflate.ts";
 import { HandshakeError } from "./ws/errors.ts";
 import {
   buildErrorResponse,
@@ -229,6 +230,7 @@ export class ServerRequest {
     const { options: serveOptions, connections } = this.#ctx;
     let key: string;
     let protocol: string | null;
+    let deflate: { engine: PerMessageDeflate; response: string } | null = null;
     try {
       if (this.#ctx.stopping()) throw new HandshakeError(503, "the server is shutting down");
       const max = serveOptions.maxConnections ?? 0;
@@ -239,6 +241,7 @@ export class ServerRequest {
         origins: serveOptions.origins,
         subprotocols: serveOptions.protocols,
       }));
+      deflate = this.#negotiateCompression();
     } catch (err) {
       if (err instanceof HandshakeError) await this.#send(buildErrorResponse(err));
       throw err;
@@ -253,7 +256,8 @@ export class ServerRequest {
       }
       protocol = options.protocol;
     }
-    await writeAll(this.#conn, encoder.encode(buildUpgradeResponse(key, protocol)));
+    const extensions = deflate ? deflate.response : "";
+    await writeAll(this.#conn, encoder.encode(buildUpgradeResponse(key, protocol, extensions)));
     const ws = new Connection(this.#conn, this.keepalive, {
       role: "server",
       initial: this.#rest,
@@ -267,6 +271,7 @@ export class ServerRequest {
       sendHighWater: serveOptions.sendHighWater,
       autoPong: serveOptions.autoPong,
       budget: this.#ctx.budget,
+      deflate: deflate?.engine ?? null,
     });
     this.#ws = ws;
     connections.add(ws);
@@ -299,6 +304,31 @@ export class ServerRequest {
       throw new RangeError(`a refusal needs a 4xx or 5xx status, not ${status}`);
     }
     await this.#send(buildErrorResponse(new HandshakeError(status, message, headers)));
+  }
+
+  /**
+   * permessage-deflate, if the server allows it and the client offers it:
+   * the first acceptable offer in the client's order (RFC 7692 §5). While
+   * the memory budget is more than half used, neither side keeps its
+   * compression context, so the connection costs no zlib memory of its own.
+   */
+  #negotiateCompression(): { engine: PerMessageDeflate; response: string } | null {
+    const wanted = this.#ctx.options.compression;
+    if (!wanted) return null;
+    const value = this.headers.get("sec-websocket-extensions");
+    const offers = value === null ? null : parseExtensions(value);
+    if (offers === null) return null; // none, or malformed: decline
+    const o = typeof wanted === "object" ? wanted : {};
+    const tight = this.#ctx.budget.used > this.#ctx.budget.limit / 2;
+    const agreed = negotiateDeflate(offers, {
+      serverNoContextTakeover: o.serverNoContextTakeover || tight,
+      clientNoContextTakeover: o.clientNoContextTakeover || tight,
+    });
+    if (agreed === null) return null;
+    return {
+      engine: new PerMessageDeflate(agreed.params, "server", o.threshold),
+      response: agreed.response,
+    };
   }
 
   /** Marks the request answered; a second answer is the caller's bug. */

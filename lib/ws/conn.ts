@@ -21,6 +21,7 @@ import {
 import type { BudgetMember, MemoryBudget } from "./budget.ts";
 import { type Message, Progress, Protocol, type Role, State, type Traffic } from "./protocol.ts";
 import { ZERO_COPY_PAYLOAD } from "./write.ts";
+import type { PerMessageDeflate } from "./deflate.ts";
 import { joinWatchdog, type WatchdogMember } from "./watchdog.ts";
 
 export type { Message, Role, Traffic };
@@ -90,6 +91,8 @@ export interface ConnOptions {
   sendHighWater?: number;
   /** Answer pings (default true); false plays a broken peer, for fault injection. */
   autoPong?: boolean;
+  /** permessage-deflate, when the handshake agreed it (RFC 7692). */
+  deflate?: PerMessageDeflate | null;
   /** A memory budget shared with other connections; this one joins it. */
   budget?: MemoryBudget;
   /** Names socket errors (e.g. with TCP_INFO); the default knows only the error's type. */
@@ -284,6 +287,7 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
       maxFragments: options.maxFragments,
       sendHighWater: this.#highWater,
       autoPong: options.autoPong,
+      deflate: options.deflate,
     }, {
       message: (m) => this.#deliver(m),
       ping: (payload) => this.onping?.(payload),
@@ -340,6 +344,11 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
   /** The state: open, closing or closed. */
   get state(): State {
     return this.#p.state;
+  }
+
+  /** The extensions agreed in the handshake, as a header value ("" for none). */
+  get extensions(): string {
+    return this.#p.extensions;
   }
 
   /** Messages and bytes each way so far. */

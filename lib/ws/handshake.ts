@@ -703,6 +703,7 @@ export function computeAcceptKey(key: string): string {
 export function buildUpgradeResponse(
   key: string,
   protocol: string | null,
+  extensions = "",
 ): string {
   if (protocol !== null && !isToken(protocol)) {
     throw new TypeError(
@@ -714,6 +715,7 @@ export function buildUpgradeResponse(
     "Connection: Upgrade\r\n" +
     `Sec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n` +
     (protocol === null ? "" : `Sec-WebSocket-Protocol: ${protocol}\r\n`) +
+    (extensions === "" ? "" : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
     "\r\n";
 }
 
@@ -795,6 +797,8 @@ export interface UpgradeRequestOptions {
   origin?: string;
   /** Subprotocols to offer, most preferred first (RFC 6455 §4.1 item 10). */
   subprotocols?: string[];
+  /** Extensions to offer, as a `Sec-WebSocket-Extensions` value (RFC 6455 §9.1). */
+  extensions?: string;
 }
 
 /**
@@ -855,6 +859,7 @@ export function buildUpgradeRequest(
   if (protocols.length > 0) {
     lines.push(`Sec-WebSocket-Protocol: ${protocols.join(", ")}`);
   }
+  if (opts.extensions) lines.push(`Sec-WebSocket-Extensions: ${opts.extensions}`);
   for (const [name, value] of opts.headers ?? []) {
     if (!isToken(name)) {
       throw new TypeError(
@@ -892,7 +897,7 @@ export function buildUpgradeRequest(
 export function checkUpgradeResponse(
   resp: ResponseHead,
   key: string,
-  offered: { subprotocols?: string[] } = {},
+  offered: { subprotocols?: string[]; extensions?: boolean } = {},
 ): { protocol: string | null } {
   if (resp.status !== 101) {
     const reason = resp.reason || reasonPhrase(resp.status);
@@ -923,7 +928,8 @@ export function checkUpgradeResponse(
   if (h.get("sec-websocket-accept") !== computeAcceptKey(key)) {
     throw fail("Sec-WebSocket-Accept does not match the key we sent");
   }
-  if (splitList(h.get("sec-websocket-extensions")).length > 0) {
+  // What the server chose among offered extensions is the caller's to check.
+  if (!offered.extensions && splitList(h.get("sec-websocket-extensions")).length > 0) {
     throw fail("the server chose an extension, but we offered none");
   }
   const protocol = h.get("sec-websocket-protocol");

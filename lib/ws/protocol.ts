@@ -41,6 +41,7 @@ import {
 import { ProtocolViolation } from "./errors.ts";
 import { Opcode } from "./frame.ts";
 import { FrameReader, type Message, ReadEvent } from "./read.ts";
+import { formatDeflateParams, type PerMessageDeflate } from "./deflate.ts";
 import { SendQueue } from "./write.ts";
 
 export type { Message } from "./read.ts";
@@ -105,6 +106,8 @@ export interface ProtocolOptions {
   sendHighWater?: number;
   /** Work per turn, see {@linkcode DEFAULT_TURN_BUDGET}. */
   turnBudget?: number;
+  /** permessage-deflate, when the handshake agreed it (RFC 7692). */
+  deflate?: PerMessageDeflate | null;
   /**
    * Answer pings with pongs (default true, as RFC 6455 §5.5.2 requires).
    * False only to play a broken peer, e.g. to test someone's heartbeat.
@@ -125,6 +128,7 @@ export interface Traffic {
 }
 
 const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
 
 /** One WebSocket connection's protocol state, without I/O. */
 export class Protocol {
@@ -142,6 +146,7 @@ export class Protocol {
   #highWater: number;
   #turnBudget: number;
   #autoPong: boolean;
+  #deflate: PerMessageDeflate | null;
   #cost = 0;
   #closeSent = false;
   #closeReceived = false;
@@ -160,10 +165,12 @@ export class Protocol {
   constructor(options: ProtocolOptions, handler: ProtocolHandler) {
     this.role = options.role;
     this.#handler = handler;
+    this.#deflate = options.deflate ?? null;
     this.#reader = new FrameReader({
       expectMasked: options.role === "server",
       maxMessageSize: options.maxMessageSize,
       maxFragments: options.maxFragments,
+      deflate: this.#deflate,
     });
     this.#queue = new SendQueue(options.role === "client");
     this.#highWater = options.sendHighWater ?? DEFAULT_SEND_HIGH_WATER;
@@ -208,7 +215,12 @@ export class Protocol {
 
   /** Memory held for this connection: read buffer, partial message, output. */
   get held(): number {
-    return this.#reader.held + this.#queue.held;
+    return this.#reader.held + this.#queue.held + (this.#deflate?.held ?? 0);
+  }
+
+  /** The extensions agreed in the handshake, as a header value ("" for none). */
+  get extensions(): string {
+    return this.#deflate ? formatDeflateParams(this.#deflate.params) : "";
   }
 
   /** The largest message accepted. */
@@ -324,6 +336,18 @@ export class Protocol {
   /** Queues a text (string) or binary (bytes) message; returns its payload size. */
   send(data: Message): number {
     this.#mustBeOpen();
+    const deflate = this.#deflate;
+    // Compressed: a message at least the threshold long (a string's UTF-16
+    // length is a lower bound of its UTF-8 size, so short text is not encoded
+    // just to be measured). Control frames are never compressed (§6.1).
+    if (deflate !== null && data.length >= deflate.threshold) {
+      const bytes = typeof data === "string" ? encoder.encode(data) : data;
+      const opcode = typeof data === "string" ? Opcode.Text : Opcode.Binary;
+      this.#queue.frame(opcode, deflate.compress(bytes), true, true);
+      this.traffic.messagesOut++;
+      this.traffic.bytesOut += bytes.length;
+      return bytes.length;
+    }
     const n = typeof data === "string"
       ? this.#queue.text(data)
       : this.#queue.frame(Opcode.Binary, data);
@@ -409,6 +433,7 @@ export class Protocol {
     this.#info = info;
     this.#reader.discard();
     this.#queue.drop();
+    this.#deflate?.close();
     return info;
   }
 

@@ -23,6 +23,7 @@ import { emptyFrameHeader, isControl, MAX_HEADER_SIZE, Opcode, parseFrameHeader 
 import { unmask } from "./mask.ts";
 import { decodeAscii, SHORT_TEXT, Utf8Validator } from "./utf8.ts";
 import { release, resize } from "./bytes.ts";
+import type { PerMessageDeflate } from "./deflate.ts";
 import { InvalidFramePayloadData, MessageTooBig, ProtocolError } from "./close.ts";
 
 /** Default largest message accepted, in bytes (16 MiB); larger ones get 1009. */
@@ -77,6 +78,8 @@ export interface ReaderOptions {
   maxMessageSize?: number;
   /** Most frames per message. */
   maxFragments?: number;
+  /** permessage-deflate, when agreed: RSV1 marks a compressed message (RFC 7692 §6). */
+  deflate?: PerMessageDeflate | null;
 }
 
 // ignoreBOM: a leading U+FEFF is part of the message, not a byte-order mark.
@@ -94,6 +97,9 @@ export class FrameReader {
   readonly maxMessageSize: number;
   readonly maxFragments: number;
   #expectMasked: boolean;
+  #deflate: PerMessageDeflate | null;
+  /** The message being assembled is compressed (RSV1 on its first frame). */
+  #compressed = false;
   #h = emptyFrameHeader();
 
   // The read buffer: unparsed bytes are #buf[#start, #end).
@@ -129,6 +135,7 @@ export class FrameReader {
     this.#expectMasked = options.expectMasked;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
+    this.#deflate = options.deflate ?? null;
   }
 
   /** Memory held: the read buffer and the message being assembled. */
@@ -230,7 +237,14 @@ export class FrameReader {
 
       // 2. The next header.
       if (
-        !parseFrameHeader(this.#buf, this.#start, this.#end, this.#expectMasked, false, h)
+        !parseFrameHeader(
+          this.#buf,
+          this.#start,
+          this.#end,
+          this.#expectMasked,
+          this.#deflate !== null,
+          h,
+        )
       ) {
         if (this.#start === this.#end) this.#emptied();
         return ReadEvent.NeedInput;
@@ -258,6 +272,10 @@ export class FrameReader {
 
       // 4. Data frames: the sequence rules and the limits, from the header.
       this.#checkDataFrame(h.opcode, h.headerLength, h.payloadLength);
+      if (h.rsv1 && h.opcode === Opcode.Continuation) {
+        // Only a message's first frame says it is compressed (RFC 7692 §6.1).
+        throw new ProtocolViolation(ProtocolError, "RSV1 set on a continuation frame");
+      }
 
       // 5. The common case: a whole message in one frame, already here.
       if (h.fin && h.opcode !== Opcode.Continuation && whole) {
@@ -266,6 +284,7 @@ export class FrameReader {
         if (h.masked) unmask(this.#buf, p, end, this.#buf, h.maskOffset);
         this.#start += total;
         this.#counted = this.#fragments = this.#payloadAnnounced = 0;
+        if (h.rsv1) return this.#inflated(h.opcode, this.#buf.subarray(p, end));
         this.messageSize = h.payloadLength;
         if (h.opcode === Opcode.Binary) {
           this.message = this.#buf.slice(p, end);
@@ -294,6 +313,7 @@ export class FrameReader {
       // 7. Otherwise the payload streams into the message buffer.
       if (h.opcode !== Opcode.Continuation) {
         this.#opcode = h.opcode;
+        this.#compressed = h.rsv1;
         this.#len = 0;
         this.#utf8.reset();
       }
@@ -349,7 +369,8 @@ export class FrameReader {
       unmask(msg, at, at + n, this.#key, 0, this.#phase);
       this.#phase = (this.#phase + n) & 3;
     }
-    if (this.#opcode === Opcode.Text && !this.#utf8.push(msg, at, at + n)) {
+    // Compressed text is checked once inflated.
+    if (this.#opcode === Opcode.Text && !this.#compressed && !this.#utf8.push(msg, at, at + n)) {
       throw new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
     }
     this.#len = at + n;
@@ -365,6 +386,15 @@ export class FrameReader {
     this.#len = 0;
     this.#opcode = 0;
     this.#counted = this.#fragments = this.#payloadAnnounced = 0;
+    if (this.#compressed) {
+      this.#compressed = false;
+      const out = this.#inflated(
+        text ? Opcode.Text : Opcode.Binary,
+        msg ? msg.subarray(0, len) : EMPTY,
+      );
+      release(msg);
+      return out;
+    }
     this.messageSize = len;
     if (text) {
       if (!this.#utf8.complete) {
@@ -380,6 +410,38 @@ export class FrameReader {
         : msg.length - len > FIRST_MESSAGE_BUFFER
         ? msg.slice(0, len)
         : msg.subarray(0, len);
+    }
+    return ReadEvent.Message;
+  }
+
+  /**
+   * Inflates a compressed message (RFC 7692 §7.2.2) into
+   * {@linkcode message}: bounded by maxMessageSize as it inflates (1009
+   * past it, without inflating the rest), text checked as UTF-8 (1007),
+   * corrupt data refused (1007).
+   */
+  #inflated(opcode: number, payload: Uint8Array): number {
+    let out: Uint8Array | null;
+    try {
+      out = this.#deflate!.decompress(payload, this.maxMessageSize);
+    } catch {
+      throw new ProtocolViolation(InvalidFramePayloadData, "invalid compressed data");
+    }
+    if (out === null) {
+      throw new ProtocolViolation(
+        MessageTooBig,
+        `message inflates past the limit of ${this.maxMessageSize} bytes`,
+      );
+    }
+    this.messageSize = out.length;
+    if (opcode === Opcode.Binary) {
+      this.message = out;
+    } else {
+      try {
+        this.message = fatalDecoder.decode(out);
+      } catch {
+        throw new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
+      }
     }
     return ReadEvent.Message;
   }

@@ -1,0 +1,182 @@
+/**
+ * Raw DEFLATE (RFC 1951) that the protocol core can call synchronously:
+ * one call compresses or inflates one message, with a sync flush, keeping
+ * the sliding window between calls (context takeover) unless reset.
+ *
+ * Deno's `node:zlib` offers this only through the engine handle its own
+ * synchronous functions use (`_handle.writeSync`); the public stream API is
+ * asynchronous and the public sync functions start a new engine each call.
+ * This module is the one place that handle is touched; when it is missing
+ * (another runtime, a Deno that changed it) {@linkcode zlibAvailable} says
+ * so and permessage-deflate is simply never negotiated.
+ *
+ * Inflation stops as soon as the output passes a bound, so a small
+ * compressed "bomb" costs no more than the bound.
+ *
+ * @module
+ */
+
+import zlib from "node:zlib";
+
+const Z_SYNC_FLUSH = 2;
+/** Output is produced in chunks of this size. */
+const CHUNK = 64 * 1024;
+
+/** The engine handle inside a node:zlib object (an internal of Deno's polyfill). */
+interface Handle {
+  writeSync(
+    flush: number,
+    input: Uint8Array,
+    inOff: number,
+    inLen: number,
+    out: Uint8Array,
+    outOff: number,
+    outLen: number,
+  ): void;
+  reset(): void;
+  close(): void;
+  /** Called by the engine during writeSync with an error message. */
+  onerror: (message: string, errno: number) => void;
+}
+
+interface Engine {
+  _handle: Handle | null;
+  _writeState: Uint32Array;
+  /** The last error the engine reported; set by our onerror. */
+  failure?: string;
+}
+
+let available: boolean | undefined;
+
+/** Whether synchronous, stateful zlib is available here (checked once, by a round trip). */
+export function zlibAvailable(): boolean {
+  if (available !== undefined) return available;
+  try {
+    const d = new RawDeflater(15);
+    const i = new RawInflater(15);
+    const text = new TextEncoder().encode("permessage-deflate self-test ".repeat(4));
+    const out = i.push(d.push(text), 1024);
+    available = out !== null && out.length === text.length && out.every((b, k) => b === text[k]);
+    d.close();
+    i.close();
+  } catch {
+    available = false;
+  }
+  return available;
+}
+
+function engineOf(stream: unknown): Engine {
+  const e = stream as Engine;
+  if (!e._handle || typeof e._handle.writeSync !== "function" || !e._writeState) {
+    throw new TypeError("node:zlib has no synchronous engine handle here");
+  }
+  // The stream's own handler would also destroy the stream on the next tick,
+  // which throws an uncaught error when nobody listens: record it instead.
+  e._handle.onerror = (message: string) => {
+    e.failure = message || "zlib error";
+  };
+  return e;
+}
+
+/** Runs `input` through `e` with a sync flush; calls `take` with each chunk of output. Returns false if `take` asked to stop. */
+function run(e: Engine, input: Uint8Array, take: (chunk: Uint8Array) => boolean): boolean {
+  const out = new Uint8Array(CHUNK);
+  let inOff = 0;
+  let inLen = input.length;
+  for (;;) {
+    e._handle!.writeSync(Z_SYNC_FLUSH, input, inOff, inLen, out, 0, CHUNK);
+    if (e.failure !== undefined) throw new Error(e.failure);
+    const availOut = e._writeState[0];
+    const availIn = e._writeState[1];
+    const produced = CHUNK - availOut;
+    inOff += inLen - availIn;
+    inLen = availIn;
+    if (produced > 0 && !take(out.slice(0, produced))) return false;
+    // Output space left over means zlib has flushed everything it had.
+    if (availOut !== 0) return true;
+  }
+}
+
+function join(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  return all;
+}
+
+/** A raw DEFLATE compressor with a `2^windowBits` window (9–15). */
+export class RawDeflater {
+  #e: Engine;
+
+  /** @param windowBits the LZ77 window, 9 to 15 (RFC 7692's max_window_bits) */
+  constructor(windowBits: number, level = 6, memLevel = 8) {
+    this.#e = engineOf(zlib.createDeflateRaw({ windowBits, level, memLevel }));
+  }
+
+  /** Compresses `input` with a sync flush: the result ends with 00 00 FF FF (RFC 7692 §7.2.1). */
+  push(input: Uint8Array): Uint8Array {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    run(this.#e, input, (c) => {
+      parts.push(c);
+      total += c.length;
+      return true;
+    });
+    return join(parts, total);
+  }
+
+  /** Forgets the window: the next output refers to nothing before it. */
+  reset(): void {
+    this.#e._handle!.reset();
+  }
+
+  /** Frees the engine. */
+  close(): void {
+    this.#e._handle?.close();
+  }
+}
+
+/** A raw DEFLATE decompressor with a window of up to `2^windowBits`. */
+export class RawInflater {
+  #e: Engine;
+
+  /** @param windowBits the largest window the peer may use, 8 to 15 */
+  constructor(windowBits: number) {
+    this.#e = engineOf(zlib.createInflateRaw({ windowBits: Math.max(windowBits, 9) }));
+  }
+
+  /**
+   * Inflates `input` (which must end in a sync flush marker); returns null
+   * as soon as the output would pass `max` bytes, without inflating the
+   * rest. Throws a RangeError for data that is not valid DEFLATE.
+   */
+  push(input: Uint8Array, max: number): Uint8Array | null {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    let ok: boolean;
+    try {
+      ok = run(this.#e, input, (c) => {
+        total += c.length;
+        parts.push(c);
+        return total <= max;
+      });
+    } catch (err) {
+      throw new RangeError(`invalid compressed data: ${err instanceof Error ? err.message : err}`);
+    }
+    return ok ? join(parts, total) : null;
+  }
+
+  /** Forgets the window. */
+  reset(): void {
+    this.#e._handle!.reset();
+  }
+
+  /** Frees the engine. */
+  close(): void {
+    this.#e._handle?.close();
+  }
+}
