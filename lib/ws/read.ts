@@ -53,6 +53,13 @@ const FIRST_MESSAGE_BUFFER = 16 * 1024;
 const SINK = new Uint8Array(16 * 1024);
 const EMPTY = new Uint8Array(0);
 
+/**
+ * The header being parsed. Parsing is synchronous and a header is used up
+ * before the next is read, so every reader shares one (an idle connection
+ * holds no header of its own).
+ */
+const HEADER = emptyFrameHeader();
+
 /** What {@linkcode FrameReader.next} found. */
 export const ReadEvent = {
   /** No complete event in the buffer: read more. */
@@ -100,7 +107,6 @@ export class FrameReader {
   #deflate: PerMessageDeflate | null;
   /** The message being assembled is compressed (RSV1 on its first frame). */
   #compressed = false;
-  #h = emptyFrameHeader();
 
   // The read buffer: unparsed bytes are #buf[#start, #end).
   #buf = new Uint8Array(INITIAL_READ_BUFFER);
@@ -117,7 +123,8 @@ export class FrameReader {
   #remaining = 0;
   #fin = false;
   #masked = false;
-  #key = new Uint8Array(4);
+  /** The masking key of the payload arriving (made when a payload first streams). */
+  #key: Uint8Array | null = null;
   #phase = 0;
 
   // The message being assembled: opcode 0 when none.
@@ -128,7 +135,8 @@ export class FrameReader {
   #counted = 0;
   #payloadAnnounced = 0;
   #fragments = 0;
-  #utf8 = new Utf8Validator();
+  /** Checks text as it streams (made when text first streams). */
+  #utf8: Utf8Validator | null = null;
 
   /** @param options masking rule and limits */
   constructor(options: ReaderOptions) {
@@ -214,7 +222,7 @@ export class FrameReader {
    * message before its payload arrives, bad UTF-8 at the first bad byte.
    */
   next(): number {
-    const h = this.#h;
+    const h = HEADER;
     for (;;) {
       if (this.#discarding) return ReadEvent.NeedInput;
       if (this.#inPayload) {
@@ -315,13 +323,15 @@ export class FrameReader {
         this.#opcode = h.opcode;
         this.#compressed = h.rsv1;
         this.#len = 0;
-        this.#utf8.reset();
+        this.#utf8?.reset();
       }
       this.#inPayload = true;
       this.#remaining = h.payloadLength;
       this.#fin = h.fin;
       this.#masked = h.masked;
-      if (h.masked) this.#key.set(this.#buf.subarray(h.maskOffset, h.maskOffset + 4));
+      if (h.masked) {
+        (this.#key ??= new Uint8Array(4)).set(this.#buf.subarray(h.maskOffset, h.maskOffset + 4));
+      }
       this.#phase = 0;
       this.#start += h.headerLength;
     }
@@ -366,11 +376,14 @@ export class FrameReader {
   #took(at: number, n: number): void {
     const msg = this.#msg!;
     if (this.#masked) {
-      unmask(msg, at, at + n, this.#key, 0, this.#phase);
+      unmask(msg, at, at + n, this.#key!, 0, this.#phase);
       this.#phase = (this.#phase + n) & 3;
     }
     // Compressed text is checked once inflated.
-    if (this.#opcode === Opcode.Text && !this.#compressed && !this.#utf8.push(msg, at, at + n)) {
+    if (
+      this.#opcode === Opcode.Text && !this.#compressed &&
+      !(this.#utf8 ??= new Utf8Validator()).push(msg, at, at + n)
+    ) {
       throw new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
     }
     this.#len = at + n;
@@ -397,7 +410,7 @@ export class FrameReader {
     }
     this.messageSize = len;
     if (text) {
-      if (!this.#utf8.complete) {
+      if (this.#utf8 !== null && !this.#utf8.complete) {
         throw new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
       }
       this.message = msg === null ? "" : fatalDecoder.decode(msg.subarray(0, len));
