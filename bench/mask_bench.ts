@@ -22,7 +22,7 @@
  * Both buffers here are large, so each starts 16 bytes past a page boundary,
  * and right after the header the copy's destination is a few bytes ahead of
  * its source modulo 4096, where glibc's memcpy (`rep movsb`) is ~20× slower
- * on AMD Zen 3 (see `lib/ws/mask_simd.ts`); 2 KiB further on it is not.
+ * on AMD Zen 3 (see `lib/ws/mask/simd.ts`); 2 KiB further on it is not.
  * The `simd` rows include copying into and out of the module's memory; the
  * `wasm xor only` row leaves out the copies, a bound no caller can reach.
  *
@@ -40,9 +40,9 @@ import {
   xorWords64,
   xorWords64x2,
   xorWords64x2Cached,
-} from "../lib/ws/mask_kernels.ts";
-import { loadSimd } from "../lib/ws/mask_simd.ts";
-import { MASK_WASM } from "../lib/ws/mask_wasm.ts";
+} from "../lib/ws/mask/kernels.ts";
+import { loadSimd } from "../lib/ws/mask/simd.ts";
+import { MASK_WASM } from "../lib/ws/mask/wasm.ts";
 
 const { values } = parseArgs({
   options: {

@@ -10,10 +10,10 @@ import {
   xorWords64,
   xorWords64x2,
   xorWords64x2Cached,
-} from "../lib/ws/mask_kernels.ts";
-import { CHUNK, loadSimd, type SimdKernels, type WasmApi } from "../lib/ws/mask_simd.ts";
-import { LANES_FROM, type Masker, pickMasker, SIMD_INTO_FROM } from "../lib/ws/mask_pick.ts";
-import { MASK_WASM } from "../lib/ws/mask_wasm.ts";
+} from "../lib/ws/mask/kernels.ts";
+import { CHUNK, loadSimd, type SimdKernels, type WasmApi } from "../lib/ws/mask/simd.ts";
+import { LANES_FROM, type Masker, pickMasker, SIMD_INTO_FROM } from "../lib/ws/mask/pick.ts";
+import { MASK_WASM } from "../lib/ws/mask/wasm.ts";
 import { buildModule, render } from "../tools/mask_wasm.ts";
 
 /** The RFC 6455 §5.3 definition, one byte at a time. */
@@ -432,7 +432,7 @@ Deno.test("masking falls back to JavaScript without WebAssembly SIMD", async (t)
       JSON.stringify(new URL("../lib/ws/mask.ts", import.meta.url).href)
     };
       import { loadSimd } from ${
-      JSON.stringify(new URL("../lib/ws/mask_simd.ts", import.meta.url).href)
+      JSON.stringify(new URL("../lib/ws/mask/simd.ts", import.meta.url).href)
     };
       if (typeof WebAssembly !== "undefined" || loadSimd() !== null) throw new Error("WebAssembly is here");
       const key = Uint8Array.of(1, 2, 3, 4);
@@ -454,9 +454,9 @@ Deno.test("masking falls back to JavaScript without WebAssembly SIMD", async (t)
   });
 });
 
-Deno.test("lib/ws/mask_wasm.ts is what tools/mask_wasm.ts generates", async () => {
+Deno.test("lib/ws/mask/wasm.ts is what tools/mask_wasm.ts generates", async () => {
   const bytes = buildModule();
   assert.deepEqual(bytes, MASK_WASM);
-  const file = await Deno.readTextFile(new URL("../lib/ws/mask_wasm.ts", import.meta.url));
+  const file = await Deno.readTextFile(new URL("../lib/ws/mask/wasm.ts", import.meta.url));
   assert.equal(file, render(bytes), "stale: run deno run --allow-write tools/mask_wasm.ts");
 });

@@ -1,5 +1,5 @@
 /**
- * Writes `lib/ws/mask_wasm.ts`: a WebAssembly module, with no dependency,
+ * Writes `lib/ws/mask/wasm.ts`: a WebAssembly module, with no dependency,
  * that XORs a region of its own memory with a 4-byte masking key
  * (RFC 6455 §5.3) 16 bytes at a time with SIMD (`v128.load`, `v128.xor`,
  * `v128.store`), then 4 bytes, then 1 byte at a time for the tail.
@@ -20,7 +20,7 @@
  */
 
 /** The file this script writes. */
-const OUT = new URL("../lib/ws/mask_wasm.ts", import.meta.url);
+const OUT = new URL("../lib/ws/mask/wasm.ts", import.meta.url);
 
 // The function: xor(p, n, k) XORs memory[p..p+n) with the little-endian key
 // word k, whose low byte applies to memory[p]. Parameters are locals 0..2.
@@ -253,7 +253,7 @@ export function buildModule(): Uint8Array {
   ]);
 }
 
-/** The generated TypeScript file, `lib/ws/mask_wasm.ts`, for these bytes. */
+/** The generated TypeScript file, `lib/ws/mask/wasm.ts`, for these bytes. */
 export function render(bytes: Uint8Array): string {
   const wat = [
     "(module",
@@ -303,7 +303,7 @@ if (import.meta.main) {
   if (Deno.args.includes("--check")) {
     const current = await Deno.readTextFile(OUT).catch(() => "");
     if (current !== text) {
-      console.error("lib/ws/mask_wasm.ts is stale: run deno run --allow-write tools/mask_wasm.ts");
+      console.error("lib/ws/mask/wasm.ts is stale: run deno run --allow-write tools/mask_wasm.ts");
       Deno.exit(1);
     }
   } else {

@@ -3,18 +3,18 @@
  * `i % 4` of the 4-byte masking key. Masking and unmasking are the same
  * operation.
  *
- * The work is done by the implementation that `mask_pick.ts` chose for the
+ * The work is done by the implementation that `mask/pick.ts` chose for the
  * payload's size: a byte loop for short payloads, 64-bit lanes through a
- * `BigUint64Array` above that (`mask_kernels.ts`), and WebAssembly SIMD
- * (`mask_simd.ts`) where it measured faster, falling back to JavaScript when
+ * `BigUint64Array` above that (`mask/kernels.ts`), and WebAssembly SIMD
+ * (`mask/simd.ts`) where it measured faster, falling back to JavaScript when
  * WebAssembly or SIMD is unavailable. `bench/mask_bench.ts` measures them all.
  *
  * @see https://www.rfc-editor.org/rfc/rfc6455#section-5.3
  * @module
  */
 
-import { pickMasker } from "./mask_pick.ts";
-import { loadSimd } from "./mask_simd.ts";
+import { pickMasker } from "./mask/pick.ts";
+import { loadSimd } from "./mask/simd.ts";
 
 const masker = pickMasker(loadSimd());
 

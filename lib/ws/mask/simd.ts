@@ -1,6 +1,6 @@
 /**
  * Masking (RFC 6455 §5.3) with WebAssembly SIMD: the module of
- * `mask_wasm.ts` XORs 64 bytes a step with `v128.xor`.
+ * `wasm.ts` XORs 64 bytes a step with `v128.xor`.
  *
  * WebAssembly code sees only its own memory, and a payload lives in a
  * JavaScript buffer, so each piece of up to {@linkcode CHUNK} bytes is
@@ -15,8 +15,8 @@
  * @module
  */
 
-import type { XorKernel } from "./mask_kernels.ts";
-import { MASK_WASM } from "./mask_wasm.ts";
+import type { XorKernel } from "./kernels.ts";
+import { MASK_WASM } from "./wasm.ts";
 
 /**
  * Bytes copied through the module's memory at a time: small enough to stay

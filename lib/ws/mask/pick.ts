@@ -1,12 +1,12 @@
 /**
  * Which masking implementation runs at which payload size (RFC 6455 §5.3),
- * as measured by `bench/mask_bench.ts`; `mask.ts` wires the choice in.
+ * as measured by `bench/mask_bench.ts`; `../mask.ts` wires the choice in.
  *
  * @module
  */
 
-import { xorBytes, type XorKernel, xorWords64x2Cached } from "./mask_kernels.ts";
-import type { SimdKernels } from "./mask_simd.ts";
+import { xorBytes, type XorKernel, xorWords64x2Cached } from "./kernels.ts";
+import type { SimdKernels } from "./simd.ts";
 
 /**
  * Below this many bytes the byte loop beats finding the 64-bit view and
