@@ -21,6 +21,13 @@ import {
 } from "./app/cli.ts";
 import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./app/session.ts";
 import {
+  DEFAULT_PROBE_MAX_MS,
+  DEFAULT_PROBE_MIN_MS,
+  PROBE_PONG_WAIT_MS,
+  runProbe,
+} from "./app/probe.ts";
+import { formatDuration } from "./app/duration.ts";
+import {
   DEFAULT_DIAL_TIMEOUT_MS,
   DEFAULT_MAX_MESSAGE_SIZE,
   kernelKeepAliveDefaults,
@@ -33,6 +40,9 @@ import { readLines } from "./app/lines.ts";
 import { createLogger } from "./app/log.ts";
 
 const DEFAULT_URL = "ws://localhost:8080/echo";
+const PONG_WAIT = formatDuration(PROBE_PONG_WAIT_MS);
+const PROBE_MIN = formatDuration(DEFAULT_PROBE_MIN_MS);
+const PROBE_MAX = formatDuration(DEFAULT_PROBE_MAX_MS);
 
 const HELP = `keepalive-ws client: a WebSocket client with Go's TCP keepalive defaults.
 
@@ -63,6 +73,18 @@ Connection:
                            close 1000 from the server, or Ctrl-C
   --reconnect-max-delay D  longest delay between attempts (default 30s)
 
+Diagnosing:
+  --show-pings             log each ping and pong ("ping" and "pong" events; a pong
+                           that answers our ping carries its round trip, rtt_ms)
+  --probe-idle             find the idle timeout of the path: hold one silent connection
+                           per checkpoint (heartbeat off, keepalive as given; add
+                           --no-keepalive for a pure test), ping each at its checkpoint
+                           and wait ${PONG_WAIT} for the pong. Prints a recommendation,
+                           then "idle timeout between Ns and Ms (cause)" or
+                           "no idle timeout up to Ms"
+  --probe-min D            first checkpoint; they double up to --probe-max (default ${PROBE_MIN})
+  --probe-max D            last checkpoint (default ${PROBE_MAX})
+
 ${commonHelp({ ping: "off", pong: "off" })}
 
 Signals: Ctrl-C (SIGINT) or SIGTERM closes with 1000 and exits.
@@ -81,7 +103,27 @@ const CLIENT_FLAGS = {
   "ca": { type: "string" },
   "reconnect": { type: "boolean" },
   "reconnect-max-delay": { type: "string" },
+  "show-pings": { type: "boolean" },
+  "probe-idle": { type: "boolean" },
+  "probe-min": { type: "string" },
+  "probe-max": { type: "string" },
 } as const;
+
+/** Flags that make no sense with --probe-idle, which holds silent connections of its own. */
+const NOT_WITH_PROBE = [
+  "send",
+  "count",
+  "wait",
+  "binary",
+  "reconnect",
+  "show-pings",
+  "ping-interval",
+  "pong-timeout",
+  "no-pong",
+  "freeze-after",
+  "drop-after",
+  "drop-mode",
+] as const;
 
 function parseHeader(text: string): [string, string] {
   const i = text.indexOf(":");
@@ -122,8 +164,9 @@ async function main(): Promise<number> {
     DEFAULT_RECONNECT_MAX_DELAY_MS,
   );
   const headers = (v.header ?? []).map(parseHeader);
+  const probe = probeFlags(v);
   if (v["print-keepalive"]) {
-    printKeepAlive(common.keepAlive, common.logFormat, "client");
+    printKeepAlive(common, "client");
     return EXIT_OK;
   }
   let caCerts: string[] | undefined;
@@ -150,6 +193,26 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => interrupted.resolve());
   }
+  const dialOptions = {
+    keepAlive: keepAliveConfig(common.keepAlive),
+    userTimeout: common.userTimeoutMs || undefined,
+    headers,
+    origin: v.origin,
+    protocols: v.subprotocol,
+    caCerts,
+    handshakeTimeout: common.handshakeTimeoutMs,
+    maxMessageSize: common.maxMessageSize,
+  };
+  if (probe) {
+    return await runProbe({
+      url,
+      dial: dialOptions,
+      ...probe,
+      logger: log,
+      print: (line) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n")),
+      interrupted: interrupted.promise,
+    });
+  }
   const term = new Terminal(
     Deno.stdin.isTerminal() && !v.send,
     Deno.stdout.isTerminal() && !Deno.noColor,
@@ -157,17 +220,11 @@ async function main(): Promise<number> {
   return await runClient({
     url,
     dial: {
-      keepAlive: keepAliveConfig(common.keepAlive),
-      userTimeout: common.userTimeoutMs || undefined,
-      headers,
-      origin: v.origin,
-      protocols: v.subprotocol,
-      caCerts,
-      handshakeTimeout: common.handshakeTimeoutMs,
-      maxMessageSize: common.maxMessageSize,
+      ...dialOptions,
       pingInterval: common.pingIntervalMs,
       pongTimeout: common.pongTimeoutMs,
       stallTimeout: common.stallTimeoutMs,
+      autoPong: !common.faults.noPong,
     },
     send: v.send ?? [],
     count,
@@ -175,6 +232,8 @@ async function main(): Promise<number> {
     binary: v.binary ?? false,
     reconnect: v.reconnect ?? false,
     reconnectMaxDelayMs,
+    showPings: v["show-pings"] ?? false,
+    faults: common.faults,
     logger: log,
   }, {
     lines: v.send ? null : entered(readLines(Deno.stdin.readable), term),
@@ -183,6 +242,35 @@ async function main(): Promise<number> {
     done: () => term.clear(),
     interrupted: interrupted.promise,
   });
+}
+
+/** The --probe-idle settings, or null without it; conflicting flags are usage errors. */
+function probeFlags(
+  v: ReturnType<typeof parseFlags<typeof CLIENT_FLAGS>>["values"],
+): { minMs: number; maxMs: number } | null {
+  if (!v["probe-idle"]) {
+    for (const flag of ["probe-min", "probe-max"] as const) {
+      if (v[flag] !== undefined) throw new UsageError(`--${flag} goes with --probe-idle`);
+    }
+    return null;
+  }
+  const clash = NOT_WITH_PROBE.filter((flag) => v[flag] !== undefined);
+  if (clash.length > 0) {
+    throw new UsageError(
+      `--probe-idle cannot be combined with ${
+        clash.map((f) => `--${f}`).join(", ")
+      }: it holds silent connections of its own, with the heartbeat off`,
+    );
+  }
+  const minMs = durationFlag("--probe-min", v["probe-min"], DEFAULT_PROBE_MIN_MS);
+  const maxMs = durationFlag("--probe-max", v["probe-max"], DEFAULT_PROBE_MAX_MS);
+  if (minMs <= 0) throw new UsageError("--probe-min must be positive");
+  if (maxMs < minMs) {
+    throw new UsageError(
+      `--probe-max ${formatDuration(maxMs)} must not be below --probe-min ${formatDuration(minMs)}`,
+    );
+  }
+  return { minMs, maxMs };
 }
 
 /**

@@ -117,7 +117,7 @@ async function main(): Promise<number> {
     ? null
     : intFlag("--worker-index", v["worker-index"], 0);
   if (v["print-keepalive"]) {
-    printKeepAlive(common.keepAlive, common.logFormat, "server");
+    printKeepAlive(common, "server");
     return EXIT_OK;
   }
   const log = createLogger(common.logFormat);
@@ -178,6 +178,7 @@ async function main(): Promise<number> {
       pingIntervalMs: common.pingIntervalMs,
       pongTimeoutMs: common.pongTimeoutMs,
       stallTimeoutMs: common.stallTimeoutMs,
+      faults: common.faults,
       memoryBudget,
       tls,
       logger: log,

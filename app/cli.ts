@@ -8,10 +8,11 @@
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./errors.ts";
-import { parseDuration } from "./duration.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, type KeepAlivePolicy, kernelKeepAliveDefaults } from "../mod.ts";
 import { formatKeepAliveReport, keepAliveFromFlags, keepAliveReport } from "./keepalive.ts";
 import { LOG_FORMATS, type LogFormat, writeStderr } from "./log.ts";
+import type { Faults } from "./faults.ts";
 
 /** Exit code for success. */
 export const EXIT_OK = 0;
@@ -35,6 +36,10 @@ export const COMMON_FLAGS = {
   "max-message-size": { type: "string" },
   "handshake-timeout": { type: "string" },
   "log-format": { type: "string" },
+  "no-pong": { type: "boolean" },
+  "freeze-after": { type: "string" },
+  "drop-after": { type: "string" },
+  "drop-mode": { type: "string" },
   "help": { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
@@ -54,12 +59,21 @@ export function commonHelp(defaults: { ping: string; pong: string }): string {
 
 WebSocket:
   --ping-interval D        send a ping this often; 0 = off (default ${defaults.ping})
-  --pong-timeout D         close when nothing arrives for D; 0 = off (default ${defaults.pong})
+  --pong-timeout D         close (1011 "pong timeout") when nothing arrives for D; 0 = off
+                           (default ${defaults.pong}); must be longer than --ping-interval
   --stall-timeout D        close (1008, send-overflow) when the peer reads nothing of ours
                            for D while we have data to send; 0 = never (default 30s)
   --max-message-size B     largest message accepted, in bytes; KiB/MiB suffixes
                            allowed (default 16MiB); larger ones get close 1009
   --handshake-timeout D    bound on the opening handshake (default 10s)
+
+Fault injection (to see how your peer copes; each is logged as a "fault" event):
+  --no-pong                do not answer pings (a peer whose program is stuck)
+  --freeze-after D         D after opening, stop reading and writing but keep the
+                           socket open (a hung program: its kernel still answers TCP)
+  --drop-after D           D after opening, end TCP without a close frame
+  --drop-mode fin|rst      how --drop-after ends TCP: fin (default, as a crash would)
+                           or rst (a reset, as a middlebox or a lost host would)
 
 Output:
   --log-format F           text (logfmt, default) or json: one event per line on stderr
@@ -118,6 +132,8 @@ export interface CommonSettings {
   handshakeTimeoutMs: number;
   /** The log format. */
   logFormat: LogFormat;
+  /** Faults to inject on every connection. */
+  faults: Faults;
 }
 
 /** Resolves the common flags, with the program's own heartbeat defaults. */
@@ -136,6 +152,23 @@ export function commonSettings(
       `--log-format must be text or json, not "${v["log-format"]}"`,
     );
   }
+  const pingIntervalMs = durationFlag(
+    "--ping-interval",
+    v["ping-interval"],
+    defaults.pingIntervalMs,
+  );
+  const pongTimeoutMs = durationFlag("--pong-timeout", v["pong-timeout"], defaults.pongTimeoutMs);
+  if (pingIntervalMs > 0 && pongTimeoutMs > 0 && pongTimeoutMs <= pingIntervalMs) {
+    const given = (flag: string, ms: number) =>
+      `${flag} ${formatDuration(ms)}${
+        v[flag.slice(2) as keyof CommonValues] === undefined ? " (the default)" : ""
+      }`;
+    throw new UsageError(
+      `${given("--pong-timeout", pongTimeoutMs)} must be longer than ${
+        given("--ping-interval", pingIntervalMs)
+      }: the pong to a ping must have time to arrive`,
+    );
+  }
   return {
     keepAlive: keepAliveFromFlags({
       keepalive: v.keepalive,
@@ -145,16 +178,8 @@ export function commonSettings(
       noKeepalive: v["no-keepalive"],
     }),
     userTimeoutMs: durationFlag("--tcp-user-timeout", v["tcp-user-timeout"], 0),
-    pingIntervalMs: durationFlag(
-      "--ping-interval",
-      v["ping-interval"],
-      defaults.pingIntervalMs,
-    ),
-    pongTimeoutMs: durationFlag(
-      "--pong-timeout",
-      v["pong-timeout"],
-      defaults.pongTimeoutMs,
-    ),
+    pingIntervalMs,
+    pongTimeoutMs,
     stallTimeoutMs: durationFlag("--stall-timeout", v["stall-timeout"], DEFAULT_STALL_TIMEOUT_MS),
     maxMessageSize: sizeFlag(
       "--max-message-size",
@@ -166,6 +191,28 @@ export function commonSettings(
       durationFlag("--handshake-timeout", v["handshake-timeout"], defaults.handshakeTimeoutMs),
     ),
     logFormat,
+    faults: faultsFromFlags(v),
+  };
+}
+
+/** Resolves the fault-injection flags. */
+function faultsFromFlags(v: CommonValues): Faults {
+  const mode = v["drop-mode"] ?? "fin";
+  if (mode !== "fin" && mode !== "rst") {
+    throw new UsageError(`--drop-mode must be fin or rst, not "${mode}"`);
+  }
+  if (v["drop-mode"] !== undefined && v["drop-after"] === undefined) {
+    throw new UsageError("--drop-mode says how --drop-after ends TCP: give --drop-after too");
+  }
+  return {
+    noPong: v["no-pong"] ?? false,
+    freezeAfterMs: v["freeze-after"] === undefined
+      ? null
+      : durationFlag("--freeze-after", v["freeze-after"], 0),
+    dropAfterMs: v["drop-after"] === undefined
+      ? null
+      : durationFlag("--drop-after", v["drop-after"], 0),
+    dropMode: mode,
   };
 }
 
@@ -252,16 +299,19 @@ export function fileErrorText(err: unknown): string {
   return text.replace(/: [a-z]+ '[^']*'$/, "");
 }
 
-/** Prints what `--print-keepalive` shows, in the chosen format, to stdout. */
+/** Prints what `--print-keepalive` shows (keepalive and heartbeat), in the chosen format, to stdout. */
 export function printKeepAlive(
-  policy: KeepAlivePolicy,
-  format: LogFormat,
+  settings: Pick<CommonSettings, "keepAlive" | "pingIntervalMs" | "pongTimeoutMs" | "logFormat">,
   program: string,
 ): void {
-  const kernel = kernelKeepAliveDefaults();
-  const text = format === "json"
-    ? JSON.stringify({ program, ...keepAliveReport({ policy, kernel }) }) + "\n"
-    : formatKeepAliveReport({ policy, kernel }) + "\n";
+  const input = {
+    policy: settings.keepAlive,
+    kernel: kernelKeepAliveDefaults(),
+    heartbeat: { pingIntervalMs: settings.pingIntervalMs, pongTimeoutMs: settings.pongTimeoutMs },
+  };
+  const text = settings.logFormat === "json"
+    ? JSON.stringify({ program, ...keepAliveReport(input) }) + "\n"
+    : formatKeepAliveReport(input) + "\n";
   Deno.stdout.writeSync(new TextEncoder().encode(text));
 }
 

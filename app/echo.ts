@@ -22,6 +22,8 @@ import { formatAddr } from "./addr.ts";
 import { keepAliveConfig, keepAliveLogFields } from "./keepalive.ts";
 import { closeLogFields, type Logger } from "./log.ts";
 import { Metrics, VERSION } from "./metrics.ts";
+import { type Faults, injectFaults, NO_FAULTS } from "./faults.ts";
+import { closeSummary } from "./summary.ts";
 import { ECHO_PAGE, FAVICON } from "./page.ts";
 
 /** The WebSocket endpoint. */
@@ -55,6 +57,8 @@ export interface EchoOptions {
   pongTimeoutMs: number;
   /** Close when a write makes no progress for this long (ms); 0 turns it off. */
   stallTimeoutMs?: number;
+  /** Faults to inject on every connection (default: none). */
+  faults?: Faults;
   /** The server-wide memory budget in bytes (default: the library's). */
   memoryBudget?: number;
   /** PEM certificate and key: serve wss:// and https://. */
@@ -90,6 +94,7 @@ export function startServer(options: EchoOptions): EchoServer {
   const extra = options.logFields ?? {};
   const metrics = new Metrics();
   const started = new WeakMap<Connection, number>();
+  const faults = options.faults ?? NO_FAULTS;
 
   const server = serve({
     hostname: options.hostname,
@@ -103,6 +108,7 @@ export function startServer(options: EchoOptions): EchoServer {
     pingInterval: options.pingIntervalMs,
     pongTimeout: options.pongTimeoutMs,
     stallTimeout: options.stallTimeoutMs,
+    autoPong: !faults.noPong,
     memoryBudget: options.memoryBudget,
     maxConnections: options.maxConnections,
     origins: options.origins,
@@ -224,10 +230,20 @@ export function startServer(options: EchoOptions): EchoServer {
     // The promise send() returns is dropped on purpose: flow control is the
     // connection's own (it stops reading while its send queue is full).
     ws.onmessage = (message) => void ws.send(message);
+    ws.onpong = (rttMs) => {
+      if (rttMs !== null) metrics.pingAnswered(rttMs);
+    };
+    injectFaults(ws, faults, log, { id: req.id, remote, ...extra });
     const info: CloseInfo = await ws.closed;
     metrics.addTraffic(ws.traffic);
     metrics.closed(info.cause, (Date.now() - started.get(ws)!) / 1000);
-    log.info("close", { id: req.id, remote, ...closeLogFields(info, started.get(ws)!), ...extra });
+    log.info("close", {
+      id: req.id,
+      remote,
+      ...closeLogFields(info, started.get(ws)!),
+      ...closeSummary(ws),
+      ...extra,
+    });
   }
 
   async function page(

@@ -162,6 +162,8 @@ export interface KeepAliveReportInput {
   policy: KeepAlivePolicy;
   /** The kernel's defaults, or null when they could not be read. */
   kernel: KernelKeepAlive | null;
+  /** The WebSocket heartbeat in force (ms, 0 = off), when the report should weigh it in. */
+  heartbeat?: { pingIntervalMs: number; pongTimeoutMs: number };
 }
 
 /** One value of the report: what is in force, where it came from, and the alternatives. */
@@ -190,6 +192,16 @@ export interface KeepAliveReport {
   worst_case_detection_s: number | null;
   /** Where the kernel column comes from. */
   kernel_source: string;
+  /** The heartbeat (seconds, 0 = off); present when the input gave it. */
+  heartbeat?: { ping_interval_s: number; pong_timeout_s: number };
+  /**
+   * The worst case to notice a dead idle peer by whichever comes first, TCP
+   * keepalive or the heartbeat's pong timeout; null when neither is on.
+   * Present when the input gave the heartbeat.
+   */
+  worst_case_notice_s?: number | null;
+  /** The worst case to notice a hung peer: only the pong timeout does; null when off. */
+  worst_case_hung_peer_s?: number | null;
 }
 
 /** Where the kernel's defaults live on Linux. */
@@ -228,16 +240,32 @@ export function keepAliveReport(input: KeepAliveReportInput): KeepAliveReport {
     kernel?.count ?? null,
   );
   const known = idle.value !== null && interval.value !== null && count.value !== null;
-  return {
+  const keepalive = known
+    ? worstCaseDetectionMs(idle.value! * 1000, interval.value! * 1000, count.value!) / 1000
+    : null;
+  const report: KeepAliveReport = {
     enabled: policy.enabled,
     idle_s: idle,
     interval_s: interval,
     count,
-    worst_case_detection_s: known
-      ? worstCaseDetectionMs(idle.value! * 1000, interval.value! * 1000, count.value!) / 1000
-      : null,
+    worst_case_detection_s: keepalive,
     kernel_source: KERNEL_SOURCE,
   };
+  const hb = input.heartbeat;
+  if (hb) {
+    const pong = hb.pongTimeoutMs > 0 ? hb.pongTimeoutMs / 1000 : null;
+    report.heartbeat = {
+      ping_interval_s: hb.pingIntervalMs / 1000,
+      pong_timeout_s: hb.pongTimeoutMs / 1000,
+    };
+    report.worst_case_notice_s = keepalive === null
+      ? pong
+      : pong === null
+      ? keepalive
+      : Math.min(keepalive, pong);
+    report.worst_case_hung_peer_s = pong;
+  }
+  return report;
 }
 
 /** Lays out rows as columns separated by two spaces. */
@@ -280,18 +308,34 @@ export function formatKeepAliveReport(input: KeepAliveReportInput): string {
       ],
     ]).map((l) => `  ${l}`),
   ];
-  if (!r.enabled) {
+  const byKeepAlive = !r.enabled
+    ? "never (keepalive is off; only WebSocket pings notice)"
+    : r.worst_case_detection_s === null
+    ? "unknown (the kernel's values could not be read)"
+    : `${r.worst_case_detection_s}s` +
+      ` = idle ${r.idle_s.value}s + interval ${r.interval_s.value}s × count ${r.count.value}`;
+  const pong = r.heartbeat && r.heartbeat.pong_timeout_s > 0 ? r.heartbeat.pong_timeout_s : null;
+  if (pong === null) {
+    lines.push(`worst case to notice a dead idle peer: ${byKeepAlive}`);
+  } else if (r.worst_case_detection_s !== null && r.worst_case_detection_s <= pong) {
     lines.push(
-      "worst case to notice a dead idle peer: never (keepalive is off; only WebSocket pings notice)",
-    );
-  } else if (r.worst_case_detection_s === null) {
-    lines.push(
-      "worst case to notice a dead idle peer: unknown (the kernel's values could not be read)",
+      `worst case to notice a dead idle peer: ${byKeepAlive} (before the heartbeat's ${pong}s)`,
     );
   } else {
+    const alone = r.enabled ? `TCP keepalive alone: ${byKeepAlive}` : "TCP keepalive is off";
     lines.push(
-      `worst case to notice a dead idle peer: ${r.worst_case_detection_s}s` +
-        ` = idle ${r.idle_s.value}s + interval ${r.interval_s.value}s × count ${r.count.value}`,
+      `worst case to notice a dead idle peer: ${pong}s, by the heartbeat ` +
+        `(nothing received for --pong-timeout ${pong}s); ${alone}`,
+    );
+  }
+  if (r.heartbeat) {
+    const ping = r.heartbeat.ping_interval_s;
+    lines.push(
+      pong === null
+        ? "worst case to notice a hung peer (its kernel still answers TCP): never " +
+          "(only the heartbeat notices: --ping-interval and --pong-timeout)"
+        : `worst case to notice a hung peer (its kernel still answers TCP): ${pong}s, ` +
+          `by the heartbeat (${ping > 0 ? `a ping every ${ping}s` : "no pings sent"})`,
     );
   }
   lines.push(

@@ -45,6 +45,27 @@ export const DURATION_BUCKETS_S: readonly number[] = [
 ];
 
 /**
+ * Upper bounds (seconds) of the ping round-trip histogram's buckets: from
+ * 1 ms (the resolution of the connection's clock; a LAN or loopback answers
+ * within it) to 10 s (a path about to time out), about ×2–2.5 apart.
+ */
+export const RTT_BUCKETS_S: readonly number[] = [
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+/**
  * The close causes listed (at 0) from the start. `handshake-timeout` is not
  * one: on the server it ends a request before any WebSocket exists, and is
  * counted in {@linkcode Metrics.dropped}.
@@ -123,6 +144,8 @@ export class Metrics {
   readonly closes = new Map<string, number>(SERVER_CLOSE_CAUSES.map((c) => [c, 0]));
   /** How long the closed WebSocket connections lasted, in seconds. */
   readonly durations = new Histogram();
+  /** Round trips of the pings the server sent that were answered, in seconds. */
+  readonly pingRtts = new Histogram(RTT_BUCKETS_S);
   /** Refused upgrades and plain requests, by HTTP status. */
   readonly refusals = new Map<number, number>();
   /** Requests ended without an answer, by reason. */
@@ -165,6 +188,11 @@ export class Metrics {
     this.open--;
     this.closes.set(cause, (this.closes.get(cause) ?? 0) + 1);
     if (durationS !== undefined) this.durations.observe(durationS);
+  }
+
+  /** Records the round trip of one answered ping, in ms. */
+  pingAnswered(rttMs: number): void {
+    this.pingRtts.observe(rttMs / 1000);
   }
 
   /** Counts a refusal with HTTP `status`. */
@@ -218,13 +246,9 @@ export class Metrics {
       "WebSocket connections closed, by cause.",
       [...this.closes].map(([cause, n]) => [{ cause }, n]),
     );
-    const h = this.durations;
-    let cumulative = 0;
-    family(
-      "connection_duration_seconds",
-      "histogram",
-      "How long closed WebSocket connections lasted, from upgrade to close.",
-      [
+    const histogram = (name: string, help: string, h: Histogram) => {
+      let cumulative = 0;
+      family(name, "histogram", help, [
         ...h.bounds.map((le, i): [Record<string, string>, number, string] => [
           { le: formatValue(le) },
           cumulative += h.counts[i],
@@ -233,7 +257,17 @@ export class Metrics {
         [{ le: "+Inf" }, h.count, "_bucket"],
         [{}, h.sum, "_sum"],
         [{}, h.count, "_count"],
-      ],
+      ]);
+    };
+    histogram(
+      "connection_duration_seconds",
+      "How long closed WebSocket connections lasted, from upgrade to close.",
+      this.durations,
+    );
+    histogram(
+      "ping_rtt_seconds",
+      "Round trip of the server's pings, from sending a ping to its pong (1 ms resolution).",
+      this.pingRtts,
     );
     one("received_messages_total", "counter", "WebSocket messages received.", traffic.messagesIn);
     one("sent_messages_total", "counter", "WebSocket messages sent.", traffic.messagesOut);

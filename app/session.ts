@@ -15,11 +15,14 @@ import {
   HandshakeError,
   type Message,
   NormalClosure,
+  NoStatusReceived,
 } from "../mod.ts";
 import { formatAddr } from "./addr.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./cli.ts";
 import { keepAliveLogFields } from "./keepalive.ts";
 import { closeLogFields, type Logger } from "./log.ts";
+import { type Faults, injectFaults } from "./faults.ts";
+import { closeSummary } from "./summary.ts";
 
 /** First reconnect delay; it doubles each attempt (with jitter). */
 export const RECONNECT_BASE_DELAY_MS = 500;
@@ -27,6 +30,12 @@ export const RECONNECT_BASE_DELAY_MS = 500;
 export const DEFAULT_RECONNECT_MAX_DELAY_MS = 30_000;
 /** How long to wait for replies still due when no `--wait` is given. */
 export const DEFAULT_REPLY_WAIT_MS = 10_000;
+/**
+ * How long a connection must have lived for the reconnect backoff to start
+ * over. A server that accepts and then closes at once (1013 try again
+ * later, 1008, an application's 4000…) keeps the delay growing.
+ */
+export const STABLE_CONNECTION_MS = 30_000;
 
 /** What the client program does. */
 export interface ClientOptions {
@@ -46,6 +55,10 @@ export interface ClientOptions {
   reconnect: boolean;
   /** Longest delay between reconnect attempts (ms). */
   reconnectMaxDelayMs: number;
+  /** Log each ping and pong (`ping`, `pong` events, the round trip on pongs). */
+  showPings: boolean;
+  /** Faults to inject on each connection. */
+  faults: Faults;
   /** Where events go. */
   logger: Logger;
 }
@@ -64,10 +77,28 @@ export interface ClientIO {
   interrupted: Promise<void>;
 }
 
-/** Whether a close ends the program successfully: a 1000/1001 close handshake. */
+/**
+ * Whether a close ends the program successfully: a close handshake with
+ * 1000, 1001, or no status code at all (1005: an empty close frame, which
+ * npm ws's `ws.close()` sends).
+ */
 export function isNormalClose(info: CloseInfo): boolean {
   return info.clean &&
-    (info.code === NormalClosure || info.code === GoingAway);
+    (info.code === NormalClosure || info.code === GoingAway || info.code === NoStatusReceived);
+}
+
+/**
+ * The reconnect attempt number after a connection ended: back to 1 only
+ * after a connection that lived {@linkcode STABLE_CONNECTION_MS}; a failed
+ * dial or a connection that ended soon after opening counts one more.
+ */
+export function nextAttempt(previous: number, end: { opened: boolean; livedMs: number }): number {
+  return end.opened && end.livedMs >= STABLE_CONNECTION_MS ? 1 : previous + 1;
+}
+
+/** The ceiling of the delay before `attempt` (from 1): doubling from the base, up to `maxMs`. */
+export function backoffCeiling(attempt: number, maxMs: number): number {
+  return Math.min(maxMs, RECONNECT_BASE_DELAY_MS * 2 ** Math.min(attempt - 1, 20));
 }
 
 /** Renders a received message as one line: text as is, binary as base64. */
@@ -120,8 +151,10 @@ interface SessionEnd {
   exit: number;
   /** Whether the program should stop even with --reconnect. */
   final: boolean;
-  /** Whether the handshake succeeded (the backoff starts over). */
+  /** Whether the handshake succeeded. */
   opened: boolean;
+  /** How long the connection lived, from open to close (0 when it never opened). */
+  livedMs: number;
 }
 
 /** Stdin lines, with a read that outlives the connection it started in, so no line is lost on reconnect. */
@@ -168,11 +201,8 @@ export async function runClient(
   while (true) {
     const result = await session(options, io, input, total);
     if (!options.reconnect || stopped || result.final) return result.exit;
-    failures = result.opened ? 1 : failures + 1;
-    const ceiling = Math.min(
-      options.reconnectMaxDelayMs,
-      RECONNECT_BASE_DELAY_MS * 2 ** Math.min(failures - 1, 20),
-    );
+    failures = nextAttempt(failures, result);
+    const ceiling = backoffCeiling(failures, options.reconnectMaxDelayMs);
     // "Equal jitter": half the ceiling, plus a random part of the other half.
     const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
     log.info("reconnect", { attempt: failures, delay_ms: delay, url: options.url.href });
@@ -195,6 +225,7 @@ async function session(
 ): Promise<SessionEnd> {
   const log = options.logger;
   const started = Date.now();
+  let opened = started;
   let ws: Connection;
   try {
     const dialed = await Promise.race([
@@ -203,21 +234,26 @@ async function session(
     ]);
     if (!dialed) {
       log.error("error", { message: `interrupted while connecting to ${options.url.host}` });
-      return { exit: EXIT_FAILURE, final: true, opened: false };
+      return { exit: EXIT_FAILURE, final: true, opened: false, livedMs: 0 };
     }
     ws = dialed;
+    opened = Date.now();
     log.info("open", {
       id: 1,
       remote: formatAddr(ws.remoteAddr),
       protocol: ws.protocol,
       ...keepAliveLogFields(ws.keepalive),
     });
+    if (options.showPings) showPings(ws, log, options.faults.noPong);
+    injectFaults(ws, options.faults, log, { id: 1 });
   } catch (err) {
     log.error("error", { message: describeDialError(options.url, err) });
     // An option the library cannot use (a header the handshake sets…) will
     // not work on the next attempt either: it is a usage error.
-    if (err instanceof TypeError) return { exit: EXIT_USAGE, final: true, opened: false };
-    return { exit: EXIT_FAILURE, final: false, opened: false };
+    if (err instanceof TypeError) {
+      return { exit: EXIT_USAGE, final: true, opened: false, livedMs: 0 };
+    }
+    return { exit: EXIT_FAILURE, final: false, opened: false, livedMs: 0 };
   }
 
   // Replies due are counted per connection: what was sent on a dead one will not come back.
@@ -285,19 +321,34 @@ async function session(
 
   const ours = ws.isOpen;
   const info = ours ? await ws.close(NormalClosure, "") : await ws.closed;
+  const livedMs = Date.now() - opened;
   io.done();
-  log.info("close", { id: 1, ...closeLogFields(info, started) });
+  log.info("close", { id: 1, ...closeLogFields(info, started), ...closeSummary(ws) });
   if (shortOfCount && ours) {
     log.error("error", { message: describeCountTimeout(total.received, options.count, bound) });
-    return { exit: EXIT_FAILURE, final: true, opened: true };
+    return { exit: EXIT_FAILURE, final: true, opened: true, livedMs };
   }
   if (isNormalClose(info)) {
     // The server going away (1001) is what --reconnect is for; anything else is the end.
     const final = ours || info.code !== GoingAway;
-    return { exit: EXIT_OK, final, opened: true };
+    return { exit: EXIT_OK, final, opened: true, livedMs };
   }
   log.error("error", { message: describeClose(info) });
-  return { exit: EXIT_FAILURE, final: false, opened: true };
+  return { exit: EXIT_FAILURE, final: false, opened: true, livedMs };
+}
+
+/**
+ * `--show-pings`: a `ping` event for each ping sent or received and a
+ * `pong` event for each pong, with `dir` (sent or received); a pong that
+ * answers one of our pings carries its round trip, `rtt_ms`.
+ */
+export function showPings(ws: Connection, log: Logger, noPong: boolean): void {
+  ws.onpingsent = (payload) => log.info("ping", { id: 1, dir: "sent", bytes: payload.length });
+  ws.onping = (payload) => {
+    log.info("ping", { id: 1, dir: "received", bytes: payload.length });
+    if (!noPong) log.info("pong", { id: 1, dir: "sent", bytes: payload.length });
+  };
+  ws.onpong = (rttMs) => log.info("pong", { id: 1, dir: "received", rtt_ms: rttMs });
 }
 
 function countReached(

@@ -436,6 +436,7 @@ Deno.test("/metrics follows Prometheus' naming guide: one prefix, base units as 
     connections_accepted_total: "counter",
     connections_closed_total: "counter",
     connection_duration_seconds: "histogram",
+    ping_rtt_seconds: "histogram",
     received_messages_total: "counter",
     sent_messages_total: "counter",
     received_bytes_total: "counter",
