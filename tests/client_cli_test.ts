@@ -527,3 +527,24 @@ Deno.test("client on a terminal shows a prompt and colour, and Ctrl-D closes 100
   const exit = await terminal.wait();
   assert.equal(exit.code, 0);
 });
+
+Deno.test("client --help documents the diagnosing and fault-injection flags", async () => {
+  await using proc = Program.start("client.ts", ["--help"]);
+  const { code, stdout } = await proc.wait();
+  assert.equal(code, 0);
+  for (
+    const flag of [
+      "--show-pings",
+      "--probe-idle",
+      "--probe-min",
+      "--probe-max",
+      "--no-pong",
+      "--freeze-after",
+      "--drop-after",
+      "--drop-mode",
+    ]
+  ) {
+    assert.match(stdout, new RegExp(`^\\s+${flag}\\b`, "m"), `${flag} is not in --help`);
+  }
+  assert.match(stdout, /idle timeout between Ns and Ms \(cause\)/);
+});

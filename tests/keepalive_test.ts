@@ -468,3 +468,71 @@ Deno.test("keepAliveReport() has no values or worst case when off or unknown", (
   assert.deepEqual(unknown.count, { value: null, source: "os", go_default: 9, kernel: null });
   assert.equal(unknown.worst_case_detection_s, null);
 });
+
+// ---------------------------------------------------------------------------
+// --print-keepalive with the heartbeat weighed in
+
+Deno.test("formatKeepAliveReport() with the server's heartbeat (54s/60s): the pong timeout notices first, keepalive alone is shown too", () => {
+  const text = formatKeepAliveReport({
+    policy: keepAliveFromFlags({}),
+    kernel: KERNEL,
+    heartbeat: { pingIntervalMs: 54_000, pongTimeoutMs: 60_000 },
+  });
+  assert.match(
+    text,
+    /^worst case to notice a dead idle peer: 60s, by the heartbeat \(nothing received for --pong-timeout 60s\); TCP keepalive alone: 150s = idle 15s \+ interval 15s × count 9$/m,
+  );
+  assert.match(
+    text,
+    /^worst case to notice a hung peer \(its kernel still answers TCP\): 60s, by the heartbeat \(a ping every 54s\)$/m,
+  );
+});
+
+Deno.test("formatKeepAliveReport() keeps keepalive's figure when it comes before the pong timeout", () => {
+  const text = formatKeepAliveReport({
+    policy: keepAliveFromFlags({ idle: "1s", interval: "1s", count: "3" }),
+    kernel: KERNEL,
+    heartbeat: { pingIntervalMs: 54_000, pongTimeoutMs: 60_000 },
+  });
+  assert.match(
+    text,
+    /^worst case to notice a dead idle peer: 4s = idle 1s \+ interval 1s × count 3 \(before the heartbeat's 60s\)$/m,
+  );
+});
+
+Deno.test("formatKeepAliveReport() with the heartbeat off (the client's default) says only a heartbeat notices a hung peer", () => {
+  const text = formatKeepAliveReport({
+    policy: keepAliveFromFlags({}),
+    kernel: KERNEL,
+    heartbeat: { pingIntervalMs: 0, pongTimeoutMs: 0 },
+  });
+  assert.match(text, /^worst case to notice a dead idle peer: 150s = idle 15s/m);
+  assert.match(text, /^worst case to notice a hung peer .*: never \(only the heartbeat notices/m);
+  const off = formatKeepAliveReport({
+    policy: keepAliveFromFlags({ noKeepalive: true }),
+    kernel: KERNEL,
+    heartbeat: { pingIntervalMs: 20_000, pongTimeoutMs: 25_000 },
+  });
+  assert.match(off, /dead idle peer: 25s, by the heartbeat .*; TCP keepalive is off$/m);
+});
+
+Deno.test("keepAliveReport() with a heartbeat adds it, the worst case by either, and the hung-peer case, in seconds", () => {
+  const report = keepAliveReport({
+    policy: keepAliveFromFlags({ keepalive: "30s" }),
+    kernel: KERNEL,
+    heartbeat: { pingIntervalMs: 54_000, pongTimeoutMs: 60_000 },
+  });
+  assert.deepEqual(report.heartbeat, { ping_interval_s: 54, pong_timeout_s: 60 });
+  assert.equal(report.worst_case_detection_s, 165, "keepalive's own figure is unchanged");
+  assert.equal(report.worst_case_notice_s, 60);
+  assert.equal(report.worst_case_hung_peer_s, 60);
+  const noHeartbeat = keepAliveReport({
+    policy: keepAliveFromFlags({}),
+    kernel: KERNEL,
+    heartbeat: { pingIntervalMs: 0, pongTimeoutMs: 0 },
+  });
+  assert.deepEqual(
+    [noHeartbeat.worst_case_notice_s, noHeartbeat.worst_case_hung_peer_s],
+    [150, null],
+  );
+});

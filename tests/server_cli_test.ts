@@ -424,3 +424,27 @@ Deno.test("server keeps count: /metrics needs no traffic before it and eventuall
     10_000,
   );
 });
+
+Deno.test("server --help lists the fault-injection flags; --print-keepalive weighs in the default heartbeat", async () => {
+  const help = await runServer(["--help"]);
+  for (const flag of ["--no-pong", "--freeze-after", "--drop-after", "--drop-mode"]) {
+    assert.match(help.stdout, new RegExp(`^\\s+${flag}\\b`, "m"), `${flag} is not in --help`);
+  }
+  const text = await runServer(["--print-keepalive"]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(
+    text.stdout,
+    /^worst case to notice a dead idle peer: 60s, by the heartbeat .*TCP keepalive alone: 150s/m,
+  );
+  const json = await runServer([
+    "--print-keepalive",
+    "--log-format",
+    "json",
+    "--pong-timeout",
+    "0",
+  ]);
+  const report = JSON.parse(json.stdout);
+  assert.deepEqual(report.heartbeat, { ping_interval_s: 54, pong_timeout_s: 0 });
+  assert.equal(report.worst_case_notice_s, 150);
+  assert.equal(report.worst_case_hung_peer_s, null);
+});
