@@ -263,3 +263,42 @@ Deno.test({
     for (const ns of names) assert.ok(!left.includes(ns), `${ns} is still there`);
   },
 });
+
+Deno.test({
+  name:
+    `deno task natlab runs the client through the lab with the flags after --, and removes the lab${suffix}`,
+  ignore: skip !== null,
+  async fn() {
+    const before = await netnsList();
+    await using tool = Program.spawn(Deno.execPath(), [
+      "run",
+      "--allow-all",
+      "tools/natlab.ts",
+      "--nat-timeout",
+      "3s",
+      "--",
+      "--probe-idle",
+      "--probe-min",
+      "1s",
+      "--probe-max",
+      "8s",
+      "--no-keepalive",
+    ]);
+    const exit = await tool.wait(60_000);
+    assert.equal(exit.code, 0, tool.output());
+    assert.equal(
+      exit.stdout.trimEnd().split("\n").at(-1),
+      "idle timeout between 2s and 4s (timeout)",
+    );
+    assert.match(exit.stderr, /forgets idle flows after 3s/);
+    assert.match(exit.stderr, /^server\| .*event=listening/m);
+    assert.deepEqual(await netnsList(), before, "the lab's namespaces are gone");
+  },
+});
+
+/** The network namespaces that exist now. */
+async function netnsList(): Promise<string[]> {
+  const out = await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0])
+    .filter((n) => n.startsWith("kwl")).sort();
+}
