@@ -2,11 +2,13 @@
 // tests/deflate_interop_test.ts: an echo server or a scripted client.
 //
 //   node deflate_ws.mjs server [--no-context-takeover]
-//   node deflate_ws.mjs client [--no-context-takeover] URL < steps.json
+//   node deflate_ws.mjs client [--no-context-takeover] [--window-bits=N] URL < steps.json
 //
 // `perMessageDeflate: true` (ws's defaults: context takeover, 1 KiB
 // threshold), or with --no-context-takeover
-// `{ serverNoContextTakeover: true, clientNoContextTakeover: true }`.
+// `{ serverNoContextTakeover: true, clientNoContextTakeover: true }`;
+// --window-bits=N asks for N-bit windows both ways (server_max_window_bits
+// and client_max_window_bits).
 // Prints one JSON object per line on stdout: listening {port},
 // open {offered | extensions}, message {binary, data}, close {code, reason},
 // error {message}. The client sends each step ({"text": S} or
@@ -16,9 +18,12 @@ import { WebSocket, WebSocketServer } from "ws";
 const [role, ...rest] = process.argv.slice(2);
 const noTakeover = rest.includes("--no-context-takeover");
 const url = rest.find((a) => !a.startsWith("--"));
-const perMessageDeflate = noTakeover
-  ? { serverNoContextTakeover: true, clientNoContextTakeover: true }
-  : true;
+const bits = Number(rest.find((a) => a.startsWith("--window-bits="))?.split("=")[1] ?? 0);
+const options = {
+  ...(noTakeover ? { serverNoContextTakeover: true, clientNoContextTakeover: true } : {}),
+  ...(bits ? { serverMaxWindowBits: bits, clientMaxWindowBits: bits } : {}),
+};
+const perMessageDeflate = Object.keys(options).length ? options : true;
 const MAX_PAYLOAD = 64 * 1024 * 1024;
 
 const print = (event) => process.stdout.write(JSON.stringify(event) + "\n");
