@@ -156,9 +156,12 @@ Deno.test("--probe-idle names a FIN after 1.5 s of idle (server --drop-after 150
   assert.equal(p.last, "idle timeout between 1s and 1.5s (eof)");
   assert.deepEqual([p.result?.lower_s, p.result?.upper_s, p.result?.cause], [1, 1.5, "eof"]);
   assert.equal(checkAt(p.checks, 1).result, "alive");
-  // Noticed as it happened, while idle, not by a later ping.
-  for (const s of [2, 4]) {
-    assert.deepEqual([checkAt(p.checks, s).result, checkAt(p.checks, s).noticed], ["dead", "idle"]);
+  // Noticed as it happened, while idle, not by a later ping; a connection whose FIN came
+  // a moment after the first one's was no longer needed.
+  const later = [checkAt(p.checks, 2), checkAt(p.checks, 4)];
+  assert.ok(later.some((c) => c.result === "dead" && c.noticed === "idle"), JSON.stringify(later));
+  for (const c of later) {
+    assert.ok(c.result === "dead" || c.result === "skipped", c.result as string);
   }
 });
 
