@@ -3,7 +3,8 @@
  * npm `ws` on Node.js, Bun (uWebSockets) and gorilla's Go echo server, driven
  * by one neutral Go load generator (issues 6 and 14). Runs are interleaved
  * (A B C D E A B C D E …); the table shows medians, ratios and each server's
- * CPU time per message or connection; the JSON goes to
+ * CPU time per message or connection, and for JSON text with and without
+ * permessage-deflate the compression ratio on the wire (issue 15); the JSON goes to
  * bench/results/<timestamp>.json. `--scenarios c100k` holds 100,000
  * connections instead (see c100k.ts).
  *
@@ -14,6 +15,7 @@ import {
   BENCH_HELP,
   type BenchConfig,
   CLIENT,
+  JSON_LOAD,
   LARGE,
   parseBenchArgs,
   PIPELINED,
@@ -42,6 +44,10 @@ import { alive, clockTicksPerSecond, treeRssBytes } from "./procfs.ts";
 import { formatTable, type Sample, summarise } from "./report.ts";
 import {
   allCpus,
+  DEFLATE_LABELS,
+  OURS_DEFLATE_PEER_LABEL,
+  type OursDeflate,
+  oursDeflate,
   type PeerPrograms,
   repoPath,
   type RunningServer,
@@ -70,8 +76,11 @@ export const CPU_METRIC_NOTE = "CPU µs = utime + stime of the server's process 
 const log = (line: string) => console.error(line);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The server scenarios (all but client and c100k). */
-type ServerScenario = Exclude<Scenario, "client" | "c100k">;
+/** The server scenarios measured on the plain servers. */
+type ServerScenario = Exclude<Scenario, "client" | "c100k" | "json" | "deflate">;
+
+/** The scenarios measured on servers started with permessage-deflate on. */
+const DEFLATE_SCENARIOS: Scenario[] = ["json", "deflate"];
 
 /** µs of CPU per unit of work, or nothing when it was not measured or nothing was done. */
 function perUnit(key: string, cpuSeconds: number | null, units: number): Record<string, number> {
@@ -194,6 +203,44 @@ async function measureServer(
   }
 }
 
+/**
+ * json (uncompressed) or deflate (permessage-deflate offered): JSON text
+ * through a server that has compression on, with the bytes on the wire
+ * counted by the load generator.
+ */
+async function measureDeflate(
+  scenario: "json" | "deflate",
+  server: RunningServer,
+  bin: string,
+  config: BenchConfig,
+): Promise<{ values: Record<string, number>; note?: string }> {
+  const timing: Timing = { warmupMs: config.warmupMs, durationMs: config.durationMs };
+  const compress = scenario === "deflate";
+  const r = await runThroughput(
+    bin,
+    server.url,
+    { ...JSON_LOAD, size: config.jsonSize },
+    timing,
+    server.pid,
+    { compress, wire: true },
+  );
+  const agreed = (r.extensions ?? "").startsWith("permessage-deflate");
+  const values = {
+    msgs_per_s: r.msgs_per_s,
+    ...perUnit("cpu_us_per_msg", r.cpu_s, r.messages),
+    ratio_s2c: r.wire_in ? (r.bytes ?? 0) / r.wire_in : NaN,
+    ratio_c2s: r.wire_out ? (r.sent_bytes ?? 0) / r.wire_out : NaN,
+    wire_s2c_bytes_per_msg: r.messages ? (r.wire_in ?? 0) / r.messages : NaN,
+  };
+  if (compress && !agreed) {
+    return { values, note: "permessage-deflate was NOT agreed: these figures are uncompressed" };
+  }
+  if (!compress && agreed) {
+    return { values, note: `compression agreed although not offered: ${r.extensions}` };
+  }
+  return { values, ...(compress ? { note: `agreed: ${r.extensions}` } : {}) };
+}
+
 async function measureClient(
   impl: "ours" | "builtin",
   url: string,
@@ -234,11 +281,16 @@ export async function runBench(
   config: BenchConfig,
   bin: string,
   programs: PeerPrograms,
+  ours: OursDeflate = "peer",
 ): Promise<Sample[]> {
   const samples: Sample[] = [];
   const serverScenarios = config.scenarios.filter((s) =>
-    s !== "client" && s !== "c100k"
+    s !== "client" && s !== "c100k" && !DEFLATE_SCENARIOS.includes(s)
   ) as ServerScenario[];
+  const deflateScenarios = config.scenarios.filter((s) => DEFLATE_SCENARIOS.includes(s)) as (
+    | "json"
+    | "deflate"
+  )[];
   for (let run = 1; run <= config.runs; run++) {
     if (serverScenarios.length) {
       // Fresh servers each run, so the idle scenario sees an unused heap.
@@ -250,6 +302,41 @@ export async function runBench(
         for (const scenario of serverScenarios) {
           for (const server of servers) {
             const { values, note } = await measureServer(scenario, server, bin, config);
+            samples.push({
+              run,
+              scenario,
+              who: server.name,
+              values,
+              pid: server.pid,
+              ...(note ? { note } : {}),
+            });
+            log(
+              `run ${run}/${config.runs} ${scenario} ${server.name}: ${brief(values)}` +
+                (note ? ` (${note})` : ""),
+            );
+          }
+        }
+      } finally {
+        await Promise.all(servers.map((s) => s[Symbol.asyncDispose]()));
+      }
+    }
+    if (deflateScenarios.length) {
+      // Servers with compression on; deno's cannot, so it gives the json row only.
+      const servers: RunningServer[] = [];
+      try {
+        for (const name of config.servers) {
+          servers.push(
+            await startEchoServer(name, {
+              programs,
+              workers: ours === "flag" ? config.workers : 1,
+              compression: name === "deno" ? undefined : ours,
+            }),
+          );
+        }
+        for (const scenario of deflateScenarios) {
+          for (const server of servers) {
+            if (scenario === "deflate" && server.name === "deno") continue;
+            const { values, note } = await measureDeflate(scenario, server, bin, config);
             samples.push({
               run,
               scenario,
@@ -379,10 +466,21 @@ async function main(): Promise<number> {
   if (needed.has("gorilla")) programs.gorilla = await ensureGorillaEcho(log);
   const bun = needed.has("bun") ? await ensureBun(log) : null;
   if (bun) programs.bun = bun.path;
+  const deflating = config.scenarios.some((s) => DEFLATE_SCENARIOS.includes(s));
+  const ours = deflating ? await oursDeflate() : "peer";
+  const deflateLabels = deflating
+    ? Object.fromEntries(
+      config.servers.map((name) => [
+        name,
+        name === "ours" && ours === "peer" ? OURS_DEFLATE_PEER_LABEL : DEFLATE_LABELS[name],
+      ]),
+    )
+    : null;
   const started = new Date();
   log(`load generator: ${LOADGEN_LABEL}`);
   log(CPU_NOTE);
-  const samples = await runBench(config, bin, programs);
+  if (deflating && ours === "peer") log(`deflate: ours is ${OURS_DEFLATE_PEER_LABEL}`);
+  const samples = await runBench(config, bin, programs, ours);
   const rows = summarise(samples);
   const dirty = await commandLine("git", [
     "-C",
@@ -406,6 +504,14 @@ async function main(): Promise<number> {
     loadgen_packages: DEBIAN_PACKAGES,
     bun_package: bun ? `${bun.package}@${BUN_VERSION} (npm)` : null,
     servers: Object.fromEntries(servers),
+    deflate_servers: deflateLabels,
+    deflate_scenarios: deflating
+      ? `json and deflate: ${JSON_LOAD.conns} conns × ${JSON_LOAD.inflight} in flight × ` +
+        `${config.jsonSize} B of JSON text (64 distinct documents), on servers started with ` +
+        "permessage-deflate on; json: the load generator does not offer it, deflate: it does " +
+        "(gorilla's client: no context takeover either way). ratio_s2c = payload bytes echoed " +
+        "/ TCP bytes the server sent; ratio_c2s the same for the load generator's side."
+      : null,
     client_scenario: "ours = lib/ws/dial.ts client, deno = Deno's built-in WebSocket client; " +
       "both drive gorilla's echo server; CPU is the client process's",
     note: CPU_NOTE,
@@ -425,6 +531,10 @@ async function main(): Promise<number> {
   );
   console.log(`load generator: ${LOADGEN_LABEL}`);
   for (const [name, label] of servers) console.log(`  ${name}: ${label}`);
+  if (deflateLabels) {
+    console.log(`with permessage-deflate on (json, deflate):`);
+    for (const [name, label] of Object.entries(deflateLabels)) console.log(`  ${name}: ${label}`);
+  }
   const src = result.source;
   console.log(
     `source: ${src.commit}${
@@ -449,6 +559,7 @@ async function main(): Promise<number> {
   console.log();
   console.log(formatTable(rows));
   printNotes(samples);
+  if (result.deflate_scenarios) console.log(`\n${result.deflate_scenarios}`);
   if (config.scenarios.includes("client")) {
     console.log(
       `\nclient row: ours = our client (lib/ws/dial.ts), deno = Deno's built-in WebSocket ` +

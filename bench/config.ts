@@ -17,6 +17,8 @@ export const SCENARIOS = [
   "rtt",
   "accept",
   "pipelined",
+  "json",
+  "deflate",
   "client",
   "c100k",
 ] as const;
@@ -33,6 +35,12 @@ export const SMALL: Load = { conns: 64, inflight: 8, size: 32, binary: false };
 export const LARGE: Load = { conns: 4, inflight: 2, size: 1024 * 1024, binary: true };
 /** rtt: one connection, one 32-byte text message in flight. */
 export const RTT: Load = { conns: 1, inflight: 1, size: 32, binary: false };
+/**
+ * json and deflate: 16 connections × 4 in flight × 1 KiB of realistic JSON
+ * text (64 distinct documents, bench/loadgen's jsonPayloads), without and
+ * with permessage-deflate.
+ */
+export const JSON_LOAD: Load = { conns: 16, inflight: 4, size: 1024, binary: false, json: true };
 /** pipelined: 2 connections, each writing 64 × 1 MiB binary back to back, reading every echo. */
 export const PIPELINED: PipelinedLoad = { conns: 2, burst: 64, size: 1024 * 1024 };
 /** accept: goroutines that each dial, upgrade and close, over and over. */
@@ -70,6 +78,8 @@ export interface BenchConfig {
   acceptDialers: number;
   /** Message size of the pipelined scenario (bytes; 1 MiB unless a smoke test shrinks it). */
   pipelinedSize: number;
+  /** Message size of the json and deflate scenarios (bytes; 1 KiB unless a smoke test shrinks it). */
+  jsonSize: number;
   /** Connections held in the c100k scenario. */
   c100kConns: number;
   /** Servers that hold them. */
@@ -99,6 +109,7 @@ its process tree over the counted window), and writes JSON to bench/results/.
   --servers LIST      comma-separated subset of ${SERVER_NAMES.join(",")} (default all)
   --accept-dialers N  goroutines dialing at once in the accept scenario (default ${DEFAULT_ACCEPT_DIALERS})
   --pipelined-size B  message bytes in the pipelined scenario (default ${PIPELINED.size})
+  --json-size B       message bytes in the json and deflate scenarios (default ${JSON_LOAD.size})
   --c100k-conns N     connections the c100k scenario holds (default ${DEFAULT_C100K_CONNS})
   --c100k-servers L   servers that hold them (default ${DEFAULT_C100K_SERVERS.join(",")});
                       ours runs with --workers auto there
@@ -121,6 +132,7 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
       servers: { type: "string", default: SERVER_NAMES.join(",") },
       "accept-dialers": { type: "string", default: String(DEFAULT_ACCEPT_DIALERS) },
       "pipelined-size": { type: "string", default: String(PIPELINED.size) },
+      "json-size": { type: "string", default: String(JSON_LOAD.size) },
       "c100k-conns": { type: "string", default: String(DEFAULT_C100K_CONNS) },
       "c100k-servers": { type: "string", default: DEFAULT_C100K_SERVERS.join(",") },
       out: { type: "string", default: defaultOutDir },
@@ -145,7 +157,13 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
     if (items.length === 0) throw new Error(`--${name} names none`);
     return known.filter((k) => items.includes(k));
   };
+  const atLeast = (name: string, text: string, min: number) => {
+    const n = count(name, text);
+    if (n < min) throw new Error(`--${name} takes at least ${min}, got ${n}`);
+    return n;
+  };
   const scenarios = list("scenarios", v.scenarios, SCENARIOS);
+
   const warmupMs = parseDuration(v.warmup);
   const durationMs = parseDuration(v.duration);
   if (warmupMs < 0 || durationMs <= 0) {
@@ -161,6 +179,8 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
     servers: list("servers", v.servers, SERVER_NAMES),
     acceptDialers: count("accept-dialers", v["accept-dialers"]),
     pipelinedSize: count("pipelined-size", v["pipelined-size"]),
+    jsonSize: atLeast("json-size", v["json-size"], 64),
+
     c100kConns: count("c100k-conns", v["c100k-conns"]),
     c100kServers: list("c100k-servers", v["c100k-servers"], SERVER_NAMES),
     outDir: v.out,

@@ -27,6 +27,8 @@ export interface Load {
   size: number;
   /** Binary (true) or text (false) messages. */
   binary: boolean;
+  /** Realistic JSON text of exactly `size` bytes instead (64 distinct documents). */
+  json?: boolean;
 }
 
 /** Time before counting starts and time counted, in ms. */
@@ -45,6 +47,24 @@ export interface ThroughputResult {
   mbytes_per_s: number;
   /** Messages counted. */
   messages: number;
+  /** The Sec-WebSocket-Extensions the server answered ("" for none). */
+  extensions?: string;
+  /** With `wire`: payload bytes the load generator sent in the window. */
+  sent_bytes?: number;
+  /** With `wire`: payload bytes echoed in the window. */
+  bytes?: number;
+  /** With `wire`: TCP bytes the server sent in the window. */
+  wire_in?: number;
+  /** With `wire`: TCP bytes the load generator sent in the window. */
+  wire_out?: number;
+}
+
+/** How the throughput mode's connections are set up. */
+export interface ThroughputOptions {
+  /** Offer permessage-deflate (gorilla's only mode: no context takeover either way). */
+  compress?: boolean;
+  /** Count the bytes on the TCP connections (the compression ratio). */
+  wire?: boolean;
 }
 
 /** Result of the `rtt` mode. */
@@ -163,6 +183,7 @@ function loadArgs(url: string, load: Load, timing: Timing): string[] {
     `-inflight=${load.inflight}`,
     `-size=${load.size}`,
     `-binary=${load.binary}`,
+    `-json=${load.json ?? false}`,
     `-warmup=${timing.warmupMs}ms`,
     `-duration=${timing.durationMs}ms`,
   ];
@@ -186,6 +207,7 @@ export async function runThroughput(
   load: Load,
   timing: Timing,
   serverPid?: number,
+  options: ThroughputOptions = {},
 ): Promise<ThroughputResult & { cpu_s: number | null }> {
   const { result, cpuSeconds } = await runTimed(
     "loadgen throughput",
@@ -193,6 +215,8 @@ export async function runThroughput(
     [
       "throughput",
       ...loadArgs(url, load, timing),
+      `-compress=${options.compress ?? false}`,
+      `-wire=${options.wire ?? false}`,
     ],
     timing,
     serverPid,

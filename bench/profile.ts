@@ -1,21 +1,22 @@
 /**
- * Profiles our server under the small and rtt scenarios (and large on request):
- * starts `server.ts`
- * with `deno run --cpu-prof`, drives it with the Go load generator, stops it
- * (SIGTERM, so the profile is written) and prints the top self-time functions.
+ * Profiles our server under the small and rtt scenarios (and large or deflate
+ * on request): starts `server.ts` with `deno run --cpu-prof`, drives it with
+ * the Go load generator, stops it (SIGTERM, so the profile is written) and
+ * prints the top self-time functions. deflate is the bench's deflate scenario
+ * (1 KiB JSON, permessage-deflate) against our server with compression on.
  *
- * Usage: deno run --allow-all bench/profile.ts [--duration 5s] [--scenarios small,rtt,large]
- *   [--out DIR] [--top N]
+ * Usage: deno run --allow-all bench/profile.ts [--duration 5s]
+ *   [--scenarios small,rtt,large,deflate] [--out DIR] [--top N]
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { parseDuration } from "../app/duration.ts";
-import { LARGE, RTT, SMALL } from "./config.ts";
+import { JSON_LOAD, LARGE, RTT, SMALL } from "./config.ts";
 import { type CpuProfile, formatSelfTimes } from "./cpuprofile.ts";
 import { ensureLoadgen, runRtt, runThroughput } from "./loadgen.ts";
-import { repoPath, startEchoServer } from "./servers.ts";
+import { oursDeflate, repoPath, startEchoServer } from "./servers.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -30,20 +31,26 @@ const timing = { warmupMs: 1000, durationMs: parseDuration(v.duration) };
 const bin = await ensureLoadgen((line) => console.error(line));
 
 for (const scenario of v.scenarios.split(",")) {
-  if (!["small", "rtt", "large"].includes(scenario)) {
-    console.error(`profile: unknown scenario "${scenario}" (small, rtt, large)`);
+  if (!["small", "rtt", "large", "deflate"].includes(scenario)) {
+    console.error(`profile: unknown scenario "${scenario}" (small, rtt, large, deflate)`);
     Deno.exit(2);
   }
   const dir = `${v.out}/${scenario}-${Date.now()}`;
   await Deno.mkdir(dir, { recursive: true });
   const server = await startEchoServer("ours", {
     denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+    compression: scenario === "deflate" ? await oursDeflate() : undefined,
   });
   let figure: string;
   try {
     if (scenario === "small") {
       const r = await runThroughput(bin, server.url, SMALL, timing);
       figure = `${Math.round(r.msgs_per_s)} msg/s`;
+    } else if (scenario === "deflate") {
+      const r = await runThroughput(bin, server.url, JSON_LOAD, timing, undefined, {
+        compress: true,
+      });
+      figure = `${Math.round(r.msgs_per_s)} msg/s, ${r.extensions}`;
     } else if (scenario === "large") {
       const r = await runThroughput(bin, server.url, LARGE, timing);
       figure = `${Math.round(r.mbytes_per_s)} MB/s`;

@@ -61,7 +61,27 @@ function cpu(scenario: Scenario, per: "msg" | "conn", unit = `CPU µs/${per}`): 
   };
 }
 
+/**
+ * The json and deflate rows: throughput, CPU per message, and what the
+ * server's compression achieved: payload bytes it echoed per byte it put on
+ * the wire (TCP payload: frame headers count, the handshake does not).
+ */
+function deflateMetrics(scenario: "json" | "deflate"): MetricSpec[] {
+  return [
+    { scenario, metric: "msgs_per_s", unit: "msg/s", better: "higher", targets: [] },
+    cpu(scenario, "msg"),
+    {
+      scenario,
+      metric: "ratio_s2c",
+      unit: "payload/wire, server→client",
+      better: "higher",
+      targets: [],
+    },
+  ];
+}
+
 /** Every metric in the table, with the targets issue 6 sets. */
+
 export const METRICS: MetricSpec[] = [
   {
     scenario: "small",
@@ -104,6 +124,9 @@ export const METRICS: MetricSpec[] = [
   cpu("pipelined", "msg"),
   { scenario: "pipelined", metric: "lost", unit: "echoes lost", better: "lower", targets: [] },
   { scenario: "pipelined", metric: "closes", unit: "conns ended", better: "lower", targets: [] },
+  ...deflateMetrics("json"),
+  ...deflateMetrics("deflate"),
+
   { scenario: "client", metric: "msgs_per_s", unit: "msg/s", better: "higher", targets: [] },
   cpu("client", "msg", "client CPU µs/msg"),
   { scenario: "c100k", metric: "open_s", unit: "s to open all", better: "lower", targets: [] },

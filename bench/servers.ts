@@ -26,6 +26,47 @@ export const SERVER_LABELS: Record<ServerName, string> = {
 
 const ROOT = new URL("../", import.meta.url);
 
+/** What each server runs with permessage-deflate on (the json and deflate scenarios). */
+export const DEFLATE_LABELS: Record<ServerName, string> = {
+  ours: "server.ts --compression (context takeover where the client allows it, 256-byte threshold)",
+  deno: "not measured: Deno's built-in WebSocket server does not implement permessage-deflate",
+  ws: "perMessageDeflate: true (ws's defaults: context takeover where allowed, 1 KiB threshold)",
+  bun: "perMessageDeflate: true, ws.send(message, true) (uWebSockets' shared compressor)",
+  gorilla: "Upgrader{EnableCompression: true} (no context takeover, its only mode)",
+};
+
+/** The label of ours with compression when server.ts has no --compression flag. */
+export const OURS_DEFLATE_PEER_LABEL =
+  "bench/peers/ours_deflate.ts: serve() from mod.ts with compression: true (server.ts has no " +
+  "--compression flag yet); context takeover where the client allows it, 256-byte threshold";
+
+/** How our server runs with permessage-deflate: server.ts's own flag, or the stand-in peer. */
+export type OursDeflate = "flag" | "peer";
+
+/** Whether `server.ts --help` lists `--compression`: then it runs ours with compression. */
+export async function oursDeflate(): Promise<OursDeflate> {
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-ffi",
+        "--allow-read",
+        "--allow-run",
+        repoPath("server.ts"),
+        "--help",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    return /--compression\b/.test(text) ? "flag" : "peer";
+  } catch {
+    return "peer";
+  }
+}
+
 /** A path inside the repository. */
 export function repoPath(path: string): string {
   return new URL(path, ROOT).pathname;
@@ -63,6 +104,12 @@ export interface StartOptions {
   prefix?: string[];
   /** Where the peers' programs are. */
   programs?: PeerPrograms;
+  /**
+   * Turn permessage-deflate on (the server still speaks uncompressed to a
+   * client that does not offer it); ours as {@linkcode oursDeflate} says.
+   * Deno's built-in server cannot.
+   */
+  compression?: OursDeflate;
 }
 
 /** How many workers `--workers value` starts on this machine. */
@@ -72,8 +119,19 @@ export function workersOf(value: number | "auto" | undefined): number {
 
 function command(name: ServerName, options: StartOptions): [string, string[], "stdin" | "SIGTERM"] {
   const deno = Deno.execPath();
+  const deflate = options.compression !== undefined;
   switch (name) {
     case "ours":
+      if (options.compression === "peer") {
+        return [deno, [
+          "run",
+          "--allow-net",
+          "--allow-ffi",
+          "--allow-read",
+          ...(options.denoFlags ?? []),
+          repoPath("bench/peers/ours_deflate.ts"),
+        ], "stdin"];
+      }
       return [deno, [
         "run",
         "--allow-net",
@@ -87,20 +145,30 @@ function command(name: ServerName, options: StartOptions): [string, string[], "s
         "127.0.0.1:0",
         "--log-format",
         "json",
+        ...(deflate ? ["--compression"] : []),
       ], "SIGTERM"];
     case "deno":
+      if (deflate) throw new Error(`deno: ${DEFLATE_LABELS.deno}`);
       return [deno, ["run", "--allow-net", repoPath("bench/peers/deno_builtin.ts")], "stdin"];
     case "ws":
-      return ["node", [repoPath("bench/peers/ws_node.cjs")], "stdin"];
+      return [
+        "node",
+        [repoPath("bench/peers/ws_node.cjs"), ...(deflate ? ["--deflate"] : [])],
+        "stdin",
+      ];
     case "bun": {
       const bun = options.programs?.bun;
       if (!bun) throw new Error("no Bun to run the bun peer with (see bench/bun.ts)");
-      return [bun, [repoPath("bench/peers/bun_echo.js")], "stdin"];
+      return [
+        bun,
+        [repoPath("bench/peers/bun_echo.js"), ...(deflate ? ["--deflate"] : [])],
+        "stdin",
+      ];
     }
     case "gorilla": {
       const bin = options.programs?.gorilla;
       if (!bin) throw new Error("the gorilla echo peer is not built (see bench/loadgen.ts)");
-      return [bin, ["-addr=127.0.0.1:0"], "stdin"];
+      return [bin, ["-addr=127.0.0.1:0", ...(deflate ? ["-compression"] : [])], "stdin"];
     }
   }
 }

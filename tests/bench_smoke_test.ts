@@ -2,8 +2,10 @@
  * A quick run of `deno task bench` with tiny numbers: the machinery (load
  * generator, the five servers including Bun and gorilla, every default
  * scenario, the client driver, CPU per message, the table and the JSON)
- * works end to end and gives a figure for every server. No timing is
- * asserted. c100k is left out (it holds 100,000 connections).
+ * works end to end and gives a figure for every server (in the deflate
+ * scenario every server but Deno's, which has no permessage-deflate). No
+ * timing is asserted; that compression was agreed and shrank the bytes on
+ * the wire is. c100k is left out (it holds 100,000 connections).
  */
 
 import assert from "node:assert/strict";
@@ -18,6 +20,8 @@ const BENCH = new URL("../bench/bench.ts", import.meta.url).pathname;
 const SMOKE_TIMEOUT_MS = 240_000;
 /** Metrics that count events which may well be none. */
 const COUNTS = new Set(["errors", "lost", "closes"]);
+/** Deno's built-in server does not implement permessage-deflate: no deflate figures. */
+const NOT_DEFLATING = new Set(["deno"]);
 
 Deno.test("bench with tiny numbers reports every metric and CPU per message for every server, and stops them all", async () => {
   // The bench installs Bun through npm itself; say so plainly when it cannot.
@@ -60,14 +64,18 @@ Deno.test("bench with tiny numbers reports every metric and CPU per message for 
     for (const spec of METRICS.filter((m) => DEFAULT_SCENARIOS.includes(m.scenario))) {
       const row = rows.find((r) => r.scenario === spec.scenario && r.metric === spec.metric);
       assert.ok(row, `no row for ${spec.scenario} ${spec.metric}`);
-      const who = spec.scenario === "client" ? ["ours", "deno"] : CONTENDERS;
+      const who = spec.scenario === "client"
+        ? ["ours", "deno"]
+        : spec.scenario === "deflate"
+        ? CONTENDERS.filter((c) => !NOT_DEFLATING.has(c))
+        : CONTENDERS;
       for (const w of who) {
         const v = row.median[w as keyof Row["median"]];
         const ok = typeof v === "number" && Number.isFinite(v) &&
           (COUNTS.has(spec.metric) ? v >= 0 : v > 0);
         assert.ok(ok, `${spec.scenario} ${spec.metric} ${w}: ${v}${stderr ? `\n${stderr}` : ""}`);
       }
-      if (!COUNTS.has(spec.metric)) {
+      if (!COUNTS.has(spec.metric) && spec.scenario !== "deflate") {
         assert.ok(Number.isFinite(row.ratio.deno), `${spec.metric}: no ratio against deno`);
       }
       assert.match(stdout, new RegExp(`^${spec.scenario}\\s+${spec.metric}\\s`, "m"));
@@ -76,8 +84,24 @@ Deno.test("bench with tiny numbers reports every metric and CPU per message for 
     const cpuRows = rows.filter((r) => r.kind === "cpu");
     assert.deepEqual(
       cpuRows.map((r) => r.scenario),
-      ["small", "large", "rtt", "idle", "accept", "pipelined", "client"],
+      ["small", "large", "rtt", "idle", "accept", "pipelined", "json", "deflate", "client"],
     );
+    // Compression was agreed with every server that has it, and shrank what the server sent;
+    // uncompressed, the wire carries a little more than the payload (frame headers).
+    const samples = result.samples as Sample[];
+    for (const s of samples.filter((s) => s.scenario === "deflate")) {
+      assert.match(s.note ?? "", /^agreed: permessage-deflate/, `deflate ${s.who}: ${s.note}`);
+      assert.ok(s.values.ratio_s2c > 1.3, `deflate ${s.who}: ratio ${s.values.ratio_s2c}`);
+    }
+    for (const s of samples.filter((s) => s.scenario === "json")) {
+      assert.equal(s.note, undefined, `json ${s.who}: ${s.note}`);
+      assert.ok(s.values.ratio_s2c > 0.9 && s.values.ratio_s2c <= 1, `json ${s.who}`);
+    }
+    assert.deepEqual(
+      samples.filter((s) => s.scenario === "deflate").map((s) => s.who).sort(),
+      CONTENDERS.filter((c) => !NOT_DEFLATING.has(c)).sort(),
+    );
+    assert.match(stdout, /^with permessage-deflate on \(json, deflate\):$/m);
     assert.match(stdout, /load generator: Go gorilla\/websocket/);
     assert.match(stdout, /^scenario\s+metric\s+unit\s+ours\s+deno\s+ws\s+bun\s+gorilla\s/m);
     for (const who of CONTENDERS) {
@@ -85,8 +109,10 @@ Deno.test("bench with tiny numbers reports every metric and CPU per message for 
     }
     assert.match(result.machine.bun, /^\d+\.\d+\.\d+$/);
 
-    const pids = new Set((result.samples as Sample[]).flatMap((s) => s.pid ? [s.pid] : []));
-    assert.equal(pids.size, CONTENDERS.length, "one process per server");
+    // One process per server, and again per server with compression on (json, deflate).
+    const pids = new Set(samples.flatMap((s) => s.pid ? [s.pid] : []));
+    assert.equal(pids.size, 2 * CONTENDERS.length, "one process per server and set");
+
     for (const pid of pids) assert.ok(!alive(pid), `server process ${pid} still running`);
   } finally {
     await Deno.remove(out, { recursive: true });

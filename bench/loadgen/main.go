@@ -4,7 +4,11 @@
 // Modes (JSON lines on stdout, the last one {"event":"result",…}; errors on
 // stderr, exit 1):
 //
-//	throughput  -conns N -inflight K -size B [-binary]: messages echoed per second
+//	throughput  -conns N -inflight K -size B [-binary | -json] [-compress] [-wire]:
+//	            messages echoed per second; -json sends realistic JSON text
+//	            (distinct messages of exactly B bytes), -compress offers
+//	            permessage-deflate (gorilla's only mode: no context takeover
+//	            either way), -wire counts the bytes on the TCP connections
 //	rtt         one connection, one message in flight: round-trip percentiles
 //	accept      -dialers N: connections per second, each upgraded then closed
 //	pipelined   -conns N -burst K -size B: bursts of K messages written back to
@@ -19,12 +23,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand"
 	"net"
 	"os"
 	"sort"
@@ -57,6 +63,9 @@ type options struct {
 	firstIP  int
 	buffer   int
 	read     bool
+	json     bool
+	compress bool
+	wire     bool
 }
 
 func main() {
@@ -80,6 +89,10 @@ func main() {
 	fs.IntVar(&o.firstIP, "local-ip-first", 2, "idle mode: F, the last byte of the first source address")
 	fs.IntVar(&o.buffer, "buffer", 0, "idle mode: read and write buffer bytes per connection (0: 64 KiB read)")
 	fs.BoolVar(&o.read, "read", false, "idle mode: read every connection (answers pings, sees closes)")
+	fs.BoolVar(&o.json, "json", false, "throughput mode: send realistic JSON text of exactly -size bytes")
+	fs.BoolVar(&o.compress, "compress", false, "throughput mode: offer permessage-deflate")
+	fs.BoolVar(&o.wire, "wire", false, "throughput mode: count the bytes on the TCP connections")
+
 	_ = fs.Parse(os.Args[2:])
 
 	var err error
@@ -130,6 +143,86 @@ func payload(o options) ([]byte, int) {
 	return p, websocket.TextMessage
 }
 
+// jsonPayloads returns `count` distinct JSON documents of exactly `size`
+// bytes each, of the kind an API sends: records whose field names repeat and
+// whose values vary, then a "note" string that fills the document to size.
+func jsonPayloads(size, count int) [][]byte {
+	cities := []string{"Lyon", "Osaka", "Sao Paulo", "Krakow", "Zurich", "Reykjavik"}
+	words := []string{"order", "shipped", "pending", "refund", "invoice", "customer",
+		"priority", "standard", "express", "warehouse", "returned", "delivered"}
+	tags := []string{`"alpha"`, `"beta"`, `"gamma"`, `"delta"`}
+	rng := mrand.New(mrand.NewSource(42))
+	out := make([][]byte, count)
+	const tail = `],"note":""}`
+	for k := range out {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, `{"page":%d,"records":[`, k)
+		for i := 0; ; i++ {
+			id := 100000 + k*100 + i
+			user := rng.Intn(1000)
+			rec := fmt.Sprintf(`{"id":%d,"user":"user%d","email":"user%d@example.com",`+
+				`"city":"%s","active":%t,"score":%.1f,"tags":[%s],"created_at":"%s"}`,
+				id, user, user, cities[rng.Intn(len(cities))], rng.Intn(3) != 0,
+				float64(rng.Intn(1000))/10, strings.Join(tags[:1+rng.Intn(len(tags))], ","),
+				time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.Intn(1e6))*time.Second).
+					Format(time.RFC3339))
+			sep := 0
+			if i > 0 {
+				sep = 1
+			}
+			if b.Len()+sep+len(rec)+len(tail) > size {
+				break
+			}
+			if sep == 1 {
+				b.WriteByte(',')
+			}
+			b.WriteString(rec)
+		}
+		b.WriteString(`],"note":"`)
+		for b.Len() < size-2 {
+			w := words[rng.Intn(len(words))] + " "
+			if left := size - 2 - b.Len(); len(w) > left {
+				w = w[:left]
+			}
+			b.WriteString(w)
+		}
+		b.WriteString(`"}`)
+		out[k] = b.Bytes()
+	}
+	return out
+}
+
+// wireCounter counts the bytes read and written on every connection of a dialer.
+type wireCounter struct{ in, out atomic.Int64 }
+
+type countedConn struct {
+	net.Conn
+	w *wireCounter
+}
+
+func (c countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.w.in.Add(int64(n))
+	return n, err
+}
+
+func (c countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.w.out.Add(int64(n))
+	return n, err
+}
+
+// count makes d's connections count their bytes in w.
+func (w *wireCounter) count(d *websocket.Dialer) {
+	d.NetDial = func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countedConn{c, w}, nil
+	}
+}
+
 func dialer(size int) *websocket.Dialer {
 	// A write buffer that holds a whole message keeps each message one frame
 	// (gorilla fragments a client message that overflows its buffer).
@@ -155,16 +248,29 @@ func closeConn(c *websocket.Conn, readerDone <-chan struct{}) {
 
 func throughput(o options) error {
 	data, kind := payload(o)
+	messages := [][]byte{data}
+	if o.json {
+		messages, kind = jsonPayloads(o.size, 64), websocket.TextMessage
+	}
 	d := dialer(o.size)
+	d.EnableCompression = o.compress
+	var wire wireCounter
+	if o.wire {
+		wire.count(d)
+	}
 	conns := make([]*websocket.Conn, o.conns)
+	extensions := ""
 	for i := range conns {
-		c, _, err := d.Dial(o.url, nil)
+		c, resp, err := d.Dial(o.url, nil)
 		if err != nil {
 			return fmt.Errorf("dial %s: %w", o.url, err)
 		}
+		if i == 0 {
+			extensions = resp.Header.Get("Sec-WebSocket-Extensions")
+		}
 		conns[i] = c
 	}
-	var received, bytes atomic.Int64
+	var received, bytes, sentBytes atomic.Int64
 	var stop atomic.Bool
 	errs := make(chan error, 2*o.conns)
 	readersDone := make([]chan struct{}, o.conns)
@@ -172,18 +278,20 @@ func throughput(o options) error {
 		sem := make(chan struct{}, o.inflight)
 		done := make(chan struct{})
 		readersDone[i] = done
-		go func(c *websocket.Conn) {
-			for {
+		go func(c *websocket.Conn, first int) {
+			for k := first; ; k++ {
 				sem <- struct{}{}
 				if stop.Load() {
 					return
 				}
-				if err := c.WriteMessage(kind, data); err != nil {
+				msg := messages[k%len(messages)]
+				if err := c.WriteMessage(kind, msg); err != nil {
 					errs <- err
 					return
 				}
+				sentBytes.Add(int64(len(msg)))
 			}
-		}(c)
+		}(c, i)
 		go func(c *websocket.Conn) {
 			defer close(done)
 			for {
@@ -216,14 +324,16 @@ func throughput(o options) error {
 		return err
 	case <-time.After(o.warmup):
 	}
-	m0, b0, t0 := received.Load(), bytes.Load(), time.Now()
+	m0, b0, s0, in0, out0, t0 := received.Load(), bytes.Load(), sentBytes.Load(), wire.in.Load(),
+		wire.out.Load(), time.Now()
 	mark("start")
 	select {
 	case err := <-errs:
 		return err
 	case <-time.After(o.duration):
 	}
-	m1, b1, t1 := received.Load(), bytes.Load(), time.Now()
+	m1, b1, s1, in1, out1, t1 := received.Load(), bytes.Load(), sentBytes.Load(), wire.in.Load(),
+		wire.out.Load(), time.Now()
 	mark("end")
 	stop.Store(true)
 	var wg sync.WaitGroup
@@ -236,7 +346,7 @@ func throughput(o options) error {
 	}
 	wg.Wait()
 	secs := t1.Sub(t0).Seconds()
-	emit(map[string]any{
+	result := map[string]any{
 		"event":         "result",
 		"messages":      m1 - m0,
 		"bytes":         b1 - b0,
@@ -246,7 +356,16 @@ func throughput(o options) error {
 		"conns":         o.conns,
 		"inflight":      o.inflight,
 		"message_bytes": o.size,
-	})
+		"extensions":    extensions,
+	}
+	if o.wire {
+		// Payload bytes against TCP bytes in the window, each way: "in" is
+		// what the server sent (its compression), "out" what we sent.
+		result["sent_bytes"] = s1 - s0
+		result["wire_in"] = in1 - in0
+		result["wire_out"] = out1 - out0
+	}
+	emit(result)
 	return nil
 }
 

@@ -2,7 +2,11 @@
 // (as in gorilla's examples/echo), on Debian's golang-go and
 // golang-github-gorilla-websocket-dev.
 //
-// Usage: gorilla_echo [-addr 127.0.0.1:0]
+// Usage: gorilla_echo [-addr 127.0.0.1:0] [-compression]
+//
+// -compression sets EnableCompression on the upgrader: permessage-deflate
+// for clients that offer it, in gorilla's only mode (no context takeover
+// either way), every message it writes compressed.
 //
 // It prints one JSON line {"event":"listening","addr":"127.0.0.1:PORT"} on
 // stdout and exits when stdin ends. Go's listener turns TCP keepalive on for
@@ -25,9 +29,14 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	compression := flag.Bool("compression", false, "negotiate permessage-deflate")
 	flag.Parse()
 	// gorilla's defaults (4 KiB buffers, reused from the HTTP server's), as its example has them.
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	up := websocket.Upgrader{
+		CheckOrigin:       func(*http.Request) bool { return true },
+		EnableCompression: *compression,
+	}
+
 	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
