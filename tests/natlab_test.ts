@@ -163,6 +163,7 @@ Deno.test({
     assert.equal(client.events.filter((e) => e.event === "pong").length, 0);
     // The client's close frame (1011) cannot cross the NAT either.
     assert.deepEqual(server.proc.events.filter((e) => e.event === "close"), []);
+    console.log(`pong-timeout ${(Number(close.duration_ms) / 1000).toFixed(2)} s after opening`);
   },
 });
 
