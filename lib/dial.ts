@@ -168,6 +168,7 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
           agreed,
           "client",
           typeof compression === "object" && compression ? compression.threshold : undefined,
+          typeof compression === "object" && compression ? compression.level : undefined,
         )
         : null,
     });

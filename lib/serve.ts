@@ -326,7 +326,7 @@ export class ServerRequest {
     });
     if (agreed === null) return null;
     return {
-      engine: new PerMessageDeflate(agreed.params, "server", o.threshold),
+      engine: new PerMessageDeflate(agreed.params, "server", o.threshold, o.level),
       response: agreed.response,
     };
   }

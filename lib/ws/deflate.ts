@@ -262,8 +262,9 @@ export function formatDeflateParams(p: DeflateParams): string {
   return parts.join("; ");
 }
 
-// Engines shared by every connection that does not keep context, one per window size.
-const sharedDeflaters = new Map<number, RawDeflater>();
+// Engines shared by every connection that does not keep context, one per
+// window size (and, to compress, level).
+const sharedDeflaters = new Map<string, RawDeflater>();
 const sharedInflaters = new Map<number, RawInflater>();
 
 /** zlib's memory for a deflate engine: (1 << (windowBits + 2)) + (1 << (memLevel + 9)), plus its state. */
@@ -282,6 +283,7 @@ export class PerMessageDeflate {
   readonly params: DeflateParams;
   /** Messages smaller than this (bytes) are sent uncompressed. */
   readonly threshold: number;
+  #level: number;
   #ownBits: number;
   #peerBits: number;
   #keepOwn: boolean;
@@ -295,14 +297,20 @@ export class PerMessageDeflate {
    * @param params what was agreed
    * @param role which side this is: its own parameters are the server's or the client's
    * @param threshold messages below this many bytes go uncompressed
+   * @param level zlib's compression level, 1 (fastest) to 9 (smallest); 6 by default
    */
   constructor(
     params: DeflateParams,
     role: "server" | "client",
     threshold = DEFAULT_COMPRESSION_THRESHOLD,
+    level = 6,
   ) {
+    if (!Number.isInteger(level) || level < 1 || level > 9) {
+      throw new RangeError(`a compression level is 1 to 9, not ${level}`);
+    }
     this.params = params;
     this.threshold = threshold;
+    this.#level = level;
     const server = role === "server";
     this.#ownBits = Math.max(
       MIN_OWN_WINDOW_BITS,
@@ -323,10 +331,11 @@ export class PerMessageDeflate {
   compress(payload: Uint8Array): Uint8Array {
     let engine: RawDeflater;
     if (this.#keepOwn) {
-      engine = this.#deflater ??= new RawDeflater(this.#ownBits);
+      engine = this.#deflater ??= new RawDeflater(this.#ownBits, this.#level);
     } else {
-      engine = sharedDeflaters.get(this.#ownBits) ?? new RawDeflater(this.#ownBits);
-      sharedDeflaters.set(this.#ownBits, engine);
+      const key = `${this.#ownBits}/${this.#level}`;
+      engine = sharedDeflaters.get(key) ?? new RawDeflater(this.#ownBits, this.#level);
+      sharedDeflaters.set(key, engine);
     }
     const out = engine.push(payload);
     if (!this.#keepOwn) engine.reset();
@@ -348,15 +357,7 @@ export class PerMessageDeflate {
       sharedInflaters.set(this.#peerBits, engine);
     }
     try {
-      const head = engine.push(payload, max);
-      if (head === null) return null;
-      const tail = engine.push(TAIL, max - head.length);
-      if (tail === null) return null;
-      if (tail.length === 0) return head;
-      const all = new Uint8Array(head.length + tail.length);
-      all.set(head);
-      all.set(tail, head.length);
-      return all;
+      return engine.push(payload, max, TAIL);
     } catch (err) {
       // A shared engine that failed is replaced; an own one dies with its connection.
       if (!this.#keepPeer) sharedInflaters.delete(this.#peerBits);
