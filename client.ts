@@ -202,6 +202,7 @@ async function main(): Promise<number> {
     caCerts,
     handshakeTimeout: common.handshakeTimeoutMs,
     maxMessageSize: common.maxMessageSize,
+    compression: common.compression,
   };
   if (probe) {
     return await runProbe({

@@ -172,6 +172,7 @@ async function main(): Promise<number> {
       userTimeoutMs: common.userTimeoutMs,
       maxConnections,
       maxMessageSize: common.maxMessageSize,
+      compression: common.compression,
       handshakeTimeoutMs: common.handshakeTimeoutMs,
       origins: v.origin ?? [],
       subprotocols: v.subprotocol ?? [],

@@ -35,6 +35,7 @@ export const COMMON_FLAGS = {
   "stall-timeout": { type: "string" },
   "max-message-size": { type: "string" },
   "handshake-timeout": { type: "string" },
+  "compression": { type: "boolean" },
   "log-format": { type: "string" },
   "no-pong": { type: "boolean" },
   "freeze-after": { type: "string" },
@@ -66,6 +67,9 @@ WebSocket:
   --max-message-size B     largest message accepted, in bytes; KiB/MiB suffixes
                            allowed (default 16MiB); larger ones get close 1009
   --handshake-timeout D    bound on the opening handshake (default 10s)
+  --compression            permessage-deflate (RFC 7692): the client offers it, the
+                           server agrees when offered (default off; costs CPU and, with
+                           context takeover, ~300 KiB of zlib memory per connection)
 
 Fault injection (to see how your peer copes; each is logged as a "fault" event):
   --no-pong                do not answer pings (a peer whose program is stuck)
@@ -126,6 +130,8 @@ export interface CommonSettings {
   pongTimeoutMs: number;
   /** Stall timeout in ms (0 = off). */
   stallTimeoutMs: number;
+  /** permessage-deflate on (offered by the client, accepted by the server). */
+  compression: boolean;
   /** Largest message in bytes. */
   maxMessageSize: number;
   /** Handshake bound in ms. */
@@ -181,6 +187,7 @@ export function commonSettings(
     pingIntervalMs,
     pongTimeoutMs,
     stallTimeoutMs: durationFlag("--stall-timeout", v["stall-timeout"], DEFAULT_STALL_TIMEOUT_MS),
+    compression: v.compression ?? false,
     maxMessageSize: sizeFlag(
       "--max-message-size",
       v["max-message-size"],

@@ -84,6 +84,8 @@ const CODE_NAMES = {
 let ws = null;
 let byUs = false;
 let failures = 0;
+let openedAt = null;
+const STABLE_MS = 30000;
 let retryTimer = 0;
 let countdown = 0;
 let probeTimer = 0;
@@ -213,7 +215,7 @@ function connect() {
   $("since").textContent = "";
   $("toggle").textContent = "Disconnect";
   sock.onopen = () => {
-    failures = 0;
+    openedAt = Date.now();
     setState("open", "open");
     $("since").textContent = "since " + stamp();
     line("sys", "connected to " + url);
@@ -247,7 +249,10 @@ function connect() {
 }
 
 function reconnectLater() {
-  failures++;
+  // As client.ts --reconnect: the delay starts over only after a connection
+  // lived STABLE_MS; one dropped soon after opening counts as a failure.
+  failures = openedAt !== null && Date.now() - openedAt >= STABLE_MS ? 1 : failures + 1;
+  openedAt = null;
   const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(failures - 1, 20));
   const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
   const due = Date.now() + delay;

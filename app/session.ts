@@ -242,6 +242,7 @@ async function session(
       id: 1,
       remote: formatAddr(ws.remoteAddr),
       protocol: ws.protocol,
+      extensions: ws.extensions || null,
       ...keepAliveLogFields(ws.keepalive),
     });
     if (options.showPings) showPings(ws, log, options.faults.noPong);

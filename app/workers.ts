@@ -56,6 +56,8 @@ export interface MetricsSnapshot {
   drops: Record<string, number>;
   /** The connection-duration histogram. */
   durations: { counts: number[]; sum: number; count: number };
+  /** The ping round-trip histogram. */
+  pingRtts?: { counts: number[]; sum: number; count: number };
   /** The memory budget: limit and bytes held (gauges), evictions (a counter). */
   memory: { limit: number; used: number; evictions: number } | null;
   /** The keepalive in force, as the worker read it back. */
@@ -107,6 +109,11 @@ export function snapshotOf(metrics: Metrics, pid: number = Deno.pid): MetricsSna
       sum: metrics.durations.sum,
       count: metrics.durations.count,
     },
+    pingRtts: {
+      counts: [...metrics.pingRtts.counts],
+      sum: metrics.pingRtts.sum,
+      count: metrics.pingRtts.count,
+    },
     memory: budget && { limit: budget.limit, used: budget.used, evictions: budget.evictions },
     keepalive: metrics.keepalive,
   };
@@ -125,6 +132,7 @@ export function mergeSnapshots(snapshots: MetricsSnapshot[]): Metrics {
     for (const [status, n] of Object.entries(s.refusals)) add(total.refusals, Number(status), n);
     for (const [reason, n] of Object.entries(s.drops ?? {})) add(total.drops, reason, n);
     if (s.durations) total.durations.add(s.durations);
+    if (s.pingRtts) total.pingRtts.add(s.pingRtts);
     if (s.memory) {
       const b = total.budget ?? { limit: 0, used: 0, evictions: 0 };
       total.budget = {

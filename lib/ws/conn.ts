@@ -209,7 +209,11 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
   readonly closed: Promise<CloseInfo>;
   /** Heartbeat figures: pings sent and answered, round trips. */
   readonly pings: PingStats = { sent: 0, answered: 0, rttMinMs: 0, rttMaxMs: 0, rttSumMs: 0 };
-  /** Called for each ping received (the pong is already on its way). */
+  /**
+   * Called for each ping received (the pong is already on its way). The
+   * payload is a view into the read buffer, valid during the call: copy it
+   * to keep it.
+   */
   onping: ((payload: Uint8Array) => void) | null = null;
   /** Called for each pong received, with the round trip when it answers one of our pings. */
   onpong: ((rttMs: number | null) => void) | null = null;
