@@ -31,6 +31,25 @@ export type XorKernel = (
   k3: number,
 ) => void;
 
+/**
+ * A pair of masking kernels: in place, and while copying. The JS masker and
+ * the WebAssembly one both have this shape, so either can stand for the other.
+ */
+export interface MaskKernels {
+  /** XORs `buf[start..end)` in place, `k0` applying to `buf[start]`. */
+  xor: XorKernel;
+  /** Writes `src` XORed with the key (`k0` applying to `src[0]`) into `dst` at `dstOffset`. */
+  xorInto(
+    src: Uint8Array,
+    dst: Uint8Array,
+    dstOffset: number,
+    k0: number,
+    k1: number,
+    k2: number,
+    k3: number,
+  ): void;
+}
+
 /** Scratch space to assemble a (rotated, doubled) key in native byte order. */
 const keyBytes = new Uint8Array(8);
 const keyWord = new Uint32Array(keyBytes.buffer);

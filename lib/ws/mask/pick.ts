@@ -5,7 +5,7 @@
  * @module
  */
 
-import { xorBytes, type XorKernel, xorWords64x2Cached } from "./kernels.ts";
+import { type MaskKernels, xorBytes, xorWords64x2Cached } from "./kernels.ts";
 import type { SimdKernels } from "./simd.ts";
 
 /**
@@ -21,20 +21,7 @@ export const LANES_FROM = 80;
 export const SIMD_INTO_FROM = 8192;
 
 /** Masking as `mask.ts` does it, with the key already split into bytes. */
-export interface Masker {
-  /** XORs `buf[start..end)` in place, `k0` applying to `buf[start]`. */
-  xor: XorKernel;
-  /** Writes `src` XORed with the key (`k0` applying to `src[0]`) into `dst` at `dstOffset`. */
-  xorInto(
-    src: Uint8Array,
-    dst: Uint8Array,
-    dstOffset: number,
-    k0: number,
-    k1: number,
-    k2: number,
-    k3: number,
-  ): void;
-}
+export type Masker = MaskKernels;
 
 /** In place: bytes, then 64-bit lanes. */
 function xor(

@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { XorKernel } from "./kernels.ts";
+import type { MaskKernels } from "./kernels.ts";
 import { MASK_WASM } from "./wasm.ts";
 
 /**
@@ -27,20 +27,7 @@ import { MASK_WASM } from "./wasm.ts";
 export const CHUNK = 32 * 1024;
 
 /** Masking through WebAssembly: in place, and while copying. */
-export interface SimdKernels {
-  /** XORs `buf[start..end)` in place, `k0` applying to `buf[start]`. */
-  xor: XorKernel;
-  /** Writes `src` XORed with the key (`k0` applying to `src[0]`) into `dst` at `dstOffset`. */
-  xorInto(
-    src: Uint8Array,
-    dst: Uint8Array,
-    dstOffset: number,
-    k0: number,
-    k1: number,
-    k2: number,
-    k3: number,
-  ): void;
-}
+export type SimdKernels = MaskKernels;
 
 /** What is used of the `WebAssembly` namespace; tests pass one without SIMD. */
 export type WasmApi = Pick<typeof WebAssembly, "validate" | "Module" | "Instance">;
