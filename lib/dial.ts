@@ -18,12 +18,19 @@ import {
   INVALID_RESPONSE,
   parseResponseHead,
 } from "./ws/handshake.ts";
-import { readHead, writeAll } from "./ws/http.ts";
+import { type Reader, readHead, writeAll } from "./ws/http.ts";
 import { acceptDeflateResponse, deflateOffer, PerMessageDeflate } from "./ws/deflate.ts";
 import { zlibAvailable } from "./ws/zlib.ts";
+import { openTls } from "./tls.ts";
 
 /** Default bound on connecting plus the opening handshake (ms). */
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+
+/** The most of a refused upgrade's body that dial() reads into {@linkcode HandshakeError.body}. */
+export const MAX_REFUSAL_BODY = 1024;
+
+/** How long dial() waits for a refused upgrade's body once its head is in (ms). */
+export const REFUSAL_BODY_WAIT_MS = 1_000;
 
 /** Options of {@linkcode dial}. Durations are in milliseconds. */
 export interface DialOptions extends ConnectionOptions {
@@ -41,8 +48,21 @@ export interface DialOptions extends ConnectionOptions {
   origin?: string;
   /** Subprotocols to offer, most preferred first. */
   protocols?: string[];
-  /** PEM CA certificates to trust for wss://, besides the system's. */
+  /**
+   * PEM CA certificates to trust for wss://, besides the system's. A
+   * self-signed server certificate may be given here too, even one marked
+   * CA:TRUE as `openssl req -x509` makes them (which TLS refuses as a
+   * server's own): the server must then show exactly that certificate, valid
+   * for the URL's host.
+   */
   caCerts?: string[];
+  /**
+   * wss:// only: accept any server certificate, unchecked (expired,
+   * self-signed, for another host…), as `curl -k` does. Anyone on the path can
+   * then read and change the traffic. Goes through `node:tls`, since Deno's
+   * own TLS cannot skip the check per connection.
+   */
+  insecure?: boolean;
   /** Bound on connecting plus the handshake (default 10 s). */
   handshakeTimeout?: number;
   /** Aborts connecting and the handshake. */
@@ -99,9 +119,12 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
  *
  * Throws a TypeError for a URL or option that cannot work, a RangeError for
  * a keepalive value Linux refuses, a {@linkcode HandshakeError} when the
- * server refuses the upgrade (its HTTP status) or answers against RFC 6455
- * (status 0), `Deno.errors.TimedOut` past `handshakeTimeout`, and Deno's
- * network errors (ConnectionRefused, …) when TCP or TLS fails.
+ * server refuses the upgrade (its HTTP status, and the start of its body in
+ * `body`) or answers against RFC 6455 (status 0; also when a `ws://` URL
+ * reaches a TLS server), `Deno.errors.TimedOut` past `handshakeTimeout`, and
+ * Deno's network errors (ConnectionRefused, …) when TCP or TLS fails;
+ * `Deno.errors.InvalidData` for a certificate refused, or, within about 2 s,
+ * for a `wss://` URL on a server that speaks plain HTTP.
  */
 export async function dial(url: string | URL, options: DialOptions = {}): Promise<Connection> {
   const target = webSocketUrl(url);
@@ -126,28 +149,46 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
   try {
     conn = await abortable(
       secure
-        ? Deno.connectTls({ hostname, port, caCerts: options.caCerts }) as Promise<Deno.Conn>
+        ? openTls({
+          hostname,
+          port,
+          host: target.host,
+          caCerts: options.caCerts,
+          insecure: options.insecure,
+          signal: timeout,
+        })
         : Deno.connect({ hostname, port }) as Promise<Deno.Conn>,
       timeout,
     );
     const keepalive = applyPolicy(conn, policy, { userTimeout: options.userTimeout || undefined });
     await abortable(writeAll(conn, new TextEncoder().encode(request)), timeout);
-    const got = await readHead(conn, {
-      maxHeadSize: DEFAULT_MAX_HEAD_SIZE,
-      signal: timeout,
-      kind: "response",
-    });
-    if (!got) {
+    const reader = new FirstBytes(conn);
+    let got;
+    let response;
+    try {
+      got = await readHead(reader, {
+        maxHeadSize: DEFAULT_MAX_HEAD_SIZE,
+        signal: timeout,
+        kind: "response",
+      });
+      if (got) response = parseResponseHead(got.head);
+    } catch (err) {
+      if (!secure && reader.looksLikeTls()) throw tlsOnPlainUrl(target);
+      throw err;
+    }
+    if (!got || !response) {
       throw new HandshakeError(
         INVALID_RESPONSE,
         "the server closed the connection before answering the upgrade",
       );
     }
-    const response = parseResponseHead(got.head);
+    const body = response.status === 101
+      ? ""
+      : await readRefusalBody(conn, got.rest, response.headers, timeout);
     const { protocol } = checkUpgradeResponse(response, key, {
       subprotocols: options.protocols,
       extensions: compression !== null,
-    });
+    }, body);
     const agreed = compression
       ? acceptDeflateResponse(response.headers.get("sec-websocket-extensions"))
       : null;
@@ -181,7 +222,7 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
         // Already closed.
       }
     }
-    if (timeout.aborted) {
+    if (timeout.aborted && !(err instanceof HandshakeError)) {
       const reason = timeout.reason;
       if (reason instanceof DOMException && reason.name === "TimeoutError") {
         throw new Deno.errors.TimedOut(`no handshake within ${timeoutMs}ms`);
@@ -190,4 +231,86 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
     }
     throw err;
   }
+}
+
+/** A reader that keeps the first bytes it reads, to tell a TLS server's answer from HTTP. */
+class FirstBytes implements Reader {
+  #conn: Reader;
+  #first: number[] = [];
+
+  constructor(conn: Reader) {
+    this.#conn = conn;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    const n = await this.#conn.read(p);
+    if (n !== null) {
+      for (let i = 0; i < n && this.#first.length < 2; i++) this.#first.push(p[i]);
+    }
+    return n;
+  }
+
+  /** Whether the answer began as a TLS record does: a handshake (22) or an alert (21), version 3.x. */
+  looksLikeTls(): boolean {
+    const [type, major] = this.#first;
+    return (type === 21 || type === 22) && major === 3;
+  }
+}
+
+/** The error for a `ws://` URL whose server answered in TLS. */
+function tlsOnPlainUrl(url: URL): HandshakeError {
+  return new HandshakeError(
+    INVALID_RESPONSE,
+    `the server at ${url.host} speaks TLS, not plain HTTP: use wss:// instead of ws://`,
+  );
+}
+
+/**
+ * Reads the start of a refused upgrade's body: up to its Content-Length, or
+ * to the end of the stream, at most {@linkcode MAX_REFUSAL_BODY} bytes and
+ * {@linkcode REFUSAL_BODY_WAIT_MS}; a chunked body is unchunked as far as it
+ * came. Decoded as UTF-8; "" when nothing came in time.
+ */
+async function readRefusalBody(
+  conn: Reader,
+  rest: Uint8Array,
+  headers: Headers,
+  signal: AbortSignal,
+): Promise<string> {
+  const length = Number(headers.get("content-length") ?? NaN);
+  const want = Number.isSafeInteger(length) && length >= 0
+    ? Math.min(length, MAX_REFUSAL_BODY)
+    : MAX_REFUSAL_BODY;
+  const buf = new Uint8Array(MAX_REFUSAL_BODY);
+  let filled = Math.min(rest.length, want);
+  buf.set(rest.subarray(0, filled));
+  const deadline = AbortSignal.any([signal, AbortSignal.timeout(REFUSAL_BODY_WAIT_MS)]);
+  try {
+    while (filled < want) {
+      const n = await abortable(conn.read(buf.subarray(filled, want)), deadline);
+      if (n === null) break;
+      filled += n;
+    }
+  } catch {
+    // Too slow, or the stream failed: what came is enough.
+  }
+  let body: Uint8Array = buf.subarray(0, filled);
+  if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) body = unchunk(body);
+  return new TextDecoder().decode(body);
+}
+
+/** The data of a chunked body (RFC 9112 §7.1), as far as `bytes` holds it. */
+function unchunk(bytes: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  let i = 0;
+  while (i < bytes.length) {
+    let end = i;
+    while (end < bytes.length && bytes[end] !== 0x0a) end++;
+    const size = parseInt(new TextDecoder().decode(bytes.subarray(i, end)), 16);
+    if (!(size > 0)) break;
+    const start = end + 1;
+    out.push(...bytes.subarray(start, Math.min(start + size, bytes.length)));
+    i = start + size + 2;
+  }
+  return Uint8Array.from(out);
 }

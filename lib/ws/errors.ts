@@ -32,6 +32,8 @@ export class HandshakeError extends Error {
   readonly status: number;
   /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
   readonly headers: Record<string, string>;
+  /** On a client: the start of the refusal's body, which often says why (at most 1 KiB); "" if none. */
+  readonly body: string;
 
   /**
    * A refusal with `status`.
@@ -39,15 +41,18 @@ export class HandshakeError extends Error {
    * @param status the HTTP status code
    * @param message one sentence saying what was wrong
    * @param headers extra response headers
+   * @param body the start of a refusal's body, as a client received it
    */
   constructor(
     status: number,
     message: string,
     headers: Record<string, string> = {},
+    body = "",
   ) {
     super(message);
     this.name = "HandshakeError";
     this.status = status;
     this.headers = headers;
+    this.body = body;
   }
 }

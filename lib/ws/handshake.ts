@@ -892,18 +892,22 @@ export function buildUpgradeRequest(
  * one list (RFC 9110 §5.3): `Upgrade: websocket` on two lines passes, as
  * does `Connection: keep-alive` then `Connection: Upgrade`; two
  * Sec-WebSocket-Accept or Sec-WebSocket-Protocol lines, which a response
- * must not repeat (§11.3.3, §11.3.4), fail.
+ * must not repeat (§11.3.3, §11.3.4), fail. `body`, the start of a
+ * refusal's body as far as the caller read it, goes into the error.
  */
 export function checkUpgradeResponse(
   resp: ResponseHead,
   key: string,
   offered: { subprotocols?: string[]; extensions?: boolean } = {},
+  body = "",
 ): { protocol: string | null } {
   if (resp.status !== 101) {
     const reason = resp.reason || reasonPhrase(resp.status);
     throw new HandshakeError(
       resp.status,
       `server refused the upgrade: ${resp.status}${reason ? ` ${reason}` : ""}`,
+      {},
+      body,
     );
   }
   const fail = (message: string) =>

@@ -1,0 +1,145 @@
+/**
+ * Throwaway certificates of the kinds people actually have, made with
+ * `openssl` in a temporary directory removed on dispose:
+ *
+ * - `selfSignedCa`: `openssl req -x509` as most guides give it. OpenSSL
+ *   marks such a certificate CA:TRUE, and rustls refuses a CA certificate as
+ *   a server's own (CaUsedAsEndEntity).
+ * - `selfSignedLeaf`: the same with `basicConstraints=CA:FALSE`.
+ * - `otherSelfSigned`: another CA:TRUE self-signed one (a wrong `--ca`).
+ * - `expired`: signed by `ca`, expired a moment after it was made.
+ * - `wrongName`: signed by `ca`, for `other.example` and 10.1.2.3 only.
+ *
+ * All but `wrongName` are for `localhost` and 127.0.0.1.
+ *
+ * @module
+ */
+
+import { OPENSSL } from "./tls.ts";
+
+/** A certificate and its key, as PEM file paths. */
+export interface CertFiles {
+  /** The certificate (PEM). */
+  cert: string;
+  /** The private key (PEM, PKCS#8). */
+  key: string;
+}
+
+/** The certificates of {@linkcode makeCerts}. */
+export interface Certs extends AsyncDisposable {
+  /** The directory holding everything. */
+  dir: string;
+  /** Self-signed, CA:TRUE (openssl's default for `req -x509`). */
+  selfSignedCa: CertFiles;
+  /** Self-signed, CA:FALSE. */
+  selfSignedLeaf: CertFiles;
+  /** Another self-signed CA:TRUE certificate, for the same names. */
+  otherSelfSigned: CertFiles;
+  /** A CA that signs `expired` and `wrongName`. */
+  ca: CertFiles;
+  /** Signed by `ca`; its validity ended when it was made. */
+  expired: CertFiles;
+  /** Signed by `ca`, for other.example and 10.1.2.3. */
+  wrongName: CertFiles;
+}
+
+async function openssl(dir: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(OPENSSL, { args, cwd: dir, stdout: "piped", stderr: "piped" })
+    .output();
+  if (!out.success) {
+    throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+const NAMES = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+
+/** Makes every certificate of {@linkcode Certs}. */
+export async function makeCerts(): Promise<Certs> {
+  const dir = await Deno.makeTempDir({ prefix: "keepalive-ws-certs-" });
+  const remove = () => Deno.remove(dir, { recursive: true }).catch(() => {});
+  const files = (name: string): CertFiles => ({
+    cert: `${dir}/${name}.pem`,
+    key: `${dir}/${name}.key`,
+  });
+  const selfSigned = (name: string, extra: string[]) =>
+    openssl(dir, [
+      "req",
+      "-x509",
+      ...EC,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      NAMES,
+      ...extra,
+    ]);
+  const signed = async (name: string, days: string, names: string) => {
+    await openssl(dir, [
+      "req",
+      ...EC,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/CN=${name}`,
+    ]);
+    await Deno.writeTextFile(`${dir}/${name}.ext`, `basicConstraints=CA:FALSE\n${names}\n`);
+    await openssl(dir, [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      days,
+      "-extfile",
+      `${name}.ext`,
+      "-out",
+      `${name}.pem`,
+    ]);
+  };
+  try {
+    await selfSigned("self-ca", []);
+    await selfSigned("self-leaf", ["-addext", "basicConstraints=critical,CA:FALSE"]);
+    await selfSigned("other-self", []);
+    await openssl(dir, [
+      "req",
+      "-x509",
+      ...EC,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=keepalive-ws test CA",
+    ]);
+    await signed("expired", "0", NAMES);
+    await signed("wrong-name", "1", "subjectAltName=DNS:other.example,IP:10.1.2.3");
+  } catch (err) {
+    await remove();
+    throw err;
+  }
+  return {
+    dir,
+    selfSignedCa: files("self-ca"),
+    selfSignedLeaf: files("self-leaf"),
+    otherSelfSigned: files("other-self"),
+    ca: files("ca"),
+    expired: files("expired"),
+    wrongName: files("wrong-name"),
+    [Symbol.asyncDispose]: remove,
+  };
+}
