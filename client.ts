@@ -37,7 +37,11 @@ import { parseWebSocketUrl } from "./app/url.ts";
 import { UsageError } from "./app/errors.ts";
 import { fallbackWarning, keepAliveConfig } from "./app/keepalive.ts";
 import { readLines } from "./app/lines.ts";
-import { createLogger } from "./app/log.ts";
+import { createLogger, writeStderr } from "./app/log.ts";
+import { parseHeader } from "./app/headers.ts";
+import { createOutput, OUTPUT_MODES, type OutputMode } from "./app/output.ts";
+import { processTerminal, Terminal } from "./app/terminal.ts";
+import { versionLine } from "./app/version.ts";
 
 const DEFAULT_URL = "ws://localhost:8080/echo";
 const PONG_WAIT = formatDuration(PROBE_PONG_WAIT_MS);
@@ -48,25 +52,44 @@ const HELP = `keepalive-ws client: a WebSocket client with Go's TCP keepalive de
 
 Usage: deno task client [flags] [URL]        (URL defaults to ${DEFAULT_URL})
 
+URL: ws://HOST[:PORT]/PATH or wss://…; without a scheme it is ws:// (localhost:8080).
+
 Lines on stdin go out as text messages; each message received is printed as one
-line on stdout (binary messages as base64). On stdin EOF the client waits for the
-replies still due (bounded by --wait), closes with 1000 and exits. On a terminal
-it shows a "> " prompt and prints replies as "< text", in colour unless NO_COLOR
-is set; on a pipe stdout carries the messages only, and logs go to stderr.
+line on stdout. On stdin EOF the client waits for the replies still due (bounded
+by --wait), closes with 1000 and exits. Logs go to stderr.
+
+On a terminal: a "> " prompt with line editing and history (arrows, Home/End,
+Ctrl-A/E/U/K/W), messages printed above the line being typed as "< text", with
+control characters shown as escapes (\n, \e, \x01) and binary messages as
+"[binary 5 B] aGVsbG8=", in colour unless NO_COLOR is set; slash commands
+(/ping [data], /close [code [reason]], /quit, /help; "//" sends one "/").
+On a pipe: one message per line, newline and CR in a text message written as
+\n and \r, binary messages as base64 (see --output).
 
 Messages:
   --send MSG               send MSG instead of reading stdin (repeatable; sent again
                            on each connection with --reconnect)
   --count N                exit after N messages received (fewer within --wait: exit 1)
-  --wait D                 stay connected D after the last send (default: until the
-                           replies due arrive, at most 10s)
+  --wait D|forever         stay connected D after the last send, or until the server
+                           closes or Ctrl-C (default: until the replies due arrive,
+                           at most 10s)
   --binary                 send binary messages instead of text
+  --output text|json|raw   how received messages are written: text (default, above);
+                           json: {"type":"text"|"binary","data":…} per line, binary
+                           data in base64; raw: the bytes as they came, then a
+                           newline (not on a terminal)
+  --slash, --no-slash      read lines starting with / as commands (default: on a
+                           terminal only)
 
 Connection:
   -H, --header "K: V"      an extra request header (repeatable)
   --origin ORIGIN          the Origin header to send
   --subprotocol NAME       a subprotocol to offer (repeatable)
-  --ca FILE                trust this PEM CA certificate for wss://
+  --ca FILE                trust this PEM CA certificate for wss:// (or a self-signed
+                           server certificate, even one marked CA:TRUE)
+  -k, --insecure           wss:// without checking the server's certificate (expired,
+                           self-signed, another host): anyone on the path can read
+                           and change the traffic
   --reconnect              after a failed connect, an abnormal close or the server
                            going away (1001), reconnect with exponential backoff and
                            jitter (from 0.5s); stops on the client's own close, a
@@ -88,8 +111,8 @@ Diagnosing:
 ${commonHelp({ ping: "off", pong: "off" })}
 
 Signals: Ctrl-C (SIGINT) or SIGTERM closes with 1000 and exits.
-Exit codes: 0 closed with 1000 or 1001; 1 refused, failed, timed out or closed
-abnormally (the last line on stderr names the cause); 2 usage error.`;
+Exit codes: 0 /close, /quit, or closed with 1000 or 1001; 1 refused, failed, timed
+out or closed abnormally (the last line on stderr names the cause); 2 usage error.`;
 
 const CLIENT_FLAGS = {
   ...COMMON_FLAGS,
@@ -101,6 +124,10 @@ const CLIENT_FLAGS = {
   "origin": { type: "string" },
   "subprotocol": { type: "string", multiple: true },
   "ca": { type: "string" },
+  "insecure": { type: "boolean", short: "k" },
+  "output": { type: "string" },
+  "slash": { type: "boolean" },
+  "no-slash": { type: "boolean" },
   "reconnect": { type: "boolean" },
   "reconnect-max-delay": { type: "string" },
   "show-pings": { type: "boolean" },
@@ -115,6 +142,8 @@ const NOT_WITH_PROBE = [
   "count",
   "wait",
   "binary",
+  "output",
+  "slash",
   "reconnect",
   "show-pings",
   "ping-interval",
@@ -125,25 +154,14 @@ const NOT_WITH_PROBE = [
   "drop-mode",
 ] as const;
 
-function parseHeader(text: string): [string, string] {
-  const i = text.indexOf(":");
-  if (i <= 0) {
-    throw new UsageError(`--header takes "Name: value", got "${text}"`);
-  }
-  return [text.slice(0, i).trim(), text.slice(i + 1).trim()];
-}
-
-async function* entered(lines: AsyncIterable<string>, term: Terminal): AsyncIterable<string> {
-  for await (const line of lines) {
-    term.entered();
-    yield line;
-  }
-}
-
 async function main(): Promise<number> {
   const { values: v, positionals } = parseFlags(Deno.args, CLIENT_FLAGS, true);
   if (v.help) {
     console.log(HELP);
+    return EXIT_OK;
+  }
+  if (v.version) {
+    console.log(versionLine("client"));
     return EXIT_OK;
   }
   if (positionals.length > 1) {
@@ -157,7 +175,23 @@ async function main(): Promise<number> {
   });
   const url = parseWebSocketUrl(positionals[0] ?? DEFAULT_URL);
   const count = intFlag("--count", v.count, 0, 1);
-  const waitMs = v.wait === undefined ? null : durationFlag("--wait", v.wait, 0);
+  const waitMs = v.wait === undefined
+    ? null
+    : v.wait === "forever"
+    ? Infinity
+    : durationFlag("--wait", v.wait, 0);
+  const output = (v.output ?? "text") as OutputMode;
+  if (!OUTPUT_MODES.includes(output)) {
+    throw new UsageError(`--output must be text, json or raw, not "${v.output}"`);
+  }
+  const stdoutTty = Deno.stdout.isTerminal();
+  if (output === "raw" && stdoutTty) {
+    throw new UsageError(
+      "--output raw writes the server's bytes unchanged, and stdout is a terminal, where " +
+        "they could move the cursor or change colours: pipe it, or use --output text or json",
+    );
+  }
+  if (v.slash && v["no-slash"]) throw new UsageError("--slash and --no-slash contradict");
   const reconnectMaxDelayMs = durationFlag(
     "--reconnect-max-delay",
     v["reconnect-max-delay"],
@@ -177,7 +211,20 @@ async function main(): Promise<number> {
       throw new Error(`--ca: cannot read ${v.ca}: ${fileErrorText(err)}`);
     }
   }
-  const log = createLogger(common.logFormat);
+  const interactive = Deno.stdin.isTerminal() && stdoutTty && !v.send && probe === null;
+  const interrupted = Promise.withResolvers<void>();
+  const term = interactive
+    ? new Terminal(
+      processTerminal(),
+      Deno.noColor ? "> " : "\x1b[1;36m>\x1b[0m ",
+      () => interrupted.resolve(),
+    )
+    : null;
+  const stderrTty = Deno.stderr.isTerminal();
+  const log = createLogger(
+    common.logFormat,
+    term && stderrTty ? (line) => term.above(line.replace(/\n$/, ""), writeStderr) : writeStderr,
+  );
   const unavailable = sockoptUnavailableReason();
   if (unavailable) {
     log.warn("keepalive", {
@@ -189,7 +236,12 @@ async function main(): Promise<number> {
     });
   }
 
-  const interrupted = Promise.withResolvers<void>();
+  if (v.insecure && url.protocol === "wss:") {
+    log.warn("insecure", {
+      message: "-k: the server's certificate is not checked; anyone on the path can read " +
+        "and change this connection",
+    });
+  }
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => interrupted.resolve());
   }
@@ -200,6 +252,7 @@ async function main(): Promise<number> {
     origin: v.origin,
     protocols: v.subprotocol,
     caCerts,
+    insecure: v.insecure ?? false,
     handshakeTimeout: common.handshakeTimeoutMs,
     maxMessageSize: common.maxMessageSize,
     compression: common.compression,
@@ -214,35 +267,54 @@ async function main(): Promise<number> {
       interrupted: interrupted.promise,
     });
   }
-  const term = new Terminal(
-    Deno.stdin.isTerminal() && !v.send,
-    Deno.stdout.isTerminal() && !Deno.noColor,
-  );
-  return await runClient({
-    url,
-    dial: {
-      ...dialOptions,
-      pingInterval: common.pingIntervalMs,
-      pongTimeout: common.pongTimeoutMs,
-      stallTimeout: common.stallTimeoutMs,
-      autoPong: !common.faults.noPong,
-    },
-    send: v.send ?? [],
-    count,
-    waitMs,
-    binary: v.binary ?? false,
-    reconnect: v.reconnect ?? false,
-    reconnectMaxDelayMs,
-    showPings: v["show-pings"] ?? false,
-    faults: common.faults,
-    logger: log,
-  }, {
-    lines: v.send ? null : entered(readLines(Deno.stdin.readable), term),
-    print: (text) => term.print(text),
-    ready: () => term.prompt(),
-    done: () => term.clear(),
-    interrupted: interrupted.promise,
-  });
+  const colour = stdoutTty && !Deno.noColor;
+  const out = createOutput(output, stdoutTty, colour);
+  const dim = (text: string) => colour ? `\x1b[2m${text}\x1b[22m` : text;
+  const slash = v["no-slash"] ? false : v.slash ?? interactive;
+  try {
+    return await runClient({
+      url,
+      dial: {
+        ...dialOptions,
+        pingInterval: common.pingIntervalMs,
+        pongTimeout: common.pongTimeoutMs,
+        stallTimeout: common.stallTimeoutMs,
+        autoPong: !common.faults.noPong,
+      },
+      send: v.send ?? [],
+      count,
+      waitMs,
+      binary: v.binary ?? false,
+      reconnect: v.reconnect ?? false,
+      reconnectMaxDelayMs,
+      showPings: v["show-pings"] ?? false,
+      faults: common.faults,
+      slash,
+      caFile: v.ca ?? null,
+      logger: log,
+    }, {
+      lines: v.send ? null : term ? term.lines() : readLines(Deno.stdin.readable),
+      print(message) {
+        const line = out.line(message);
+        if (term && line !== null) term.above(line);
+        else writeStdout(out.format(message));
+      },
+      notice(text, otherwise = "text") {
+        if (stdoutTty) {
+          const shown = text.split("\n").map((l) => dim(`· ${l}`)).join("\n");
+          if (term) term.above(shown);
+          else writeStdout(new TextEncoder().encode(shown + "\n"));
+        } else if (otherwise === "text") writeStderr(text + "\n");
+        else if (otherwise !== "none") log.log(otherwise.level, otherwise.event, otherwise.fields);
+      },
+      ready: () => term?.show(),
+      done: () => term?.hide(),
+      interrupted: interrupted.promise,
+    });
+  } finally {
+    // Raw mode off before the program exits.
+    term?.close();
+  }
 }
 
 /** The --probe-idle settings, or null without it; conflicting flags are usage errors. */
@@ -274,56 +346,10 @@ function probeFlags(
   return { minMs, maxMs };
 }
 
-/**
- * stdout as a person or a program sees it. On a pipe: one line per message,
- * nothing else. On a terminal: a `> ` prompt, received messages as `< text`,
- * in colour when stdout is a terminal too and NO_COLOR is not set.
- */
-class Terminal {
-  #interactive: boolean;
-  #colour: boolean;
-  #prompting = false;
-  #encoder = new TextEncoder();
-
-  constructor(interactive: boolean, colour: boolean) {
-    this.#interactive = interactive;
-    this.#colour = interactive && colour;
-  }
-
-  /** Prints one received message as one line. */
-  print(text: string): void {
-    if (!this.#interactive) return this.#write(text + "\n");
-    const line = this.#colour ? `\x1b[32m< ${text}\x1b[0m` : `< ${text}`;
-    const wasPrompting = this.#prompting;
-    this.clear();
-    this.#write(line + "\n");
-    if (wasPrompting) this.prompt();
-  }
-
-  /** Shows the prompt (terminal only). */
-  prompt(): void {
-    if (!this.#interactive || this.#prompting) return;
-    this.#prompting = true;
-    this.#write(this.#colour ? "\x1b[1;36m>\x1b[0m " : "> ");
-  }
-
-  /** Notes that the user pressed Enter: the terminal itself moved past the prompt. */
-  entered(): void {
-    this.#prompting = false;
-  }
-
-  /** Erases the prompt line, so what follows starts at column 0. */
-  clear(): void {
-    if (!this.#prompting) return;
-    this.#prompting = false;
-    this.#write("\r\x1b[2K");
-  }
-
-  #write(text: string): void {
-    const bytes = this.#encoder.encode(text);
-    let off = 0;
-    while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-  }
+/** Writes all of `bytes` to stdout. */
+function writeStdout(bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
 }
 
 if (import.meta.main) runMain("client", main);

@@ -34,6 +34,7 @@ import { startServer } from "./app/echo.ts";
 import { UsageError } from "./app/errors.ts";
 import { fallbackWarning } from "./app/keepalive.ts";
 import { createLogger } from "./app/log.ts";
+import { versionLine } from "./app/version.ts";
 import {
   reusePortSupported,
   superviseWorkers,
@@ -92,6 +93,10 @@ async function main(): Promise<number> {
   const { values: v, positionals } = parseFlags(Deno.args, SERVER_FLAGS, true);
   if (v.help) {
     console.log(HELP);
+    return EXIT_OK;
+  }
+  if (v.version) {
+    console.log(versionLine("server"));
     return EXIT_OK;
   }
   if (positionals.length) {

@@ -42,6 +42,7 @@ export const COMMON_FLAGS = {
   "drop-after": { type: "string" },
   "drop-mode": { type: "string" },
   "help": { type: "boolean", short: "h" },
+  "version": { type: "boolean", short: "V" },
 } as const satisfies ParseArgsConfig["options"];
 
 /** Help text for the flags in {@linkcode COMMON_FLAGS}. */
@@ -82,6 +83,7 @@ Fault injection (to see how your peer copes; each is logged as a "fault" event):
 Output:
   --log-format F           text (logfmt, default) or json: one event per line on stderr
   -h, --help               show this help
+  -V, --version            print the version and exit
 
 Durations use Go's syntax: 500ms, 15s, 1m30s. A bare 0 is allowed.`;
 }
@@ -263,6 +265,9 @@ export function intFlag(
     throw new UsageError(`${name} takes a whole number, got "${value}"`);
   }
   const n = Number(value);
+  if (n < min && max === Number.MAX_SAFE_INTEGER) {
+    throw new UsageError(`${name} must be at least ${min}, got ${n}`);
+  }
   if (n < min || n > max) {
     throw new UsageError(`${name} must be between ${min} and ${max}, got ${n}`);
   }
@@ -323,6 +328,15 @@ export function printKeepAlive(
 }
 
 /**
+ * How a user starts `program` again: `deno task client`, or the binary's
+ * own name when it was built with `deno compile`.
+ */
+export function commandName(program: string): string {
+  const exe = Deno.execPath().split(/[\\/]/).pop() ?? "";
+  return /^deno(\.exe)?$/.test(exe) ? `deno task ${program}` : exe;
+}
+
+/**
  * Runs a program's main function: a {@linkcode UsageError} prints one line and
  * a hint and exits 2; any other error prints one line and exits 1.
  */
@@ -336,7 +350,7 @@ export async function runMain(
   } catch (err) {
     if (err instanceof UsageError) {
       writeStderr(
-        `${program}: ${err.message}\nRun '${program} --help' for usage.\n`,
+        `${program}: ${err.message}\nRun '${commandName(program)} --help' for usage.\n`,
       );
       code = EXIT_USAGE;
     } else {

@@ -2,8 +2,13 @@
  * Structured logs that people and programs can both read.
  *
  * Every line is one event: a name plus fields. `text` writes logfmt
- * (`time=… level=info event=open id=3 remote=127.0.0.1:5000 …`), `json` writes
- * one JSON object per line. Logs go to stderr; stdout stays for messages.
+ * (`time=… level=info event=open id=3 remote=127.0.0.1:5000 ka=15/15/9`),
+ * `json` writes one JSON object per line with every field. Logs go to
+ * stderr; stdout stays for messages.
+ *
+ * Text is for reading, so it is short: fields that are null, absent or ""
+ * are left out, and a few groups are written compactly (see
+ * {@linkcode formatText}). JSON keeps every field, nulls included.
  *
  * @module
  */
@@ -61,7 +66,7 @@ export function createLogger(
     const time = now().toISOString();
     sink(
       format === "json"
-        ? JSON.stringify({ time, level, event, ...fields }) + "\n"
+        ? safeJson({ time, level, event, ...fields }) + "\n"
         : formatText({ time, level, event, ...fields }) + "\n",
     );
   };
@@ -86,11 +91,66 @@ export function closeLogFields(info: CloseInfo, startedMs: number): LogFields {
   };
 }
 
-/** Renders fields as logfmt: `key=value`, quoting values that need it. */
+/**
+ * `JSON.stringify(value)` that is also safe on a terminal: DEL, the C1
+ * controls (U+009B is a one-character CSI), the line separators and the
+ * bidi overrides, which JSON leaves raw, become `\uXXXX` escapes.
+ */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/**
+ * Renders fields as logfmt: `key=value`, quoting values that need it (with
+ * every control character escaped), nested objects flattened with dots.
+ * Left out: null, undefined and "" values, and `user_timeout_ms=0`. Written
+ * compactly:
+ *
+ * | fields                                             | text                                      |
+ * | -------------------------------------------------- | ----------------------------------------- |
+ * | `keepalive` {enabled, idle_s, interval_s, count, verified} | `ka=15/15/9` (idle/interval/count), `ka=off`, `ka=15/15/9(unverified)` |
+ * | `pings` {sent, answered, rtt_min_ms, rtt_avg_ms, rtt_max_ms} | `pings=3/3 rtt_ms=1/1.33/2` (sent/answered, min/avg/max) |
+ * | `traffic` {messages_in, bytes_in, messages_out, bytes_out} | `in=2/10B out=2/10B` (messages/bytes)     |
+ */
 export function formatText(fields: LogFields): string {
   const parts: string[] = [];
-  flatten("", fields, parts);
+  flatten("", compact(fields), parts);
   return parts.join(" ");
+}
+
+/** The text form's compact groups (see {@linkcode formatText}). */
+function compact(fields: LogFields): LogFields {
+  const out: LogFields = {};
+  for (const [key, value] of Object.entries(fields)) {
+    const v = value as Record<string, unknown> | null;
+    if (key === "keepalive" && v && typeof v === "object" && "enabled" in v) {
+      out.ka = keepaliveText(v);
+    } else if (key === "user_timeout_ms" && value === 0) {
+      continue;
+    } else if (key === "pings" && v && typeof v === "object" && "answered" in v) {
+      out.pings = `${v.sent}/${v.answered}`;
+      if (v.rtt_min_ms !== null && v.rtt_min_ms !== undefined) {
+        out.rtt_ms = `${v.rtt_min_ms}/${v.rtt_avg_ms}/${v.rtt_max_ms}`;
+      }
+    } else if (key === "traffic" && v && typeof v === "object" && "messages_in" in v) {
+      out.in = `${v.messages_in}/${v.bytes_in}B`;
+      out.out = `${v.messages_out}/${v.bytes_out}B`;
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** `15/15/9`, `off`, or the values with `(unverified)` when they were not read back. */
+function keepaliveText(k: Record<string, unknown>): string {
+  if (!k.enabled) return "off";
+  const value = (x: unknown) => x === null || x === undefined ? "?" : String(x);
+  const values = `${value(k.idle_s)}/${value(k.interval_s)}/${value(k.count)}`;
+  return k.verified ? values : `${values === "?/?/?" ? "on" : values}(unverified)`;
 }
 
 function flatten(prefix: string, value: unknown, out: string[]): void {
@@ -100,16 +160,21 @@ function flatten(prefix: string, value: unknown, out: string[]): void {
     }
     return;
   }
-  if (value === undefined) return;
+  if (value === undefined || value === null || value === "") return;
   out.push(`${prefix}=${quote(value)}`);
 }
 
-function hasControl(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) return true;
-  return false;
-}
+/**
+ * Characters a terminal must not be sent raw: C0 controls and DEL, C1
+ * controls (U+0080–U+009F; U+009B is a one-character CSI), the line and
+ * paragraph separators, and the bidi overrides and isolates, which reorder
+ * what follows them on screen.
+ */
+// deno-lint-ignore no-control-regex
+export const UNSAFE_CHARS = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const UNSAFE = UNSAFE_CHARS;
 
 function quote(value: unknown): string {
   const s = typeof value === "string" ? value : JSON.stringify(value);
-  return s === "" || /[\s"=\\]/.test(s) || hasControl(s) ? JSON.stringify(s) : s;
+  return /[\s"=\\]/.test(s) || UNSAFE.test(s) ? safeJson(s) : s;
 }

@@ -1,7 +1,8 @@
 /**
  * The client program's behaviour, apart from flag parsing: connect, pump
- * messages between the WebSocket and stdin/stdout, wait for replies, close,
- * reconnect with backoff, and turn the way it ended into an exit code.
+ * messages between the WebSocket and stdin/stdout, run slash commands, wait
+ * for replies, close, reconnect with backoff, and turn the way it ended into
+ * an exit code.
  *
  * @module
  */
@@ -20,9 +21,12 @@ import {
 import { formatAddr } from "./addr.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./cli.ts";
 import { keepAliveLogFields } from "./keepalive.ts";
-import { closeLogFields, type Logger } from "./log.ts";
+import { closeLogFields, type Logger, UNSAFE_CHARS } from "./log.ts";
 import { type Faults, injectFaults } from "./faults.ts";
 import { closeSummary } from "./summary.ts";
+import { type Command, parseLine, SLASH_HELP } from "./slash.ts";
+import { describeTlsError } from "./tls.ts";
+import { base64 } from "./output.ts";
 
 /** First reconnect delay; it doubles each attempt (with jitter). */
 export const RECONNECT_BASE_DELAY_MS = 500;
@@ -47,7 +51,7 @@ export interface ClientOptions {
   send: string[];
   /** Exit after this many messages received (0 = not set). */
   count: number;
-  /** Stay connected this long after the last send (ms), or null for "until the replies due". */
+  /** Stay connected this long after the last send (ms; Infinity: until the server closes or Ctrl-C), or null for "until the replies due". */
   waitMs: number | null;
   /** Send as binary messages. */
   binary: boolean;
@@ -59,8 +63,22 @@ export interface ClientOptions {
   showPings: boolean;
   /** Faults to inject on each connection. */
   faults: Faults;
+  /** Read lines that start with `/` as commands (`/ping`, `/close`, `/quit`, `/help`). */
+  slash: boolean;
+  /** The `--ca` file, for the hint in a TLS error (null without one). */
+  caFile: string | null;
   /** Where events go. */
   logger: Logger;
+}
+
+/** A log event that stands for a notice where there is no terminal. */
+export interface Notice {
+  /** The event's level. */
+  level: "info" | "warn";
+  /** The event's name. */
+  event: string;
+  /** Its fields. */
+  fields: Record<string, unknown>;
 }
 
 /** The client's input and output, replaceable in tests. */
@@ -68,7 +86,13 @@ export interface ClientIO {
   /** Lines from stdin, or null when messages come from `--send`. */
   lines: AsyncIterable<string> | null;
   /** Writes one received message to stdout. */
-  print(text: string): void;
+  print(message: Message): void;
+  /**
+   * Tells the user what a slash command did: on a terminal `text` as a
+   * line. Elsewhere `otherwise` says what: a log event, `text` on stderr
+   * ("text", the default), or nothing ("none").
+   */
+  notice(text: string, otherwise?: Notice | "text" | "none"): void;
   /** Shows that the client is ready for the next line (a prompt on a terminal; a no-op on a pipe). */
   ready(): void;
   /** Takes the prompt away before the connection's end is logged. */
@@ -101,21 +125,37 @@ export function backoffCeiling(attempt: number, maxMs: number): number {
   return Math.min(maxMs, RECONNECT_BASE_DELAY_MS * 2 ** Math.min(attempt - 1, 20));
 }
 
-/** Renders a received message as one line: text as is, binary as base64. */
+/** Renders a received message as one line: text as is, binary as base64 (see app/output.ts for the client's rules). */
 export function renderMessage(message: Message): string {
-  if (typeof message === "string") return message;
-  let bin = "";
-  for (let i = 0; i < message.length; i += 0x8000) {
-    bin += String.fromCharCode(...message.subarray(i, i + 0x8000));
-  }
-  return btoa(bin);
+  return typeof message === "string" ? message : base64(message);
+}
+
+const UNSAFE_RUNS = new RegExp(UNSAFE_CHARS.source + "+", "g");
+
+/** The most of a refusal's body that an error line shows (characters). */
+export const MAX_BODY_SHOWN = 200;
+
+/**
+ * A refused upgrade's body as part of one line: tags of an HTML page and
+ * runs of white space dropped, control characters escaped, at most
+ * {@linkcode MAX_BODY_SHOWN} characters; "" when nothing is left.
+ */
+export function bodyLine(body: string): string {
+  const text = body.replace(/<(script|style)\b[^]*?<\/\1>/gi, " ").replace(/<[^>]*>/g, " ")
+    .replace(UNSAFE_RUNS, " ").replace(/\s+/g, " ").trim();
+  return text.length > MAX_BODY_SHOWN ? text.slice(0, MAX_BODY_SHOWN - 1) + "…" : text;
 }
 
 /** One sentence saying why a connection attempt failed. */
-export function describeDialError(url: URL, err: unknown): string {
+export function describeDialError(
+  url: URL,
+  err: unknown,
+  hints: { caFile: string | null } = { caFile: null },
+): string {
   const where = url.host;
   if (err instanceof HandshakeError) {
-    return `handshake with ${where} failed: ${err.message}`;
+    const body = bodyLine(err.body);
+    return `handshake with ${where} failed: ${err.message}${body ? `: ${body}` : ""}`;
   }
   if (err instanceof TypeError) return err.message;
   if (err instanceof Deno.errors.ConnectionRefused) {
@@ -128,10 +168,9 @@ export function describeDialError(url: URL, err: unknown): string {
     return `cannot connect to ${where}: host not found`;
   }
   const text = err instanceof Error ? err.message : String(err);
-  if (/certificate/i.test(text)) {
-    return `cannot connect to ${where}: TLS: ${text} (--ca FILE trusts a private CA)`;
-  }
-  return `cannot connect to ${where}: ${err instanceof Error ? err.message : String(err)}`;
+  const tls = url.protocol === "wss:" ? describeTlsError(text, hints) : null;
+  if (tls) return `cannot connect to ${where}: ${tls}`;
+  return `cannot connect to ${where}: ${text}`;
 }
 
 /** One sentence saying how a connection ended. */
@@ -248,7 +287,7 @@ async function session(
     if (options.showPings) showPings(ws, log, options.faults.noPong);
     injectFaults(ws, options.faults, log, { id: 1 });
   } catch (err) {
-    log.error("error", { message: describeDialError(options.url, err) });
+    log.error("error", { message: describeDialError(options.url, err, options) });
     // An option the library cannot use (a header the handshake sets…) will
     // not work on the next attempt either: it is a usage error.
     if (err instanceof TypeError) {
@@ -268,7 +307,7 @@ async function session(
     if (countReached(options, total)) return;
     received++;
     total.received++;
-    io.print(renderMessage(message));
+    io.print(message);
     if (countReached(options, total)) counted.resolve(null);
     wake();
   };
@@ -282,7 +321,9 @@ async function session(
     );
   };
 
-  // Input: --send messages (again on each connection), or stdin lines until EOF.
+  // Input: --send messages (again on each connection), or stdin lines until
+  // EOF, /quit or /close.
+  let userClose: { code: number; reason: string } | null = null;
   if (!io.lines) {
     for (const text of options.send) send(text);
   } else {
@@ -296,21 +337,30 @@ async function session(
       ]);
       if (!next) break;
       input.consume(next);
-      if (!next.done) send(next.value);
+      if (next.done) break;
+      const command: Command = options.slash
+        ? parseLine(next.value)
+        : { type: "send", text: next.value };
+      if (command.type === "send") send(command.text);
+      else if (command.type === "close") userClose = command;
+      else if (command.type === "quit") userClose = { code: NormalClosure, reason: "" };
+      else runCommand(command, ws, io, options.showPings);
+      if (userClose) break;
     }
   }
 
-  // Wait: for --count messages, for the replies due, or for --wait after the last send.
+  // Wait: for --count messages, for the replies due, or for --wait after the
+  // last send (Infinity: until the server closes or Ctrl-C).
   const bound = options.waitMs ?? DEFAULT_REPLY_WAIT_MS;
   const satisfied = () =>
     options.count > 0 ? countReached(options, total) : options.waitMs === null && received >= sent;
   let interrupted = false;
-  while (ws.isOpen && !interrupted && !satisfied()) {
+  while (ws.isOpen && !interrupted && !userClose && !satisfied()) {
     const remaining = bound - (Date.now() - lastSend);
     if (remaining <= 0) break;
     const timer = Promise.withResolvers<void>();
     wakeWaiter = timer.resolve;
-    const t = setTimeout(timer.resolve, remaining);
+    const t = Number.isFinite(remaining) ? setTimeout(timer.resolve, remaining) : undefined;
     interrupted = await Promise.race([
       timer.promise.then(() => false),
       io.interrupted.then(() => true),
@@ -318,15 +368,26 @@ async function session(
     clearTimeout(t);
     wakeWaiter = null;
   }
-  const shortOfCount = options.count > 0 && !countReached(options, total) && !interrupted;
+  const shortOfCount = options.count > 0 && !countReached(options, total) && !interrupted &&
+    !userClose;
 
   const ours = ws.isOpen;
-  const info = ours ? await ws.close(NormalClosure, "") : await ws.closed;
+  const info = ours
+    ? await ws.close(userClose?.code ?? NormalClosure, userClose?.reason ?? "")
+    : await ws.closed;
   const livedMs = Date.now() - opened;
   io.done();
   log.info("close", { id: 1, ...closeLogFields(info, started), ...closeSummary(ws) });
+  if (userClose && ours) {
+    // The user's own /close or /quit: done, whatever the code, once the server answered.
+    if (info.clean) return { exit: EXIT_OK, final: true, opened: true, livedMs };
+    log.error("error", { message: describeClose(info) });
+    return { exit: EXIT_FAILURE, final: true, opened: true, livedMs };
+  }
   if (shortOfCount && ours) {
-    log.error("error", { message: describeCountTimeout(total.received, options.count, bound) });
+    log.error("error", {
+      message: describeCountTimeout(total.received, options.count, bound),
+    });
     return { exit: EXIT_FAILURE, final: true, opened: true, livedMs };
   }
   if (isNormalClose(info)) {
@@ -336,6 +397,42 @@ async function session(
   }
   log.error("error", { message: describeClose(info) });
   return { exit: EXIT_FAILURE, final: false, opened: true, livedMs };
+}
+
+/**
+ * Runs `/ping` (the pong's round trip is shown; with --show-pings its
+ * `pong` event is logged already) and `/help`, or reports a command that is
+ * wrong. `/close` and `/quit` end the session instead.
+ */
+function runCommand(command: Command, ws: Connection, io: ClientIO, showPings: boolean): void {
+  switch (command.type) {
+    case "ping": {
+      const payload = new TextEncoder().encode(command.data);
+      ws.ping(payload).then(
+        (rtt) =>
+          io.notice(
+            `pong: round trip ${rtt} ms`,
+            showPings ? "none" : {
+              level: "info",
+              event: "pong",
+              fields: { id: 1, dir: "received", rtt_ms: rtt },
+            },
+          ),
+        () => io.notice("no pong: the connection closed first"),
+      );
+      return;
+    }
+    case "help":
+      io.notice(SLASH_HELP);
+      return;
+    case "error":
+      io.notice(command.message, {
+        level: "warn",
+        event: "command",
+        fields: { message: command.message },
+      });
+      return;
+  }
 }
 
 /**

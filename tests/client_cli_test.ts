@@ -96,8 +96,13 @@ Deno.test("client --help documents every flag, the binary output and the exit co
       "--reconnect",
       "--reconnect-max-delay",
       "--ca",
+      "--insecure",
+      "--output",
+      "--slash",
+      "--no-slash",
       "--log-format",
       "--help",
+      "--version",
       "--keepalive",
       "--keepalive-idle",
       "--keepalive-interval",
@@ -111,10 +116,18 @@ Deno.test("client --help documents every flag, the binary output and the exit co
       "--handshake-timeout",
     ]
   ) {
-    assert.match(stdout, new RegExp(`^\\s+(-\\w, )?${flag}\\b`, "m"), `${flag} is not in --help`);
+    assert.match(
+      stdout,
+      new RegExp(`^\\s+(-\\w, )?(--[\\w-]+(, | [^ ]+, ))?${flag}\\b`, "m"),
+      `${flag} is not in --help`,
+    );
   }
   assert.match(stdout, /-H, --header/);
+  assert.match(stdout, /-k, --insecure/);
+  assert.match(stdout, /-V, --version/);
+  assert.match(stdout, /--wait D\|forever/);
   assert.match(stdout, /binary messages as base64/);
+  assert.match(stdout, /"\[binary 5 B\] aGVsbG8="/);
   assert.match(stdout, /ws:\/\/localhost:8080\/echo/);
   assert.match(stdout, /Exit codes: 0 .*1000 or 1001; 1 .*; 2 usage error/s);
 });
@@ -236,7 +249,7 @@ Deno.test("client usage errors exit 2 with one line and a hint, never a stack tr
   const cases: [string[], RegExp][] = [
     [["--bogus"], /^client: Unknown option '--bogus'$/],
     [["--wait", "5x"], /^client: --wait: invalid duration "5x"/],
-    [["--count", "0"], /^client: --count must be between 1 and/],
+    [["--count", "0"], /^client: --count must be at least 1, got 0$/],
     [["--count", "x"], /^client: --count takes a whole number, got "x"$/],
     [["http://localhost/"], /^client: invalid URL "http:\/\/localhost\/": the scheme must be ws/],
     [["not a url"], /^client: invalid URL "not a url"/],
@@ -250,7 +263,7 @@ Deno.test("client usage errors exit 2 with one line and a hint, never a stack tr
       assert.equal(code, 2, stderr);
       assert.equal(stdout, "");
       assert.ok(!hasStackTrace(stderr), stderr);
-      assert.deepEqual(plainLines(stderr).slice(1), ["Run 'client --help' for usage."]);
+      assert.deepEqual(plainLines(stderr).slice(1), ["Run 'deno task client --help' for usage."]);
       assert.match(plainLines(stderr)[0], message);
     });
   }
@@ -508,10 +521,13 @@ Deno.test("client on a terminal shows a prompt and colour, and Ctrl-D closes 100
       }).concat([["TERM", "xterm-256color"]]),
     ),
   });
+  // The terminal turns each "\n" into "\r\n" (output processing stays on in raw mode).
+  const screen = () => terminal.stdout.replaceAll("\r\r\n", "\r\n");
   const shown = (what: string, done: (out: string) => boolean) =>
-    terminal.until(what, () => done(terminal.stdout));
-  const prompt = "\x1b[1;36m>\x1b[0m ";
-  await shown("the prompt", (o) => /event=open/.test(o) && o.endsWith(`\r\n${prompt}`));
+    terminal.until(what, () => done(screen()));
+  // The line editor draws the prompt and the line, then puts the cursor after them.
+  const prompt = "\r\x1b[1;36m>\x1b[0m \x1b[K\r\x1b[2C";
+  await shown("the prompt", (o) => /event=open/.test(o) && o.endsWith(prompt));
   await terminal.write("hi there\n");
   await shown(
     "the echo and a prompt after it",
@@ -519,8 +535,8 @@ Deno.test("client on a terminal shows a prompt and colour, and Ctrl-D closes 100
   );
   // The reply erased the fresh prompt, printed itself in green, and re-drew the prompt.
   assert.ok(
-    terminal.stdout.includes(`${prompt}\r\x1b[2K\x1b[32m< hi there\x1b[0m\r\n${prompt}`),
-    JSON.stringify(terminal.stdout),
+    screen().includes(`${prompt}\r\x1b[2K\x1b[32m< hi there\x1b[0m\r\n${prompt}`),
+    JSON.stringify(screen()),
   );
   await terminal.write("\x04"); // Ctrl-D: EOF
   await shown("the close", (o) => /event=close [^\n]*code=1000/.test(o));

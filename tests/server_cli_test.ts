@@ -144,7 +144,7 @@ Deno.test("server usage errors exit 2 with one line naming the flag, never a sta
       const lines = plainLines(stderr);
       assert.match(lines[0], /^server: /);
       assert.match(lines[0], message);
-      assert.deepEqual(lines.slice(1), ["Run 'server --help' for usage."]);
+      assert.deepEqual(lines.slice(1), ["Run 'deno task server --help' for usage."]);
     });
   }
 });
