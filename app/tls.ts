@@ -72,7 +72,7 @@ export function describeTlsError(message: string, ctx: TlsHintContext): string |
     return `TLS: the server's certificate is not valid for this host name; ${NO_CHECK}`;
   }
   if ((m = /expired.*not valid after (\d+)/.exec(message))) {
-    const when = new Date(Number(m[1]) * 1000).toISOString();
+    const when = new Date(Number(m[1]) * 1000).toISOString().replace(/\.000Z$/, "Z");
     return `TLS: the server's certificate expired at ${when}; ${NO_CHECK}`;
   }
   if (/expired/i.test(message)) return `TLS: the server's certificate has expired; ${NO_CHECK}`;
