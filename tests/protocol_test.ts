@@ -265,6 +265,25 @@ Deno.test("Protocol allocates a large payload as it arrives, never from the head
   assert.equal(p.state, State.Open);
 });
 
+Deno.test("Protocol counts a buffer failed away under a read in flight as held until that read is committed", () => {
+  const { p } = server();
+  feed(p, frame(BINARY, new Uint8Array(0), { ...m, length: 8 * MiB }));
+  feed(p, new Uint8Array(2 * MiB), 256 * 1024);
+  // A read goes straight into the message buffer, then the connection fails
+  // (as the memory budget fails it) before that read completes.
+  const target = p.readTarget();
+  const before = p.held;
+  assert.ok(before >= 2 * MiB, `2 MiB of payload hold ${before} bytes`);
+  p.fail(1013, "server memory budget exhausted", "memory-budget");
+  assert.equal(target.byteLength, 0, "the buffer was released (detached)");
+  assert.ok(
+    p.held >= before - 64 * 1024,
+    `still ${p.held} of ${before} held while the read is in flight`,
+  );
+  p.commit(0);
+  assert.ok(p.held < 64 * 1024, `${p.held} bytes held once the read completed`);
+});
+
 Deno.test("Protocol holds a fragmented message in one buffer: a million 1-byte fragments cost bytes, not objects", () => {
   const { p, events } = server({ maxFragments: 2_000_000, maxMessageSize: 64 * MiB });
   const one = frame(CONT, "a", { ...m, fin: false });

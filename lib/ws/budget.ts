@@ -7,7 +7,10 @@
  * while a big holder exists.
  *
  * No I/O and no clock: eviction is a call to the member, which frees what
- * it holds at once (a connection fails with 1013 Try Again Later).
+ * it can at once (a connection fails with 1013 Try Again Later) and reports
+ * what it still holds: a buffer a read in flight writes into is freed only
+ * when that read completes, so it stays charged until then, and the budget
+ * evicts others rather than count memory that is not free yet.
  *
  * @module
  */
@@ -19,8 +22,12 @@ export const EVICTION_FLOOR = 64 * 1024;
 export interface BudgetMember {
   /** Bytes charged to the budget for this member; kept by the budget. */
   charged: number;
-  /** Frees what the member holds, now: it is being closed for the budget's sake. */
-  evict(): void;
+  /**
+   * Frees what the member holds, now: it is being closed for the budget's
+   * sake. Returns the bytes it still holds (memory a read in flight keeps
+   * alive); it reports them falling with {@linkcode MemoryBudget.update}.
+   */
+  evict(): number;
 }
 
 /** One eviction, as reported to {@linkcode MemoryBudget.onEvict}. */
@@ -44,6 +51,8 @@ export class MemoryBudget {
 
   #used = 0;
   #members = new Set<BudgetMember>();
+  /** Members already evicted that still hold something; never chosen again. */
+  #evicted = new Set<BudgetMember>();
 
   /**
    * A budget of `limit` bytes; throws a RangeError unless it is a positive whole number.
@@ -76,6 +85,7 @@ export class MemoryBudget {
   /** Removes a member and its charge. */
   leave(member: BudgetMember): void {
     if (!this.#members.delete(member)) return;
+    this.#evicted.delete(member);
     this.#used -= member.charged;
     member.charged = 0;
   }
@@ -95,13 +105,16 @@ export class MemoryBudget {
   #relieve(): void {
     while (this.#used > this.limit) {
       let top: BudgetMember | null = null;
-      for (const m of this.#members) if (top === null || m.charged > top.charged) top = m;
+      for (const m of this.#members) {
+        if (!this.#evicted.has(m) && (top === null || m.charged > top.charged)) top = m;
+      }
       if (top === null || top.charged < EVICTION_FLOOR) return;
       const eviction = { held: top.charged, used: this.#used, limit: this.limit };
-      this.leave(top);
+      this.#evicted.add(top);
       this.evictions++;
       this.onEvict?.(top, eviction);
-      top.evict();
+      const still = top.evict();
+      if (this.#members.has(top)) this.update(top, still);
     }
   }
 }

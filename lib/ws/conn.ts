@@ -542,8 +542,12 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
         await nextTurn();
         continue;
       }
-      const target = p.readTarget();
+      let target = p.readTarget();
       this.#account();
+      // Accounting the buffer may have evicted this very connection, which
+      // released the buffer `target` points into: read into the sink instead
+      // (a read into a detached view returns 0 bytes at once, a wasted turn).
+      if (target.byteLength === 0) target = p.readTarget();
       let n: number | null;
       this.#reading = true;
       try {
@@ -895,9 +899,13 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     );
   }
 
-  /** Called by the memory budget: this connection holds the most; free it now. */
-  evict(): void {
+  /**
+   * Called by the memory budget: this connection holds the most; free it
+   * now. Returns what it still holds (a buffer a pending read writes into).
+   */
+  evict(): number {
     this.#fail(1013, "server memory budget exhausted", "memory-budget", undefined, true);
+    return this.#p.held + this.#queueBytes;
   }
 }
 

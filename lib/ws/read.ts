@@ -117,6 +117,13 @@ export class FrameReader {
   /** Bytes of the last read into the read buffer. */
   #lastRead = 0;
   #discarding = false;
+  /** Whether a read was asked for (readTarget) and not yet committed. */
+  #reading = false;
+  /**
+   * Bytes of a buffer dropped while a read into it was in flight: the read
+   * keeps the memory alive until it completes, so it is still held.
+   */
+  #pinned = 0;
 
   // The data frame whose payload is arriving.
   #inPayload = false;
@@ -148,7 +155,7 @@ export class FrameReader {
 
   /** Memory held: the read buffer and the message being assembled. */
   get held(): number {
-    return this.#buf.length + (this.#msg?.length ?? 0);
+    return this.#buf.length + (this.#msg?.length ?? 0) + this.#pinned;
   }
 
   /** Whether a message is partly received. */
@@ -174,6 +181,9 @@ export class FrameReader {
    * Never empty. Call {@linkcode commit} with how many bytes were read.
    */
   readTarget(): Uint8Array {
+    // Asking for a target means no read into an earlier one is in flight.
+    this.#pinned = 0;
+    this.#reading = !this.#discarding;
     if (this.#discarding) return SINK;
     if (this.#inPayload && this.#start === this.#end && this.#remaining >= DIRECT_READ_MIN) {
       this.#direct = true;
@@ -188,6 +198,8 @@ export class FrameReader {
 
   /** Records that `n` bytes were read into the last {@linkcode readTarget}. */
   commit(n: number): void {
+    this.#reading = false;
+    this.#pinned = 0;
     if (this.#discarding) return;
     if (this.#direct) {
       this.#direct = false;
@@ -203,9 +215,15 @@ export class FrameReader {
     }
   }
 
-  /** Drops every buffer; from now on reads are thrown away. */
+  /**
+   * Drops every buffer; from now on reads are thrown away. A buffer that a
+   * read in flight still writes into stays in {@linkcode held} until that
+   * read is committed: its memory is freed only then.
+   */
   discard(): void {
+    if (this.#discarding) return;
     this.#discarding = true;
+    if (this.#reading) this.#pinned = this.#direct ? this.#msg!.length : this.#buf.length;
     release(this.#buf);
     release(this.#msg);
     this.#buf = EMPTY;
