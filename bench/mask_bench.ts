@@ -31,16 +31,15 @@
 
 import { parseArgs } from "node:util";
 import { maskInto, unmask } from "../lib/ws/mask.ts";
+import { xorBytes, xorWords64x2Cached } from "../lib/ws/mask/kernels.ts";
 import {
-  xorBytes,
   xorWords32,
   xorWords32x2,
   xorWords32x4,
   xorWords32x8,
   xorWords64,
   xorWords64x2,
-  xorWords64x2Cached,
-} from "../lib/ws/mask/kernels.ts";
+} from "./mask_kernels.ts";
 import { loadSimd } from "../lib/ws/mask/simd.ts";
 import { MASK_WASM } from "../lib/ws/mask/wasm.ts";
 

@@ -1,16 +1,14 @@
 import assert from "node:assert/strict";
 import { maskInto, unmask } from "../lib/ws/mask.ts";
+import { xorBytes, type XorKernel, xorWords64x2Cached } from "../lib/ws/mask/kernels.ts";
 import {
-  xorBytes,
-  type XorKernel,
   xorWords32,
   xorWords32x2,
   xorWords32x4,
   xorWords32x8,
   xorWords64,
   xorWords64x2,
-  xorWords64x2Cached,
-} from "../lib/ws/mask/kernels.ts";
+} from "../bench/mask_kernels.ts";
 import { CHUNK, loadSimd, type SimdKernels, type WasmApi } from "../lib/ws/mask/simd.ts";
 import { LANES_FROM, type Masker, pickMasker, SIMD_INTO_FROM } from "../lib/ws/mask/pick.ts";
 import { MASK_WASM } from "../lib/ws/mask/wasm.ts";
