@@ -46,8 +46,10 @@ export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 
 /**
  * How long a failing connection (RFC 6455 §7.1.7) waits, once its close
- * frame is written, for the peer to end TCP before it ends TCP anyway.
- * Writing the close frame itself is bounded by the closing timeout.
+ * frame is written, for the peer to end TCP before it ends TCP anyway; and
+ * how long it tries to write the close frame to a peer that had stopped
+ * taking our data. Otherwise writing the close frame is bounded by the
+ * closing timeout.
  */
 export const FAIL_FLUSH_TIMEOUT_MS = 1_000;
 
@@ -196,7 +198,8 @@ function classifyByType(err: unknown, facts: { sentLast: boolean }): CloseCause 
  *   pong timeout or the budget, which drop it to free memory), half-closes
  *   once it is written (so that no reset eats it), drops what still comes
  *   until the peer ends TCP, then closes. Writing the close frame is bounded
- *   by the closing timeout, the wait for the peer's end by FAIL_FLUSH_TIMEOUT_MS.
+ *   by the closing timeout (by FAIL_FLUSH_TIMEOUT_MS if a write to the peer
+ *   was already blocked), the wait for the peer's end by FAIL_FLUSH_TIMEOUT_MS.
  *   A socket error ends at once with 1006 unless a close was decided.
  * ```
  *
@@ -737,17 +740,20 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     if (p.bufferedAmount > 0) this.#scheduleFlush();
     if (p.failed && !this.#failSeen) {
       this.#failSeen = true;
-      // Writing the close frame may take the whole closing timeout (a
-      // saturated server reaches a pending write late: measured, 14 of 485
-      // evicted peers would otherwise see TCP end first); once it is out,
-      // the peer gets FAIL_FLUSH_TIMEOUT_MS to end TCP.
-      this.#armCloseTimer(this.#closeTimeoutMs);
+      // A peer that was already not taking our data will not take the close
+      // frame either: FAIL_FLUSH_TIMEOUT_MS. Otherwise writing it may take
+      // the whole closing timeout (a saturated server reaches a pending
+      // write late: measured, 14 of 485 evicted peers would otherwise see
+      // TCP end first). Once it is out, the peer gets FAIL_FLUSH_TIMEOUT_MS
+      // to end TCP.
+      const failFlush = Math.min(FAIL_FLUSH_TIMEOUT_MS, this.#closeTimeoutMs);
+      this.#armCloseTimer(this.#writingSince !== 0 ? failFlush : this.#closeTimeoutMs);
       this.#wake();
       this.#rejectPending("the WebSocket connection failed");
       // Half-close once the close frame is written, so that the peer sees it
       // before any reset; the pump keeps dropping input until the peer ends TCP.
       this.#whenFlushed(() => {
-        this.#armCloseTimer(Math.min(FAIL_FLUSH_TIMEOUT_MS, this.#closeTimeoutMs));
+        this.#armCloseTimer(failFlush);
         this.#halfClose();
       });
       return;
