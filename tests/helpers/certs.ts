@@ -7,7 +7,7 @@
  *   a server's own (CaUsedAsEndEntity).
  * - `selfSignedLeaf`: the same with `basicConstraints=CA:FALSE`.
  * - `otherSelfSigned`: another CA:TRUE self-signed one (a wrong `--ca`).
- * - `expired`: signed by `ca`, expired a moment after it was made.
+ * - `expired`: signed by `ca`, valid from two days ago until yesterday.
  * - `wrongName`: signed by `ca`, for `other.example` and 10.1.2.3 only.
  *
  * All but `wrongName` are for `localhost` and 127.0.0.1.
@@ -37,7 +37,7 @@ export interface Certs extends AsyncDisposable {
   otherSelfSigned: CertFiles;
   /** A CA that signs `expired` and `wrongName`. */
   ca: CertFiles;
-  /** Signed by `ca`; its validity ended when it was made. */
+  /** Signed by `ca`; valid from two days ago until yesterday. */
   expired: CertFiles;
   /** Signed by `ca`, for other.example and 10.1.2.3. */
   wrongName: CertFiles;
@@ -53,6 +53,26 @@ async function openssl(dir: string, args: string[]): Promise<void> {
 
 const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
 const NAMES = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+
+/** The least `openssl ca` needs to sign with `ca.pem`, keeping no extensions from the request. */
+const CA_CONFIG = `[ca]
+default_ca = test_ca
+[test_ca]
+database = index.txt
+new_certs_dir = .
+certificate = ca.pem
+private_key = ca.key
+serial = serial
+default_md = sha256
+policy = any
+[any]
+commonName = supplied
+`;
+
+/** A time as `openssl ca -startdate/-enddate` takes it: YYYYMMDDHHMMSSZ. */
+function caDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:T]/g, "").replace(/\.\d+Z$/, "Z");
+}
 
 /** Makes every certificate of {@linkcode Certs}. */
 export async function makeCerts(): Promise<Certs> {
@@ -79,7 +99,8 @@ export async function makeCerts(): Promise<Certs> {
       NAMES,
       ...extra,
     ]);
-  const signed = async (name: string, days: string, names: string) => {
+  /** `days` is a count from now, or [notBefore, notAfter] in openssl ca's YYYYMMDDHHMMSSZ. */
+  const signed = async (name: string, days: string | [string, string], names: string) => {
     await openssl(dir, [
       "req",
       ...EC,
@@ -91,18 +112,44 @@ export async function makeCerts(): Promise<Certs> {
       `/CN=${name}`,
     ]);
     await Deno.writeTextFile(`${dir}/${name}.ext`, `basicConstraints=CA:FALSE\n${names}\n`);
+    if (typeof days === "string") {
+      await openssl(dir, [
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        days,
+        "-extfile",
+        `${name}.ext`,
+        "-out",
+        `${name}.pem`,
+      ]);
+      return;
+    }
+    // OpenSSL 3.0's x509 cannot set a start date; `openssl ca` can. (-days 0
+    // left the certificate valid for the rest of the second it was made in,
+    // and a fast test connected within it.)
+    await Deno.writeTextFile(`${dir}/index.txt`, "");
+    await Deno.writeTextFile(`${dir}/serial`, "1000\n");
+    await Deno.writeTextFile(`${dir}/ca.cnf`, CA_CONFIG);
     await openssl(dir, [
-      "x509",
-      "-req",
+      "ca",
+      "-batch",
+      "-notext",
+      "-config",
+      "ca.cnf",
+      "-startdate",
+      days[0],
+      "-enddate",
+      days[1],
       "-in",
       `${name}.csr`,
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-days",
-      days,
       "-extfile",
       `${name}.ext`,
       "-out",
@@ -126,7 +173,8 @@ export async function makeCerts(): Promise<Certs> {
       "-subj",
       "/CN=keepalive-ws test CA",
     ]);
-    await signed("expired", "0", NAMES);
+    const DAY = 86_400_000;
+    await signed("expired", [caDate(Date.now() - 2 * DAY), caDate(Date.now() - DAY)], NAMES);
     await signed("wrong-name", "1", "subjectAltName=DNS:other.example,IP:10.1.2.3");
   } catch (err) {
     await remove();
