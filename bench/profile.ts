@@ -1,21 +1,21 @@
 /**
- * Profiles our server under the small and rtt scenarios (and large or deflate
+ * Profiles our server under the small and rtt scenarios (and large, pipelined or deflate
  * on request): starts `server.ts` with `deno run --cpu-prof`, drives it with
  * the Go load generator, stops it (SIGTERM, so the profile is written) and
  * prints the top self-time functions. deflate is the bench's deflate scenario
  * (1 KiB JSON, permessage-deflate) against our server with compression on.
  *
  * Usage: deno run --allow-all bench/profile.ts [--duration 5s]
- *   [--scenarios small,rtt,large,deflate] [--out DIR] [--top N]
+ *   [--scenarios small,rtt,large,pipelined,deflate] [--out DIR] [--top N]
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { parseDuration } from "../app/duration.ts";
-import { JSON_LOAD, LARGE, RTT, SMALL } from "./config.ts";
+import { JSON_LOAD, LARGE, PIPELINED, RTT, SMALL } from "./config.ts";
 import { type CpuProfile, formatSelfTimes } from "./cpuprofile.ts";
-import { ensureLoadgen, runRtt, runThroughput } from "./loadgen.ts";
+import { ensureLoadgen, runPipelined, runRtt, runThroughput } from "./loadgen.ts";
 import { oursDeflate, repoPath, startEchoServer } from "./servers.ts";
 
 const { values: v } = parseArgs({
@@ -31,8 +31,10 @@ const timing = { warmupMs: 1000, durationMs: parseDuration(v.duration) };
 const bin = await ensureLoadgen((line) => console.error(line));
 
 for (const scenario of v.scenarios.split(",")) {
-  if (!["small", "rtt", "large", "deflate"].includes(scenario)) {
-    console.error(`profile: unknown scenario "${scenario}" (small, rtt, large, deflate)`);
+  if (!["small", "rtt", "large", "pipelined", "deflate"].includes(scenario)) {
+    console.error(
+      `profile: unknown scenario "${scenario}" (small, rtt, large, pipelined, deflate)`,
+    );
     Deno.exit(2);
   }
   const dir = `${v.out}/${scenario}-${Date.now()}`;
@@ -54,6 +56,9 @@ for (const scenario of v.scenarios.split(",")) {
     } else if (scenario === "large") {
       const r = await runThroughput(bin, server.url, LARGE, timing);
       figure = `${Math.round(r.mbytes_per_s)} MB/s`;
+    } else if (scenario === "pipelined") {
+      const r = await runPipelined(bin, server.url, PIPELINED, timing);
+      figure = `${Math.round(r.mbytes_per_s)} MB/s, ${r.lost} echoes lost`;
     } else {
       const r = await runRtt(bin, server.url, RTT.size, timing);
       figure = `p50 ${r.p50_us.toFixed(1)} µs, p99 ${r.p99_us.toFixed(1)} µs`;
