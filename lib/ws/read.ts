@@ -53,7 +53,8 @@ const FIRST_MESSAGE_BUFFER = 16 * 1024;
  * whose size is announced: ×4, so a 1 MiB message takes four allocations
  * instead of seven, which cut the server's CPU per 1 MiB echo by about 8%
  * (1,656 → 1,510 µs, bench `large`), and the buffer never passes the
- * announced size. Fragments before the final one grow it ×2: their total
+ * announced size. With the step straight to the end (`#roomInMessage`) it
+ * holds at most 8× what has arrived. Fragments before the final one grow it ×2: their total
  * is unknown, and ×4 there took RSS under 100 peers' 15 MiB fragmented
  * text from 481–488 MiB to 457–654 MiB.
  */
