@@ -131,6 +131,7 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
   const policy = resolveKeepAlive(options.keepAlive ?? true);
   const key = generateKey();
   const compression = options.compression && zlibAvailable() ? options.compression : null;
+  const tuning = typeof options.compression === "object" ? options.compression : {};
   const request = buildUpgradeRequest(target, key, {
     headers: [...new Headers(options.headers)],
     origin: options.origin,
@@ -205,12 +206,7 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
       sendHighWater: options.sendHighWater,
       autoPong: options.autoPong,
       deflate: agreed
-        ? new PerMessageDeflate(
-          agreed,
-          "client",
-          typeof compression === "object" && compression ? compression.threshold : undefined,
-          typeof compression === "object" && compression ? compression.level : undefined,
-        )
+        ? new PerMessageDeflate(agreed, "client", tuning.threshold, tuning.level)
         : null,
     });
   } catch (err) {

@@ -340,17 +340,17 @@ export class Protocol {
     // Compressed: a message at least the threshold long (a string's UTF-16
     // length is a lower bound of its UTF-8 size, so short text is not encoded
     // just to be measured). Control frames are never compressed (§6.1).
+    let n: number;
     if (deflate !== null && data.length >= deflate.threshold) {
       const bytes = typeof data === "string" ? encoder.encode(data) : data;
       const opcode = typeof data === "string" ? Opcode.Text : Opcode.Binary;
       this.#queue.frame(opcode, deflate.compress(bytes), true, true);
-      this.traffic.messagesOut++;
-      this.traffic.bytesOut += bytes.length;
-      return bytes.length;
+      n = bytes.length;
+    } else {
+      n = typeof data === "string"
+        ? this.#queue.text(data)
+        : this.#queue.frame(Opcode.Binary, data);
     }
-    const n = typeof data === "string"
-      ? this.#queue.text(data)
-      : this.#queue.frame(Opcode.Binary, data);
     this.traffic.messagesOut++;
     this.traffic.bytesOut += n;
     return n;
