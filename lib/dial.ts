@@ -8,7 +8,7 @@
 
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
-import { applyPolicy, releaseConn } from "./tcp/sockopt.ts";
+import { applyPolicy, closeConn } from "./tcp/sockopt.ts";
 import { HandshakeError } from "./ws/errors.ts";
 import {
   buildUpgradeRequest,
@@ -210,14 +210,7 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
         : null,
     });
   } catch (err) {
-    if (conn) {
-      releaseConn(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
+    if (conn) closeConn(conn);
     if (timeout.aborted && !(err instanceof HandshakeError)) {
       const reason = timeout.reason;
       if (reason instanceof DOMException && reason.name === "TimeoutError") {

@@ -24,8 +24,8 @@ import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
 import {
   applyPolicy,
   applyToListener,
+  closeConn,
   readSocketOptions,
-  releaseConn,
   type SocketOptions,
 } from "./tcp/sockopt.ts";
 import { type Eviction, MemoryBudget } from "./ws/budget.ts";
@@ -347,7 +347,7 @@ export class ServerRequest {
     } catch {
       // The peer may be gone already; nothing more to tell it.
     }
-    closeQuietly(this.#conn);
+    closeConn(this.#conn);
   }
 
   /** Answers 500 if the handler left the request unanswered (called by the server). */
@@ -365,15 +365,6 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-  releaseConn(conn);
 }
 
 /**
@@ -435,7 +426,7 @@ export function serve(
       if (deadline > now) break;
       handshaking.delete(conn);
       timedOut.add(conn);
-      closeQuietly(conn); // the pending read fails; handle() reports the timeout
+      closeConn(conn); // the pending read fails; handle() reports the timeout
     }
     if (handshaking.size === 0) {
       clearInterval(handshakeTimer);
@@ -485,7 +476,7 @@ export function serve(
     try {
       const got = await readHead(conn, { maxHeadSize: DEFAULT_MAX_HEAD_SIZE });
       if (!got) {
-        closeQuietly(conn);
+        closeConn(conn);
         return;
       }
       head = parseRequestHead(got.head);
@@ -498,7 +489,7 @@ export function serve(
           // The peer is gone.
         }
       }
-      closeQuietly(conn);
+      closeConn(conn);
       const late = timedOut.has(conn);
       // A connection the server itself cut short (shutdown) is not a refusal.
       if (stopping && !late && !(err instanceof HandshakeError)) return;
@@ -531,7 +522,7 @@ export function serve(
       // The Host passed the grammar but is no URL host (e.g. a bad %-escape).
       const refusal = new HandshakeError(400, "the Host header is not a valid host");
       await writeAll(conn, encoder.encode(buildErrorResponse(refusal))).catch(() => {});
-      closeQuietly(conn);
+      closeConn(conn);
       options.onRefused?.({
         id,
         remoteAddr,
@@ -569,7 +560,7 @@ export function serve(
       } catch {
         // Already closed.
       }
-      for (const conn of handshaking.keys()) closeQuietly(conn);
+      for (const conn of handshaking.keys()) closeConn(conn);
       handshaking.clear();
       clearInterval(handshakeTimer);
       const closing = [...connections].map((ws) =>

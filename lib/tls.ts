@@ -30,6 +30,8 @@
 import { X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import { isIP } from "node:net";
+import { closeConn } from "./tcp/sockopt.ts";
+import { sameBytes } from "./ws/bytes.ts";
 
 /** How long a TLS handshake may take before the port is probed for plain HTTP (ms). */
 export const PLAIN_PROBE_DELAY_MS = 1_000;
@@ -70,7 +72,7 @@ export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
     await untilHandshake(conn.handshake(), opts);
     return conn;
   } catch (err) {
-    closeQuietly(conn);
+    closeConn(conn);
     const pins = selfSigned(opts.caCerts ?? []);
     if (/CaUsedAsEndEntity/.test(String(err)) && pins.length > 0 && !opts.signal.aborted) {
       return await nodeTls(opts, pins);
@@ -134,7 +136,7 @@ async function untilHandshake(handshake: Promise<unknown>, opts: OpenTlsOptions)
 /** Whether `hostname:port` answers a plain `HEAD /` with `HTTP/` within {@linkcode PLAIN_PROBE_WAIT_MS}. */
 async function speaksPlainHttp(opts: OpenTlsOptions): Promise<boolean> {
   let conn: Deno.Conn | null = null;
-  const timer = setTimeout(() => conn && closeQuietly(conn), PLAIN_PROBE_WAIT_MS);
+  const timer = setTimeout(() => conn && closeConn(conn), PLAIN_PROBE_WAIT_MS);
   try {
     conn = await Deno.connect({ hostname: opts.hostname, port: opts.port });
     const request = `HEAD / HTTP/1.1\r\nHost: ${opts.host}\r\nConnection: close\r\n\r\n`;
@@ -151,7 +153,7 @@ async function speaksPlainHttp(opts: OpenTlsOptions): Promise<boolean> {
     return false;
   } finally {
     clearTimeout(timer);
-    if (conn) closeQuietly(conn);
+    if (conn) closeConn(conn);
   }
 }
 
@@ -197,18 +199,6 @@ function checkPinned(socket: tls.TLSSocket, pins: X509Certificate[], hostname: s
       `invalid peer certificate: NotValidForName: the self-signed certificate given in caCerts ` +
         `is not valid for ${hostname} (it names ${pin.subjectAltName ?? pin.subject})`,
     );
-  }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function closeQuietly(conn: { close(): void }): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
   }
 }
 

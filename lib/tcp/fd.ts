@@ -298,3 +298,13 @@ export function releaseConn(conn: Deno.Conn | Deno.Listener): void {
     addFreed(fd);
   }
 }
+
+/** Closes `conn` (one already closed is fine) and forgets its fd, as {@linkcode releaseConn}. */
+export function closeConn(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+  releaseConn(conn);
+}

@@ -15,7 +15,7 @@ import { connTarget, findFd } from "./fd.ts";
 import type { KeepAlivePolicy, KernelKeepAlive } from "./keepalive.ts";
 import { errno, errnoText, fromDenoAddr, getInt, load, type Native, setInt } from "./libc.ts";
 
-export { releaseConn } from "./fd.ts";
+export { closeConn, releaseConn } from "./fd.ts";
 export { sockoptUnavailableReason } from "./libc.ts";
 
 /** The options in force on a socket, read back from the kernel. Durations in ms. */

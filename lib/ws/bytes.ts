@@ -8,7 +8,8 @@
  * releases the old one at once.
  *
  * Only for buffers nobody else holds: never a message handed to the
- * application, never a payload the application handed to us.
+ * application, never a payload the application handed to us. Also
+ * {@linkcode sameBytes}, for comparing any two.
  *
  * @module
  */
@@ -48,4 +49,11 @@ export function release(buf: Uint8Array | null): void {
   } catch {
     // Not detachable: the garbage collector will have it.
   }
+}
+
+/** Whether `a` and `b` hold the same bytes. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -23,6 +23,7 @@ import { type Message, Progress, Protocol, type Role, State, type Traffic } from
 import { ZERO_COPY_PAYLOAD } from "./write.ts";
 import type { PerMessageDeflate } from "./deflate.ts";
 import { joinWatchdog, type WatchdogMember } from "./watchdog.ts";
+import { sameBytes } from "./bytes.ts";
 
 export type { Message, Role, Traffic };
 export type { CloseCause, CloseInfo };
@@ -913,12 +914,6 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     this.#fail(1013, "server memory budget exhausted", "memory-budget", undefined, true);
     return this.#p.held + this.#queueBytes;
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function errorText(err: unknown): string {
