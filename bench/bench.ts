@@ -291,6 +291,26 @@ export async function runBench(
     | "json"
     | "deflate"
   )[];
+  /** Keeps one server's figures for one scenario, and says them. */
+  const record = (
+    run: number,
+    scenario: Scenario,
+    server: RunningServer,
+    { values, note }: { values: Record<string, number>; note?: string },
+  ) => {
+    samples.push({
+      run,
+      scenario,
+      who: server.name,
+      values,
+      pid: server.pid,
+      ...(note ? { note } : {}),
+    });
+    log(
+      `run ${run}/${config.runs} ${scenario} ${server.name}: ${brief(values)}` +
+        (note ? ` (${note})` : ""),
+    );
+  };
   for (let run = 1; run <= config.runs; run++) {
     if (serverScenarios.length) {
       // Fresh servers each run, so the idle scenario sees an unused heap.
@@ -301,19 +321,7 @@ export async function runBench(
         }
         for (const scenario of serverScenarios) {
           for (const server of servers) {
-            const { values, note } = await measureServer(scenario, server, bin, config);
-            samples.push({
-              run,
-              scenario,
-              who: server.name,
-              values,
-              pid: server.pid,
-              ...(note ? { note } : {}),
-            });
-            log(
-              `run ${run}/${config.runs} ${scenario} ${server.name}: ${brief(values)}` +
-                (note ? ` (${note})` : ""),
-            );
+            record(run, scenario, server, await measureServer(scenario, server, bin, config));
           }
         }
       } finally {
@@ -336,19 +344,7 @@ export async function runBench(
         for (const scenario of deflateScenarios) {
           for (const server of servers) {
             if (scenario === "deflate" && server.name === "deno") continue;
-            const { values, note } = await measureDeflate(scenario, server, bin, config);
-            samples.push({
-              run,
-              scenario,
-              who: server.name,
-              values,
-              pid: server.pid,
-              ...(note ? { note } : {}),
-            });
-            log(
-              `run ${run}/${config.runs} ${scenario} ${server.name}: ${brief(values)}` +
-                (note ? ` (${note})` : ""),
-            );
+            record(run, scenario, server, await measureDeflate(scenario, server, bin, config));
           }
         }
       } finally {
