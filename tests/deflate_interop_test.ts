@@ -24,15 +24,16 @@ import type { CloseInfo } from "../lib/ws/close.ts";
 import { Program } from "./helpers/process.ts";
 import { frame, RawPeer } from "./helpers/raw.ts";
 import { waitFor } from "./helpers/wait.ts";
+import {
+  available,
+  CHROMIUM,
+  DEBIAN_GOPATH,
+  HAVE_NODE_WS,
+  HAVE_PYTHON_WEBSOCKETS,
+  PYTHON,
+} from "./helpers/peers.ts";
 
 const PEERS = new URL("./peers/", import.meta.url);
-const ROOT = new URL("../", import.meta.url);
-/** Debian's Python, which has python3-websockets; the pyenv one on PATH does not. */
-const PYTHON = "/usr/bin/python3";
-/** Debian's chromium package puts the browser here. */
-const CHROMIUM = "/usr/bin/chromium";
-/** Where Debian installs Go library sources (a GOPATH): gorilla and coder (nhooyr.io). */
-const DEBIAN_GOPATH = "/usr/share/gocode";
 /** Bound on every wait for a peer; generous for a loaded 2-core machine. */
 const WAIT_MS = 20_000;
 /** Our threshold (bytes): shorter messages go uncompressed. */
@@ -456,20 +457,6 @@ async function startPeerServer(
   }
 }
 
-function available(command: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(command, { args, stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-}
-
-const HAVE_NODE_WS = available("node", [
-  "-e",
-  `require(${JSON.stringify(new URL("node_modules/ws", ROOT).pathname)})`,
-]);
-const HAVE_PYTHON_WEBSOCKETS = available(PYTHON, ["-c", "import websockets"]);
 const HAVE_CHROMIUM = await Deno.stat(CHROMIUM).then(() => true, () => false);
 const HAVE_GO = available("go", ["version"]) &&
   await Deno.stat(`${DEBIAN_GOPATH}/src/github.com/gorilla/websocket`).then(

@@ -18,11 +18,11 @@ import {
   type LogEvent,
   plainLines,
   Program,
-  ROOT,
   runClient,
   startServer,
 } from "./helpers/process.ts";
 import { makePki } from "./helpers/tls.ts";
+import { HAVE_NODE_WS } from "./helpers/peers.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";
 
 const TEXT = 0x1;
@@ -363,18 +363,6 @@ async function readHead(peer: RawPeer): Promise<Uint8Array> {
   }
   return Uint8Array.from(bytes);
 }
-
-const HAVE_NODE_WS = (() => {
-  try {
-    return new Deno.Command("node", {
-      args: ["-e", `require(${JSON.stringify(new URL("node_modules/ws", ROOT).pathname)})`],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-})();
 
 Deno.test({
   name: "npm ws's ws.close() with no code (1005) ends the client with exit 0" +

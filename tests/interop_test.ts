@@ -15,11 +15,9 @@ import { ECHO_PATH, type EchoOptions } from "../app/echo.ts";
 import { Program, runClient } from "./helpers/process.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { HAVE_NODE_WS, HAVE_PYTHON_WEBSOCKETS, PYTHON } from "./helpers/peers.ts";
 
 const PEERS = new URL("./peers/", import.meta.url);
-const ROOT = new URL("../", import.meta.url);
-/** Debian's Python, which has python3-websockets; the pyenv one on PATH does not. */
-const PYTHON = "/usr/bin/python3";
 /** Bound on every wait for a peer; generous for a loaded 2-core machine. */
 const WAIT_MS = 15_000;
 
@@ -141,21 +139,6 @@ async function scriptedClient(
   assert.equal(code, 0, `the peer client failed: ${stderr}`);
   return events;
 }
-
-function available(command: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(command, { args, stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-}
-
-const HAVE_NODE_WS = available("node", [
-  "-e",
-  `require(${JSON.stringify(new URL("node_modules/ws", ROOT).pathname)})`,
-]);
-const HAVE_PYTHON_WEBSOCKETS = available(PYTHON, ["-c", "import websockets"]);
 
 // ---------------------------------------------------------------------------
 // Our server, in this process

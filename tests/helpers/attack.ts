@@ -19,6 +19,7 @@
 
 import { frame, RawPeer } from "./raw.ts";
 import type { LogEvent, ServerProcess } from "./process.ts";
+import { DEBIAN_GOPATH, PYTHON } from "./peers.ts";
 
 /** Whether the attacks run at full size (`deno task stress`) rather than CI size. */
 export const STRESS: boolean = Deno.env.get("KEEPALIVE_WS_STRESS") === "1";
@@ -714,10 +715,6 @@ export async function checkServer(
 // The peers under tests/attackers/
 
 const ATTACKERS = new URL("../attackers/", import.meta.url);
-/** Where Debian installs Go library sources (a GOPATH); see bench/loadgen.ts. */
-const DEBIAN_GOPATH = "/usr/share/gocode";
-/** Debian's Python, which has python3-websockets 10.4 (a pyenv python on PATH may not). */
-export const PYTHON = "/usr/bin/python3";
 
 function cacheDir(): string {
   const base = Deno.env.get("XDG_CACHE_HOME") ||
