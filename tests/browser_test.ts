@@ -18,9 +18,8 @@
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { type ServerProcess, startServer } from "./helpers/process.ts";
+import { CHROMIUM } from "./helpers/peers.ts";
 
-/** Debian's chromium package puts the browser here. */
-const CHROMIUM = "/usr/bin/chromium";
 /** Flags for a quiet headless run as root in a container. */
 const CHROMIUM_ARGS = [
   "--no-sandbox",
