@@ -25,6 +25,7 @@ import {
   startServer,
 } from "./helpers/process.ts";
 import { makePki } from "./helpers/tls.ts";
+import { fakeServer } from "./helpers/raw.ts";
 
 /** The one error line a failed client prints (text log format), checked for shape. */
 function failureLine(stderr: string): string {
@@ -40,35 +41,6 @@ function freePort(): number {
   const port = l.addr.port;
   l.close();
   return port;
-}
-
-/**
- * A TCP listener that plays a server: for each connection it runs `serve`,
- * which may answer the handshake by hand or do nothing at all.
- */
-function fakeServer(serve: (conn: Deno.Conn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const loop = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      serve(conn).catch(() => {});
-    }
-  })().catch(() => {});
-  return {
-    url: `ws://127.0.0.1:${listener.addr.port}/echo`,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // Already closed.
-        }
-      }
-      await loop;
-    },
-  };
 }
 
 /** Reads the upgrade request on `conn` and answers 101; returns the request head. */

@@ -9,34 +9,14 @@ import { dial, HandshakeError, serve } from "../mod.ts";
 import { MAX_REFUSAL_BODY } from "../lib/dial.ts";
 import { PLAIN_PROBE_DELAY_MS } from "../lib/tls.ts";
 import { makeCerts } from "./helpers/certs.ts";
+import { fakeServer } from "./helpers/raw.ts";
 
-/** A TCP listener whose every connection is answered by `answer` (after the request head). */
+/** A fake server whose every connection is answered by `answer` (after the request head). */
 function rawServer(answer: (conn: Deno.Conn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const loop = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      (async () => {
-        await conn.read(new Uint8Array(8192));
-        await answer(conn);
-      })().catch(() => {});
-    }
-  })().catch(() => {});
-  return {
-    url: `ws://127.0.0.1:${listener.addr.port}/echo`,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // Already closed.
-        }
-      }
-      await loop;
-    },
-  };
+  return fakeServer(async (conn) => {
+    await conn.read(new Uint8Array(8192));
+    await answer(conn);
+  });
 }
 
 const enc = new TextEncoder();

@@ -478,3 +478,33 @@ export class RawServer implements AsyncDisposable {
     for (const p of this.#peers) await p[Symbol.asyncDispose]();
   }
 }
+
+/**
+ * A TCP listener that plays a server: for each connection it runs `serve`,
+ * which may answer the handshake by hand or do nothing at all. Its URL
+ * is `ws://127.0.0.1:PORT/echo`; disposing it closes every connection.
+ */
+export function fakeServer(serve: (conn: Deno.Conn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      serve(conn).catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    url: `ws://127.0.0.1:${listener.addr.port}/echo`,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // Already closed.
+        }
+      }
+      await loop;
+    },
+  };
+}
