@@ -26,6 +26,7 @@ import { frame, RawPeer } from "./helpers/raw.ts";
 import { waitFor } from "./helpers/wait.ts";
 import {
   available,
+  buildGoPeer,
   CHROMIUM,
   DEBIAN_GOPATH,
   HAVE_NODE_WS,
@@ -40,7 +41,6 @@ const WAIT_MS = 20_000;
 const OUR_THRESHOLD = 256;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 // ---------------------------------------------------------------------------
 // Messages
@@ -472,30 +472,12 @@ let goPeer: Promise<string> | null = null;
  * Debian, in GOPATH mode without network) once per source version; returns
  * the binary's path.
  */
-function buildGoPeer(): Promise<string> {
-  goPeer ??= (async () => {
-    const dir = new URL("deflate_go/", PEERS);
-    const source = await Deno.readFile(new URL("main.go", dir));
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
-    const hash = [...digest.slice(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    const cache = `${
-      Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME") || Deno.makeTempDirSync()}/.cache`
-    }/keepalive-ws-tests`;
-    const bin = `${cache}/deflate_go-${hash}`;
-    if (await Deno.stat(bin).then(() => true, () => false)) return bin;
-    await Deno.mkdir(cache, { recursive: true });
-    const out = await new Deno.Command("go", {
-      args: ["build", "-o", bin, "."],
-      cwd: dir.pathname,
-      env: { GO111MODULE: "off", GOPATH: DEBIAN_GOPATH, GOCACHE: `${cache}/go-build`, GOFLAGS: "" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(`go build of tests/peers/deflate_go failed: ${decoder.decode(out.stderr)}`);
-    }
-    return bin;
-  })();
+function goPeerBinary(): Promise<string> {
+  goPeer ??= buildGoPeer(
+    new URL("deflate_go/", PEERS),
+    "deflate_go",
+    "golang-go, golang-github-gorilla-websocket-dev and golang-nhooyr-websocket-dev",
+  );
   goPeer.catch(() => goPeer = null);
   return goPeer;
 }
@@ -894,7 +876,7 @@ Deno.test({
   name: "permessage-deflate: gorilla/websocket client → our server" + (HAVE_GO ? "" : NO_GO),
   ignore: !HAVE_GO,
   async fn(t) {
-    const bin = await buildGoPeer();
+    const bin = await goPeerBinary();
     const args = ["-lib", "gorilla", "-role", "client", "-url"];
     // gorilla offers server_no_context_takeover and client_no_context_takeover itself.
     await t.step(
@@ -921,7 +903,7 @@ Deno.test({
   name: "permessage-deflate: our dial() → gorilla/websocket server" + (HAVE_GO ? "" : NO_GO),
   ignore: !HAVE_GO,
   async fn(t) {
-    const bin = await buildGoPeer();
+    const bin = await goPeerBinary();
     await ourClientSteps(t, bin, ["-lib", "gorilla", "-role", "server"], [
       {
         name: "no context takeover, imposed by the peer (its only mode)",
@@ -946,7 +928,7 @@ Deno.test({
   name: "permessage-deflate: coder/websocket client → our server" + (HAVE_GO ? "" : NO_GO),
   ignore: !HAVE_GO,
   async fn(t) {
-    const bin = await buildGoPeer();
+    const bin = await goPeerBinary();
     const args = ["-lib", "coder", "-role", "client"];
     // CompressionNoContextTakeover (coder's default) offers both no_context_takeover parameters.
     for (const mode of clientModes(["-url"], ["-takeover", "-url"])) {
@@ -959,7 +941,7 @@ Deno.test({
   name: "permessage-deflate: our dial() → coder/websocket server" + (HAVE_GO ? "" : NO_GO),
   ignore: !HAVE_GO,
   async fn(t) {
-    const bin = await buildGoPeer();
+    const bin = await goPeerBinary();
     await ourClientSteps(t, bin, ["-lib", "coder", "-role", "server"], [
       {
         name: "with context takeover (CompressionContextTakeover)",

@@ -19,7 +19,7 @@
 
 import { frame, RawPeer } from "./raw.ts";
 import type { LogEvent, ServerProcess } from "./process.ts";
-import { DEBIAN_GOPATH, PYTHON } from "./peers.ts";
+import { buildGoPeer, PYTHON } from "./peers.ts";
 
 /** Whether the attacks run at full size (`deno task stress`) rather than CI size. */
 export const STRESS: boolean = Deno.env.get("KEEPALIVE_WS_STRESS") === "1";
@@ -716,12 +716,6 @@ export async function checkServer(
 
 const ATTACKERS = new URL("../attackers/", import.meta.url);
 
-function cacheDir(): string {
-  const base = Deno.env.get("XDG_CACHE_HOME") ||
-    `${Deno.env.get("HOME") || Deno.makeTempDirSync()}/.cache`;
-  return `${base}/keepalive-ws-tests`;
-}
-
 let built: Promise<string> | null = null;
 
 /**
@@ -730,35 +724,11 @@ let built: Promise<string> | null = null;
  * version, and returns the binary's path.
  */
 export function gorillaPeer(): Promise<string> {
-  built ??= (async () => {
-    const dir = new URL("gorilla/", ATTACKERS);
-    const source = await Deno.readFile(new URL("main.go", dir));
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
-    const hash = [...digest.slice(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    const cache = cacheDir();
-    const bin = `${cache}/gorilla-${hash}`;
-    try {
-      await Deno.stat(bin);
-      return bin;
-    } catch {
-      // Not built yet.
-    }
-    await Deno.mkdir(cache, { recursive: true });
-    const out = await new Deno.Command("go", {
-      args: ["build", "-o", bin, "."],
-      cwd: dir.pathname,
-      env: { GO111MODULE: "off", GOPATH: DEBIAN_GOPATH, GOCACHE: `${cache}/go-build`, GOFLAGS: "" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(
-        `go build of tests/attackers/gorilla failed (needs golang-go and ` +
-          `golang-github-gorilla-websocket-dev): ${new TextDecoder().decode(out.stderr).trim()}`,
-      );
-    }
-    return bin;
-  })();
+  built ??= buildGoPeer(
+    new URL("gorilla/", ATTACKERS),
+    "gorilla",
+    "golang-go and golang-github-gorilla-websocket-dev",
+  );
   built.catch(() => built = null);
   return built;
 }
