@@ -15,7 +15,7 @@
  * @module
  */
 
-import { OPENSSL } from "./tls.ts";
+import { openssl } from "./tls.ts";
 
 /** A certificate and its key, as PEM file paths. */
 export interface CertFiles {
@@ -41,14 +41,6 @@ export interface Certs extends AsyncDisposable {
   expired: CertFiles;
   /** Signed by `ca`, for other.example and 10.1.2.3. */
   wrongName: CertFiles;
-}
-
-async function openssl(dir: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(OPENSSL, { args, cwd: dir, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
 }
 
 const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];

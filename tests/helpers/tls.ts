@@ -21,7 +21,8 @@ export interface Pki extends AsyncDisposable {
   key: string;
 }
 
-async function openssl(dir: string, args: string[]): Promise<void> {
+/** Runs `openssl args` in `dir`; throws with its stderr if it fails. */
+export async function openssl(dir: string, args: string[]): Promise<void> {
   const out = await new Deno.Command(OPENSSL, {
     args,
     cwd: dir,
@@ -29,9 +30,7 @@ async function openssl(dir: string, args: string[]): Promise<void> {
     stderr: "piped",
   }).output();
   if (!out.success) {
-    throw new Error(
-      `openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
-    );
+    throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
   }
 }
 
