@@ -21,6 +21,7 @@ import {
 import { type Reader, readHead, writeAll } from "./ws/http.ts";
 import { acceptDeflateResponse, deflateOffer, PerMessageDeflate } from "./ws/deflate.ts";
 import { zlibAvailable } from "./ws/zlib.ts";
+import { abortable } from "./async.ts";
 import { openTls } from "./tls.ts";
 
 /** Default bound on connecting plus the opening handshake (ms). */
@@ -81,29 +82,6 @@ function webSocketUrl(url: string | URL): URL {
     throw new TypeError(`${u.href} is not a ws:// or wss:// URL`);
   }
   return u;
-}
-
-/** Resolves like `p`, or rejects with `signal.reason` first; a value that comes late is closed. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then((value) => {
-      signal.removeEventListener("abort", onAbort);
-      if (signal.aborted) {
-        try {
-          (value as { close?: () => void }).close?.();
-        } catch {
-          // Already closed.
-        }
-      }
-      resolve(value);
-    }, (err) => {
-      signal.removeEventListener("abort", onAbort);
-      reject(err);
-    });
-  });
 }
 
 /**

@@ -42,6 +42,7 @@ import {
   type RequestHead,
 } from "./ws/handshake.ts";
 import { readHead, writeAll } from "./ws/http.ts";
+import { errorText } from "./errors.ts";
 
 /** Default bound on reading a request head (gorilla and ws use 10 s too). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -595,8 +596,4 @@ function matches(
     (policy.interval === null || o.interval === policy.interval) &&
     (policy.count === null || o.count === policy.count) &&
     (apply.userTimeout === undefined || o.userTimeout === Math.ceil(apply.userTimeout));
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

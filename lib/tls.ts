@@ -32,6 +32,7 @@ import * as tls from "node:tls";
 import { isIP } from "node:net";
 import { closeConn } from "./tcp/sockopt.ts";
 import { sameBytes } from "./ws/bytes.ts";
+import { errorText } from "./errors.ts";
 
 /** How long a TLS handshake may take before the port is probed for plain HTTP (ms). */
 export const PLAIN_PROBE_DELAY_MS = 1_000;
@@ -205,7 +206,7 @@ function checkPinned(socket: tls.TLSSocket, pins: X509Certificate[], hostname: s
 /** Node's socket errors as the Deno errors the connection's classifier knows. */
 function denoError(err: unknown): unknown {
   const code = (err as { code?: string })?.code;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorText(err);
   switch (code) {
     case "ECONNRESET":
       return new Deno.errors.ConnectionReset(message);

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { errorText } from "../errors.ts";
+
 // ---------------------------------------------------------------------------
 // Option numbers, per platform
 // ---------------------------------------------------------------------------
@@ -189,7 +191,7 @@ function open(): Native | { reason: string } {
       const libc = dlopenLibc(path, p).symbols;
       return { libc, p, errnoPtr: libc.errno() };
     } catch (err) {
-      lastError = err instanceof Error ? err.message : String(err);
+      lastError = errorText(err);
     }
   }
   return { reason: `libc could not be loaded (${lastError})` };

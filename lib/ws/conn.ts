@@ -24,6 +24,7 @@ import { ZERO_COPY_PAYLOAD } from "./write.ts";
 import type { PerMessageDeflate } from "./deflate.ts";
 import { joinWatchdog, type WatchdogMember } from "./watchdog.ts";
 import { sameBytes } from "./bytes.ts";
+import { errorText } from "../errors.ts";
 
 export type { Message, Role, Traffic };
 export type { CloseCause, CloseInfo };
@@ -914,8 +915,4 @@ export class WebSocketConn implements AsyncIterable<Message>, WatchdogMember, Bu
     this.#fail(1013, "server memory budget exhausted", "memory-budget", undefined, true);
     return this.#p.held + this.#queueBytes;
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -7,6 +7,7 @@
 
 import { HandshakeError } from "./errors.ts";
 import { findHeadEnd, INVALID_RESPONSE } from "./handshake.ts";
+import { abortable } from "../async.ts";
 
 /** Anything with `Deno.Conn`'s read: fills `p`, resolves the count or null at EOF. */
 export interface Reader {
@@ -38,28 +39,6 @@ export interface ReadHeadOptions {
 
 /** The first read's buffer size; it doubles up to maxHeadSize as needed. */
 const INITIAL_BUFFER_SIZE = 1024;
-
-/** Resolves like `p`, or rejects with `signal.reason` first; `p` is then left to settle quietly. */
-function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal === undefined) return p;
-  return new Promise<T>((resolve, reject) => {
-    // After an abort the read stays pending until the caller closes the
-    // conn; its later rejection lands in the handler below and goes nowhere.
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 /**
  * Reads one HTTP head (RFC 9112 §2.1) up to and including its empty line,
