@@ -21,13 +21,12 @@ import {
 } from "./app/cli.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MEMORY_BUDGET,
   DEFAULT_SERVER_PING_INTERVAL_MS,
   DEFAULT_SERVER_PONG_TIMEOUT_MS,
-  kernelKeepAliveDefaults,
-  sockoptUnavailableReason,
-} from "./mod.ts";
+} from "./lib/serve.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/mod.ts";
+import { kernelKeepAliveDefaults, sockoptUnavailableReason } from "./lib/tcp/mod.ts";
 import { parseAddr } from "./app/addr.ts";
 import { formatDuration } from "./app/duration.ts";
 import { startServer } from "./app/echo.ts";

@@ -14,15 +14,17 @@ import {
   DEFAULT_KEEPALIVE_COUNT,
   DEFAULT_KEEPALIVE_IDLE_MS,
   DEFAULT_KEEPALIVE_INTERVAL_MS,
-  type KeepAliveConfig,
-  type KeepAlivePolicy,
   type KernelKeepAlive,
-  resolveKeepAlive,
+  resolveKeepAliveNamed,
   resolveSingleKeepAlive,
-  type SocketOptions,
   sockoptUnavailableReason,
   type ValueNames,
   type ValueSource,
+} from "../lib/tcp/mod.ts";
+import {
+  type KeepAliveConfig,
+  type KeepAlivePolicy,
+  type SocketOptions,
   worstCaseDetectionMs,
 } from "../mod.ts";
 
@@ -120,7 +122,7 @@ export function keepAliveFromFlags(f: KeepAliveFlags): KeepAlivePolicy {
     cfg.count = Number(f.count.trim());
     names.count = `--keepalive-count ${f.count}`;
   }
-  return asUsage(() => resolveKeepAlive(cfg, names));
+  return asUsage(() => resolveKeepAliveNamed(cfg, names));
 }
 
 /** A policy as the library's serve() and dial() take it: Go's KeepAliveConfig, or false for off. */

@@ -12,12 +12,10 @@ import {
   type Connection,
   dial,
   type DialOptions,
-  GoingAway,
   HandshakeError,
   type Message,
-  NormalClosure,
-  NoStatusReceived,
 } from "../mod.ts";
+import { GoingAway, NormalClosure, NoStatusReceived } from "../lib/ws/mod.ts";
 import { formatAddr } from "./addr.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./cli.ts";
 import { keepAliveLogFields } from "./keepalive.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type Connection, PolicyViolation, serve, type Server } from "../mod.ts";
+import { CloseCode, type Connection, serve, type Server } from "../mod.ts";
 
 /** Unsent bytes a member may have queued before it is judged too slow. */
 export const MAX_MEMBER_BACKLOG = 1024 * 1024;
@@ -42,7 +42,7 @@ export class Room {
       if (member === from || !member.isOpen) continue;
       if (member.bufferedAmount > MAX_MEMBER_BACKLOG) {
         this.dropped++;
-        member.abort("too slow: stopped reading", PolicyViolation);
+        member.abort("too slow: stopped reading", CloseCode.PolicyViolation);
         continue;
       }
       void member.send(text); // not awaited: one member's backpressure is not the room's

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type CloseInfo, type Connection, dial, type DialOptions, NormalClosure } from "../mod.ts";
+import { CloseCode, type CloseInfo, type Connection, dial, type DialOptions } from "../mod.ts";
 
 /** How a reconnecting client is paced. */
 export interface ReconnectOptions extends DialOptions {
@@ -54,7 +54,7 @@ export async function keepConnected(
       await onOpen(ws);
       last = await ws.closed;
       options.signal?.removeEventListener("abort", onAbort);
-      if (last.clean && last.code === NormalClosure) return last;
+      if (last.clean && last.code === CloseCode.NormalClosure) return last;
       failures = Date.now() - opened >= stable ? 1 : failures + 1;
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);

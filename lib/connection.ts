@@ -11,39 +11,6 @@ import { socketCauseClassifier } from "./tcp/cause.ts";
 import { releaseConn, resetConn, type SocketOptions } from "./tcp/sockopt.ts";
 import { type ConnOptions, WebSocketConn } from "./ws/conn.ts";
 
-/** The connection options that `serve()` and `dial()` pass through. Durations in ms. */
-export type ConnectionOptions =
-  & Pick<
-    ConnOptions,
-    | "maxMessageSize"
-    | "maxFragments"
-    | "pingInterval"
-    | "pongTimeout"
-    | "stallTimeout"
-    | "closeTimeout"
-    | "sendHighWater"
-    | "autoPong"
-  >
-  & {
-    /**
-     * permessage-deflate (RFC 7692): `true` to offer (client) or accept
-     * (server) it, or options. Off by default, as in ws and gorilla.
-     */
-    compression?: boolean | CompressionOptions;
-  };
-
-/** How permessage-deflate is used when agreed. */
-export interface CompressionOptions {
-  /** Messages smaller than this many bytes are sent uncompressed (default 256). */
-  threshold?: number;
-  /** zlib's level, 1 (fastest) to 9 (smallest); default 6 (measured: 1 KiB of JSON, ~25 us at 6, ~9 us at 1). */
-  level?: number;
-  /** Server: never keep our compression context between messages (no zlib memory per connection). */
-  serverNoContextTakeover?: boolean;
-  /** Server: ask clients not to keep theirs either. */
-  clientNoContextTakeover?: boolean;
-}
-
 /** A WebSocket connection on a TCP (or TLS) stream, with its TCP options read back. */
 export class Connection extends WebSocketConn {
   /** The keepalive, TCP_NODELAY and TCP_USER_TIMEOUT in force on the socket, as the kernel reports them. */

@@ -6,7 +6,9 @@
  * @module
  */
 
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import { Connection } from "./connection.ts";
+import type { ConnectionOptions } from "./ws/conn.ts";
+import type { CompressionOptions } from "./ws/deflate.ts";
 import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
 import { applyPolicy, closeConn } from "./tcp/sockopt.ts";
 import { HandshakeError } from "./ws/errors.ts";
@@ -35,6 +37,11 @@ export const REFUSAL_BODY_WAIT_MS = 1_000;
 
 /** Options of {@linkcode dial}. Durations are in milliseconds. */
 export interface DialOptions extends ConnectionOptions {
+  /**
+   * permessage-deflate (RFC 7692): `true` to offer it, or options. Off by
+   * default, as in ws and gorilla.
+   */
+  compression?: boolean | CompressionOptions;
   /**
    * TCP keepalive: Go's `KeepAliveConfig` (a zero or absent field takes
    * Go's default, a negative one leaves the OS value), `true` for Go's

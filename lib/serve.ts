@@ -19,7 +19,9 @@
  * @module
  */
 
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import { Connection } from "./connection.ts";
+import type { ConnectionOptions } from "./ws/conn.ts";
+import type { CompressionOptions } from "./ws/deflate.ts";
 import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
 import {
   applyPolicy,
@@ -80,7 +82,12 @@ export interface Refusal {
 
 /** Options of {@linkcode serve}. Durations are in milliseconds. */
 export interface ServeOptions extends ConnectionOptions {
-  /** Host to bind (default `0.0.0.0`). */
+  /**
+   * permessage-deflate (RFC 7692): `true` to accept it when a client offers
+   * it, or options. Off by default, as in ws and gorilla.
+   */
+  compression?: boolean | CompressionOptions;
+  /** Host to bind (default `0.0.0.0`, every interface; the CLI binds `localhost`). */
   hostname?: string;
   /** Port to bind (default 8080; 0 picks a free one). */
   port?: number;
@@ -125,8 +132,8 @@ export interface Server {
   readonly addr: Deno.NetAddr;
   /** The WebSockets open now. */
   readonly connections: ReadonlySet<Connection>;
-  /** The memory budget all connections share. */
-  readonly budget: MemoryBudget;
+  /** The memory budget all connections share: its limit and use in bytes, and evictions so far. */
+  readonly budget: { readonly limit: number; readonly used: number; readonly evictions: number };
   /** Resolves once the server has stopped. */
   readonly finished: Promise<void>;
   /**

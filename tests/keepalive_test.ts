@@ -6,6 +6,7 @@ import {
   DEFAULT_KEEPALIVE_INTERVAL_MS,
   type KeepAlivePolicy,
   resolveKeepAlive,
+  resolveKeepAliveNamed,
   resolveSingleKeepAlive,
   worstCaseDetectionMs,
 } from "../lib/tcp/keepalive.ts";
@@ -131,19 +132,19 @@ Deno.test("resolveKeepAlive() throws a TypeError for NaN, non-numbers and a non-
   throwsExactly(() => resolveKeepAlive({ count: NaN }), TypeError, /not a whole number/);
 });
 
-Deno.test("resolveKeepAlive() names values by `names` in its errors", () => {
+Deno.test("resolveKeepAliveNamed() names values by `names` in its errors", () => {
   throwsExactly(
-    () => resolveKeepAlive({ idle: 40_000_000 }, { idle: "idle (40000 s)" }),
+    () => resolveKeepAliveNamed({ idle: 40_000_000 }, { idle: "idle (40000 s)" }),
     RangeError,
     "idle (40000 s) is out of range: Linux allows 1s to 32767s",
   );
   throwsExactly(
-    () => resolveKeepAlive({ interval: NaN }, { interval: "my interval" }),
+    () => resolveKeepAliveNamed({ interval: NaN }, { interval: "my interval" }),
     TypeError,
     "my interval is not a duration in milliseconds",
   );
   throwsExactly(
-    () => resolveKeepAlive({ count: 500 }, { idle: "unused", count: "probes" }),
+    () => resolveKeepAliveNamed({ count: 500 }, { idle: "unused", count: "probes" }),
     RangeError,
     "probes is out of range: Linux allows 1 to 127",
   );
@@ -288,7 +289,7 @@ Deno.test("keepAliveFromFlags() names the flag in duration errors", () => {
 Deno.test("keepAliveFromFlags() turns the library's RangeError into a UsageError naming the flag and its text", () => {
   // The library layer throws a RangeError naming the value as it was given...
   throwsExactly(
-    () => resolveKeepAlive({ idle: 40_000_000 }, { idle: "--keepalive-idle 40000s" }),
+    () => resolveKeepAliveNamed({ idle: 40_000_000 }, { idle: "--keepalive-idle 40000s" }),
     RangeError,
     "--keepalive-idle 40000s is out of range: Linux allows 1s to 32767s",
   );
@@ -535,4 +536,18 @@ Deno.test("keepAliveReport() with a heartbeat adds it, the worst case by either,
     [noHeartbeat.worst_case_notice_s, noHeartbeat.worst_case_hung_peer_s],
     [150, null],
   );
+});
+
+Deno.test("resolveKeepAlive() returns a policy resolved already as it is, so serve() and dial() take either", () => {
+  const policy = resolveKeepAlive({ idle: 30_000 });
+  assert.equal(resolveKeepAlive(policy), policy);
+  assert.deepEqual(resolveKeepAlive(policy), {
+    enabled: true,
+    idle: 30_000,
+    interval: 15_000,
+    count: 9,
+    sources: { idle: "given", interval: "default", count: "default" },
+  });
+  const off = resolveKeepAlive(false);
+  assert.equal(resolveKeepAlive(off).enabled, false);
 });

@@ -44,8 +44,12 @@ export interface KeepAlivePolicy {
   interval: number | null;
   /** TCP_KEEPCNT, or null to leave the kernel's. */
   count: number | null;
-  /** Where each value came from. */
-  sources: { idle: ValueSource; interval: ValueSource; count: ValueSource };
+  /** Where each value came from: the caller, Go's default, or the kernel (left alone). */
+  sources: {
+    idle: "given" | "default" | "os";
+    interval: "given" | "default" | "os";
+    count: "given" | "default" | "os";
+  };
 }
 
 /** Go 1.23's `net.KeepAliveConfig`, with durations in milliseconds. */
@@ -135,12 +139,29 @@ function resolveCount(count: number | undefined, name: string): [number | null, 
  * Resolves a Go 1.23 `KeepAliveConfig` as `TCPConn.SetKeepAliveConfig` does:
  * zero fields take Go's defaults, negative fields leave the OS value, and
  * durations round up to whole seconds. `false` turns keepalive off; `true`
- * or nothing gives Go's defaults. Throws a RangeError past Linux's limits
- * and a TypeError for a value that is not a number, naming it by `names`.
+ * or nothing gives Go's defaults; a policy resolved already is returned as
+ * it is. Throws a RangeError past Linux's limits and a TypeError for a
+ * value that is not a number.
  */
 export function resolveKeepAlive(
-  config: boolean | KeepAliveConfig = true,
-  names: ValueNames = {},
+  config: boolean | KeepAliveConfig | KeepAlivePolicy = true,
+): KeepAlivePolicy {
+  if (isPolicy(config)) return config;
+  return resolveKeepAliveNamed(config, {});
+}
+
+/** Whether `value` is a policy {@linkcode resolveKeepAlive} made already. */
+function isPolicy(value: boolean | KeepAliveConfig | KeepAlivePolicy): value is KeepAlivePolicy {
+  return typeof value === "object" && "sources" in value && "enabled" in value;
+}
+
+/**
+ * {@linkcode resolveKeepAlive} for a command line: errors name each value
+ * by `names` (e.g. `--keepalive-idle 40000s`) instead of Go's fields.
+ */
+export function resolveKeepAliveNamed(
+  config: boolean | KeepAliveConfig,
+  names: ValueNames,
 ): KeepAlivePolicy {
   if (typeof config === "boolean") config = { enable: config };
   const [idle, idleSource] = resolveDuration(

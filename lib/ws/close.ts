@@ -41,6 +41,30 @@ export const BadGateway = 1014;
 /** 1015: the TLS handshake failed; never sent on the wire (§7.4.1). */
 export const TLSHandshake = 1015;
 
+/**
+ * Every close code above in one object, for applications:
+ * `ws.close(CloseCode.NormalClosure)`, `info.code === CloseCode.GoingAway`.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1
+ */
+export const CloseCode = {
+  NormalClosure,
+  GoingAway,
+  ProtocolError,
+  UnsupportedData,
+  NoStatusReceived,
+  AbnormalClosure,
+  InvalidFramePayloadData,
+  PolicyViolation,
+  MessageTooBig,
+  MandatoryExtension,
+  InternalError,
+  ServiceRestart,
+  TryAgainLater,
+  BadGateway,
+  TLSHandshake,
+} as const;
+
 /** The longest close reason: 125 bytes of control payload minus the code. */
 export const MAX_CLOSE_REASON = 123;
 

@@ -72,14 +72,11 @@ const MAX_PENDING_PINGS = 16;
 /** Names a socket error as a close cause; `sentLast` says whether we wrote after we last read. */
 export type ErrorClassifier = (err: unknown, facts: { sentLast: boolean }) => CloseCause;
 
-/** Options of a {@linkcode WebSocketConn}. */
-export interface ConnOptions {
-  /** `server` expects masked frames and sends unmasked ones; `client` the reverse. */
-  role: Role;
-  /** Bytes that arrived with the handshake: the first frames. */
-  initial?: Uint8Array;
-  /** The subprotocol agreed in the handshake, or null. */
-  protocol?: string | null;
+/**
+ * The settings of a connection that `serve()` and `dial()` take as they
+ * are. Durations are in milliseconds.
+ */
+export interface ConnectionOptions {
   /** Largest message accepted, in bytes (default 16 MiB). */
   maxMessageSize?: number;
   /** Most frames per message (default 16,384). */
@@ -88,14 +85,24 @@ export interface ConnOptions {
   pingInterval?: number;
   /** Fail with `pong-timeout` when nothing arrives for this long (ms); 0 turns it off. */
   pongTimeout?: number;
-  /** Fail with `send-overflow` when a write makes no progress for this long (ms); 0 = never. */
+  /** Fail with `send-overflow` when a write makes no progress for this long (ms, default 30 s); 0 = never. */
   stallTimeout?: number;
-  /** Bound on each wait of the closing handshake (ms). */
+  /** Bound on each wait of the closing handshake (ms, default 5 s). */
   closeTimeout?: number;
   /** Queued outgoing bytes above which reading pauses (default 1 MiB). */
   sendHighWater?: number;
   /** Answer pings (default true); false plays a broken peer, for fault injection. */
   autoPong?: boolean;
+}
+
+/** Options of a {@linkcode WebSocketConn}: the connection settings and what the handshake decided. */
+export interface ConnOptions extends ConnectionOptions {
+  /** `server` expects masked frames and sends unmasked ones; `client` the reverse. */
+  role: Role;
+  /** Bytes that arrived with the handshake: the first frames. */
+  initial?: Uint8Array;
+  /** The subprotocol agreed in the handshake, or null. */
+  protocol?: string | null;
   /** permessage-deflate, when the handshake agreed it (RFC 7692). */
   deflate?: PerMessageDeflate | null;
   /** A memory budget shared with other connections; this one joins it. */
