@@ -27,7 +27,7 @@ import {
   runProbe,
 } from "./app/probe.ts";
 import { formatDuration } from "./app/duration.ts";
-import { DEFAULT_DIAL_TIMEOUT_MS } from "./lib/dial.ts";
+import { DEFAULT_DIAL_TIMEOUT_MS } from "./lib/client/dial.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/mod.ts";
 import { kernelKeepAliveDefaults, sockoptUnavailableReason } from "./lib/tcp/mod.ts";
 import { parseWebSocketUrl } from "./app/url.ts";

@@ -47,8 +47,8 @@ export {
   type Server,
   ServerRequest,
   type UpgradeOptions,
-} from "./lib/serve.ts";
-export { dial, type DialOptions } from "./lib/dial.ts";
+} from "./lib/server/serve.ts";
+export { dial, type DialOptions } from "./lib/client/dial.ts";
 export { Connection } from "./lib/connection.ts";
 export { type CompressionOptions } from "./lib/ws/deflate.ts";
 export {

@@ -24,7 +24,7 @@ import {
   DEFAULT_MEMORY_BUDGET,
   DEFAULT_SERVER_PING_INTERVAL_MS,
   DEFAULT_SERVER_PONG_TIMEOUT_MS,
-} from "./lib/serve.ts";
+} from "./lib/server/serve.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/mod.ts";
 import { kernelKeepAliveDefaults, sockoptUnavailableReason } from "./lib/tcp/mod.ts";
 import { parseAddr } from "./app/addr.ts";

@@ -1,5 +1,5 @@
 /**
- * The client scenario's driver: our client (`lib/dial.ts`) or Deno's built-in
+ * The client scenario's driver: our client (`lib/client/dial.ts`) or Deno's built-in
  * `WebSocket` used as a load generator against one neutral echo server. Each
  * connection keeps `inflight` text messages going; it prints one JSON line
  * with the echo rate. It prints `{"event":"window","phase":"start"}` and

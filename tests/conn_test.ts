@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { MemoryBudget } from "../lib/ws/budget.ts";
 import { type ConnOptions, type Message, type Role, WebSocketConn } from "../lib/ws/conn.ts";
-import { dial } from "../lib/dial.ts";
+import { dial } from "../lib/client/dial.ts";
 import { HandshakeError } from "../lib/ws/errors.ts";
 import { closePayload, concat, frame, RawPeer, RawServer } from "./helpers/raw.ts";
 import { sleep, TimeoutError, waitFor } from "./helpers/wait.ts";

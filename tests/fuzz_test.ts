@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { parseClosePayload } from "../lib/ws/close.ts";
-import { dial } from "../lib/dial.ts";
+import { dial } from "../lib/client/dial.ts";
 import { HandshakeError, ProtocolViolation } from "../lib/ws/errors.ts";
 import { readFrameHeader } from "../lib/ws/frame.ts";
 import {

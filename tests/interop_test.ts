@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import type { CloseInfo, Message, WebSocketConn } from "../lib/ws/conn.ts";
-import { dial } from "../lib/dial.ts";
+import { dial } from "../lib/client/dial.ts";
 import { ECHO_PATH, type EchoOptions } from "../app/echo.ts";
 import { Program, runClient } from "./helpers/process.ts";
 import { startTestServer } from "./helpers/server.ts";

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { dial } from "../lib/dial.ts";
+import { dial } from "../lib/client/dial.ts";
 import { NGINX_BIN, nginxInstalled, startNginx } from "./helpers/nginx.ts";
 import { Program, startServer } from "./helpers/process.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";

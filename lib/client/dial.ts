@@ -6,12 +6,12 @@
  * @module
  */
 
-import { Connection } from "./connection.ts";
-import type { ConnectionOptions } from "./ws/conn.ts";
-import type { CompressionOptions } from "./ws/deflate.ts";
-import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
-import { applyPolicy, closeConn } from "./tcp/sockopt.ts";
-import { HandshakeError } from "./ws/errors.ts";
+import { Connection } from "../connection.ts";
+import type { ConnectionOptions } from "../ws/conn.ts";
+import type { CompressionOptions } from "../ws/deflate.ts";
+import { type KeepAliveConfig, resolveKeepAlive } from "../tcp/keepalive.ts";
+import { applyPolicy, closeConn } from "../tcp/sockopt.ts";
+import { HandshakeError } from "../ws/errors.ts";
 import {
   buildUpgradeRequest,
   checkUpgradeResponse,
@@ -19,11 +19,11 @@ import {
   generateKey,
   INVALID_RESPONSE,
   parseResponseHead,
-} from "./ws/handshake.ts";
-import { type Reader, readHead, writeAll } from "./ws/http.ts";
-import { acceptDeflateResponse, deflateOffer, PerMessageDeflate } from "./ws/deflate.ts";
-import { zlibAvailable } from "./ws/zlib.ts";
-import { abortable } from "./async.ts";
+} from "../ws/handshake.ts";
+import { type Reader, readHead, writeAll } from "../ws/http.ts";
+import { acceptDeflateResponse, deflateOffer, PerMessageDeflate } from "../ws/deflate.ts";
+import { zlibAvailable } from "../ws/zlib.ts";
+import { abortable } from "../async.ts";
 import { openTls } from "./tls.ts";
 
 /** Default bound on connecting plus the opening handshake (ms). */

@@ -30,9 +30,9 @@
 import { X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import { isIP } from "node:net";
-import { closeConn } from "./tcp/sockopt.ts";
-import { sameBytes } from "./ws/bytes.ts";
-import { errorText } from "./errors.ts";
+import { closeConn } from "../tcp/sockopt.ts";
+import { sameBytes } from "../ws/bytes.ts";
+import { errorText } from "../errors.ts";
 
 /** How long a TLS handshake may take before the port is probed for plain HTTP (ms). */
 export const PLAIN_PROBE_DELAY_MS = 1_000;

@@ -19,21 +19,21 @@
  * @module
  */
 
-import { Connection } from "./connection.ts";
-import type { ConnectionOptions } from "./ws/conn.ts";
-import type { CompressionOptions } from "./ws/deflate.ts";
-import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
+import { Connection } from "../connection.ts";
+import type { ConnectionOptions } from "../ws/conn.ts";
+import type { CompressionOptions } from "../ws/deflate.ts";
+import { type KeepAliveConfig, resolveKeepAlive } from "../tcp/keepalive.ts";
 import {
   applyPolicy,
   applyToListener,
   closeConn,
   readSocketOptions,
   type SocketOptions,
-} from "./tcp/sockopt.ts";
-import { type Eviction, MemoryBudget } from "./ws/budget.ts";
-import { GoingAway } from "./ws/close.ts";
-import { negotiateDeflate, parseExtensions, PerMessageDeflate } from "./ws/deflate.ts";
-import { HandshakeError } from "./ws/errors.ts";
+} from "../tcp/sockopt.ts";
+import { type Eviction, MemoryBudget } from "../ws/budget.ts";
+import { GoingAway } from "../ws/close.ts";
+import { negotiateDeflate, parseExtensions, PerMessageDeflate } from "../ws/deflate.ts";
+import { HandshakeError } from "../ws/errors.ts";
 import {
   buildErrorResponse,
   buildResponseHead,
@@ -42,9 +42,9 @@ import {
   DEFAULT_MAX_HEAD_SIZE,
   parseRequestHead,
   type RequestHead,
-} from "./ws/handshake.ts";
-import { readHead, writeAll } from "./ws/http.ts";
-import { errorText } from "./errors.ts";
+} from "../ws/handshake.ts";
+import { readHead, writeAll } from "../ws/http.ts";
+import { errorText } from "../errors.ts";
 
 /** Default bound on reading a request head (gorilla and ws use 10 s too). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
