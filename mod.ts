@@ -40,14 +40,8 @@
  * @module
  */
 
-export {
-  type Refusal,
-  serve,
-  type ServeOptions,
-  type Server,
-  ServerRequest,
-  type UpgradeOptions,
-} from "./lib/server/serve.ts";
+export { type Refusal, serve, type ServeOptions, type Server } from "./lib/server/serve.ts";
+export { ServerRequest, type UpgradeOptions } from "./lib/server/request.ts";
 export { dial, type DialOptions } from "./lib/client/dial.ts";
 export { Connection } from "./lib/connection.ts";
 export { type CompressionOptions } from "./lib/ws/deflate.ts";

@@ -9,7 +9,43 @@
 
 import { socketCauseClassifier } from "./tcp/cause.ts";
 import { releaseConn, resetConn, type SocketOptions } from "./tcp/sockopt.ts";
-import { type ConnOptions, WebSocketConn } from "./ws/conn.ts";
+import { type ConnectionOptions, type ConnOptions, WebSocketConn } from "./ws/conn.ts";
+
+/**
+ * The names of {@linkcode ConnectionOptions}: the compiler checks that the
+ * list is complete, so a setting added there is handed down by `serve()` and
+ * `dial()` under its own name without another line in either.
+ */
+const CONNECTION_SETTINGS = {
+  maxMessageSize: true,
+  maxFragments: true,
+  pingInterval: true,
+  pongTimeout: true,
+  stallTimeout: true,
+  closeTimeout: true,
+  sendHighWater: true,
+  autoPong: true,
+} satisfies Record<keyof ConnectionOptions, true>;
+
+const SETTING_NAMES = Object.keys(CONNECTION_SETTINGS) as (keyof ConnectionOptions)[];
+
+/**
+ * The connection settings out of a larger options object (`ServeOptions`,
+ * `DialOptions`), each under its own name; a setting `options` leaves out
+ * takes its value from `defaults`, and one absent from both stays absent
+ * (the connection's own default).
+ */
+export function connectionSettings(
+  options: ConnectionOptions,
+  defaults?: ConnectionOptions,
+): ConnectionOptions {
+  const out: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) {
+    const value = options[name] ?? defaults?.[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out as ConnectionOptions;
+}
 
 /** A WebSocket connection on a TCP (or TLS) stream, with its TCP options read back. */
 export class Connection extends WebSocketConn {
