@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { dial, HandshakeError, serve } from "../mod.ts";
-import { MAX_REFUSAL_BODY } from "../lib/client/dial.ts";
+import { MAX_REFUSAL_BODY } from "../lib/client/response.ts";
 import { PLAIN_PROBE_DELAY_MS } from "../lib/client/tls.ts";
 import { makeCerts } from "./helpers/certs.ts";
 import { fakeServer } from "./helpers/raw.ts";

@@ -304,14 +304,14 @@ export class NodeTlsConn {
     this.#finish();
   }
 
-  /** Sets TCP_NODELAY. */
-  setNoDelay(noDelay = true): void {
-    this.#socket.setNoDelay(noDelay);
+  /** Sets TCP_NODELAY (on unless `noDelay` is false). */
+  setNoDelay(noDelay?: boolean): void {
+    this.#socket.setNoDelay(noDelay ?? true);
   }
 
-  /** Switches SO_KEEPALIVE (the values are set through the socket options code). */
-  setKeepAlive(keepAlive = true): void {
-    this.#socket.setKeepAlive(keepAlive);
+  /** Switches SO_KEEPALIVE on unless `keepAlive` is false (the values are set through the socket options code). */
+  setKeepAlive(keepAlive?: boolean): void {
+    this.#socket.setKeepAlive(keepAlive ?? true);
   }
 
   /** Keeps the process alive while the socket is open (the default). */
