@@ -508,7 +508,7 @@ async function main(): Promise<number> {
         "(gorilla's client: no context takeover either way). ratio_s2c = payload bytes echoed " +
         "/ TCP bytes the server sent; ratio_c2s the same for the load generator's side."
       : null,
-    client_scenario: "ours = lib/ws/dial.ts client, deno = Deno's built-in WebSocket client; " +
+    client_scenario: "ours = lib/client/dial.ts client, deno = Deno's built-in WebSocket client; " +
       "both drive gorilla's echo server; CPU is the client process's",
     note: CPU_NOTE,
     cpu_metric: CPU_METRIC_NOTE,
@@ -558,7 +558,7 @@ async function main(): Promise<number> {
   if (result.deflate_scenarios) console.log(`\n${result.deflate_scenarios}`);
   if (config.scenarios.includes("client")) {
     console.log(
-      `\nclient row: ours = our client (lib/ws/dial.ts), deno = Deno's built-in WebSocket ` +
+      `\nclient row: ours = our client (lib/client/dial.ts), deno = Deno's built-in WebSocket ` +
         `client, both driving gorilla's echo server; its CPU is the client's own.`,
     );
   }

@@ -10,7 +10,7 @@ import { SERVER_NAMES, type ServerName } from "./servers.ts";
 
 /**
  * A contender: a server under test, or in the client scenario a client (ours
- * = lib/ws/dial.ts, deno = Deno's built-in WebSocket).
+ * = lib/client/dial.ts, deno = Deno's built-in WebSocket).
  */
 export type Contender = ServerName;
 

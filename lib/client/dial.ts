@@ -34,6 +34,10 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 
 /** Options of {@linkcode dial}. Durations are in milliseconds. */
 export interface DialOptions extends ConnectionOptions {
+  /** Send a ping this often (default 0: none). */
+  pingInterval?: number;
+  /** Fail with `pong-timeout` when nothing arrives for this long (default 0: never). */
+  pongTimeout?: number;
   /**
    * permessage-deflate (RFC 7692): `true` to offer it, or options. Off by
    * default, as in ws and gorilla.

@@ -17,8 +17,8 @@
  * handler gets), `shutdown.ts` (Going Away to every WebSocket, bounded).
  * Here: the options, and what happens to one connection from accept to
  * handler, including the one path that refuses a request the handler never
- * sees ({@linkcode ServerCore.refuse}). Every connection of a server shares
- * one memory budget (see `../ws/budget.ts`).
+ * sees (`ServerCore.refuse()`). Every connection of a server shares one
+ * memory budget (see `../ws/budget.ts`).
  *
  * @module
  */
@@ -166,7 +166,8 @@ export interface Server {
  * keepalive (read back into `req.keepalive`), its request head is read
  * within `handshakeTimeout`, and `handler` receives it. A malformed or
  * oversized head is answered by the server itself (400, 431, 505) and
- * reported to `onRefused`. A handler that throws is reported to `onError`;
+ * reported to `onRefused`, as is one that does not come in time (status 0,
+ * `timedOut`). A handler that throws is reported to `onError`;
  * its request gets 500 if unanswered, its WebSocket Internal Error (1011)
  * if open.
  *
@@ -370,7 +371,7 @@ class ServerCore implements AcceptSink, RequestContext {
     return applyPolicy(conn, this.#policy, this.#apply);
   }
 
-  /** Runs the handler; a throw is reported, its WebSocket aborted (1011) and its request settled. */
+  /** Runs the handler; a throw is reported, its WebSocket aborted (Internal Error) and its request settled. */
   async #run(req: ServerRequest): Promise<void> {
     try {
       await this.#handler(req);
