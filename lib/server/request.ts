@@ -212,7 +212,11 @@ export class ServerRequest {
     await this.#refuse(new HandshakeError(500, "the server did not answer this request"));
   }
 
-  /** What the server refuses before the request's own checks: shutdown and the connection limit. */
+  /**
+   * The key to answer and the subprotocol, or the {@linkcode HandshakeError}
+   * that refuses the upgrade: shutdown and the connection limit first (503),
+   * then the request's own checks (RFC 6455 §4.2.1, origins).
+   */
   #checkUpgrade(): { key: string; protocol: string | null } {
     const ctx = this.#ctx;
     if (ctx.stopping) throw new HandshakeError(503, "the server is shutting down");
