@@ -79,6 +79,13 @@ export async function answer(conn: Deno.Conn, response: string | Uint8Array): Pr
   closeConn(conn);
 }
 
+/**
+ * Answers 500 if the handler left `req` unanswered: for the server only,
+ * which calls it once the handler is done (a class's private method,
+ * handed out by its static block so that it is no public member).
+ */
+export let settleRequest: (req: ServerRequest) => Promise<void>;
+
 /** One HTTP request on its own TCP connection: upgrade it, answer it, or refuse it. */
 export class ServerRequest {
   /** The connection's number (accept order, from 1). */
@@ -173,7 +180,12 @@ export class ServerRequest {
       protocol = chosen;
     }
     const response = buildUpgradeResponse(key, protocol, deflate ? deflate.response : "");
-    await writeAll(this.#conn, encoder.encode(response));
+    try {
+      await writeAll(this.#conn, encoder.encode(response));
+    } catch (err) {
+      closeConn(this.#conn); // the peer went away mid-handshake: nothing is left to answer
+      throw err;
+    }
     return this.#open(protocol, deflate);
   }
 
@@ -205,8 +217,12 @@ export class ServerRequest {
     await this.#refuse(new HandshakeError(status, message ?? "", headers));
   }
 
-  /** Answers 500 if the handler left the request unanswered (called by the server). */
-  async settle(): Promise<void> {
+  static {
+    settleRequest = (req) => req.#settle();
+  }
+
+  /** Answers 500 if the handler left the request unanswered. */
+  async #settle(): Promise<void> {
     if (this.#answered) return;
     this.#answered = true;
     await this.#refuse(new HandshakeError(500, "the server did not answer this request"));

@@ -47,7 +47,7 @@ import { readHead, type ReadHeadOptions } from "../ws/http.ts";
 import { errorText } from "../errors.ts";
 import { acceptLoop, type AcceptSink } from "./accept.ts";
 import { HandshakeDeadlines } from "./deadline.ts";
-import { answer, type RequestContext, ServerRequest } from "./request.ts";
+import { answer, type RequestContext, ServerRequest, settleRequest } from "./request.ts";
 import { goAway, HANDLER_GRACE_MS, SHUTDOWN_TIMEOUT_MS, within } from "./shutdown.ts";
 
 /** Default bound on reading a request head (gorilla and ws use 10 s too). */
@@ -375,11 +375,11 @@ class ServerCore implements AcceptSink, RequestContext {
   async #run(req: ServerRequest): Promise<void> {
     try {
       await this.#handler(req);
-      await req.settle();
+      await settleRequest(req);
     } catch (err) {
       this.#report(err, req);
       if (req.webSocket?.isOpen) req.webSocket.abort("internal error");
-      await req.settle();
+      await settleRequest(req);
     }
   }
 
