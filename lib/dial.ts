@@ -15,12 +15,11 @@ import { HandshakeError } from "./ws/errors.ts";
 import {
   buildUpgradeRequest,
   checkUpgradeResponse,
-  DEFAULT_MAX_HEAD_SIZE,
   generateKey,
   INVALID_RESPONSE,
-  parseResponseHead,
-} from "./ws/handshake.ts";
-import { type Reader, readHead, writeAll } from "./ws/http.ts";
+} from "./ws/client_handshake.ts";
+import { DEFAULT_MAX_HEAD_SIZE, parseResponseHead } from "./http/head.ts";
+import { type Reader, readHead, writeAll } from "./http/io.ts";
 import { acceptDeflateResponse, deflateOffer, PerMessageDeflate } from "./ws/deflate.ts";
 import { zlibAvailable } from "./ws/zlib.ts";
 import { abortable } from "./async.ts";
@@ -120,7 +119,7 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
   const request = buildUpgradeRequest(target, key, {
     headers: [...new Headers(options.headers)],
     origin: options.origin,
-    subprotocols: options.protocols,
+    protocols: options.protocols,
     extensions: compression ? deflateOffer() : undefined,
   });
   const secure = target.protocol === "wss:";
@@ -172,7 +171,7 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
       ? ""
       : await readRefusalBody(conn, got.rest, response.headers, timeout);
     const { protocol } = checkUpgradeResponse(response, key, {
-      subprotocols: options.protocols,
+      protocols: options.protocols,
       extensions: compression !== null,
     }, body);
     const agreed = compression

@@ -34,16 +34,10 @@ import { type Eviction, MemoryBudget } from "./ws/budget.ts";
 import { GoingAway } from "./ws/close.ts";
 import { negotiateDeflate, parseExtensions, PerMessageDeflate } from "./ws/deflate.ts";
 import { HandshakeError } from "./ws/errors.ts";
-import {
-  buildErrorResponse,
-  buildResponseHead,
-  buildUpgradeResponse,
-  checkUpgradeRequest,
-  DEFAULT_MAX_HEAD_SIZE,
-  parseRequestHead,
-  type RequestHead,
-} from "./ws/handshake.ts";
-import { readHead, writeAll } from "./ws/http.ts";
+import { buildUpgradeResponse, checkUpgradeRequest } from "./ws/server_handshake.ts";
+import { buildErrorResponse, buildResponseHead } from "./http/response.ts";
+import { DEFAULT_MAX_HEAD_SIZE, parseRequestHead, type RequestHead } from "./http/head.ts";
+import { readHead, writeAll } from "./http/io.ts";
 import { errorText } from "./errors.ts";
 
 /** Default bound on reading a request head (gorilla and ws use 10 s too). */
@@ -247,7 +241,7 @@ export class ServerRequest {
       }
       ({ key, protocol } = checkUpgradeRequest(this.#head, {
         origins: serveOptions.origins,
-        subprotocols: serveOptions.protocols,
+        protocols: serveOptions.protocols,
       }));
       deflate = this.#negotiateCompression();
     } catch (err) {
