@@ -11,6 +11,7 @@ const KiB = 1024;
 /** A member that frees all but `pinned` bytes when evicted. */
 function member(pinned = 0): BudgetMember & { evicted: number } {
   return {
+    owner: null,
     charged: 0,
     evicted: 0,
     evict() {
