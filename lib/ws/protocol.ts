@@ -29,6 +29,7 @@
  */
 
 import {
+  AbnormalClosure,
   buildClosePayload,
   type CloseCause,
   type CloseInfo,
@@ -314,14 +315,14 @@ export class Protocol {
     return this.finish(
       this.#info ?? (this.#closeSent
         ? {
-          code: 1006,
+          code: AbnormalClosure,
           reason: "",
           cause: this.#localCause,
           clean: false,
           error: "TCP ended before the peer answered our close frame",
         }
         : {
-          code: 1006,
+          code: AbnormalClosure,
           reason: "",
           cause: "eof",
           clean: false,
