@@ -359,22 +359,12 @@ export class Protocol {
 
   /** Queues a ping with `payload` (at most 125 bytes, RFC 6455 §5.5.2; empty by default). */
   ping(payload?: Uint8Array): void {
-    if (payload === undefined) payload = EMPTY;
-    if (payload.length > MAX_CONTROL_PAYLOAD) {
-      throw new RangeError("a ping payload is at most 125 bytes");
-    }
-    this.#mustBeOpen();
-    this.#queue.frame(Opcode.Ping, payload);
+    this.#heartbeat(Opcode.Ping, "ping", payload);
   }
 
   /** Queues an unsolicited pong (RFC 6455 §5.5.3: a unidirectional heartbeat; empty by default). */
   pong(payload?: Uint8Array): void {
-    if (payload === undefined) payload = EMPTY;
-    if (payload.length > MAX_CONTROL_PAYLOAD) {
-      throw new RangeError("a pong payload is at most 125 bytes");
-    }
-    this.#mustBeOpen();
-    this.#queue.frame(Opcode.Pong, payload);
+    this.#heartbeat(Opcode.Pong, "pong", payload);
   }
 
   /**
@@ -449,6 +439,15 @@ export class Protocol {
   }
 
   // -------------------------------------------------------------------------
+
+  /** Queues a ping or pong of ours; a RangeError for a payload over 125 bytes. */
+  #heartbeat(opcode: number, name: string, payload: Uint8Array = EMPTY): void {
+    if (payload.length > MAX_CONTROL_PAYLOAD) {
+      throw new RangeError(`a ${name} payload is at most 125 bytes`);
+    }
+    this.#mustBeOpen();
+    this.#queue.frame(opcode, payload);
+  }
 
   #mustBeOpen(): void {
     if (this.#state !== State.Open) throw new Error("the WebSocket connection is not open");
