@@ -68,6 +68,17 @@ Deno.test("MemoryBudget keeps charging what an evicted member still holds, and e
   assert.equal(budget.size, 2);
 });
 
+Deno.test("MemoryBudget hands onEvict the evicted member's owner and its charge", () => {
+  const budget = new MemoryBudget<string>(100 * KiB);
+  const seen: [string, number][] = [];
+  budget.onEvict = (owner, e) => seen.push([owner, e.held]);
+  const a = { ...member(), owner: "connection a" };
+  budget.join(a);
+  budget.update(a, 200 * KiB);
+  assert.deepEqual(seen, [["connection a", 200 * KiB]]);
+  assert.equal(a.evicted, 1);
+});
+
 Deno.test("MemoryBudget refuses a limit that is not a positive whole number", () => {
   for (const bad of [0, -1, 1.5, NaN, Infinity]) {
     assert.throws(() => new MemoryBudget(bad), RangeError);

@@ -63,6 +63,8 @@ export class Link
   readonly pings: Pings;
   /** The messages on their way to the application. */
   readonly inbox: Inbox;
+  /** The way out: sends and writes. */
+  readonly out: Outbox;
   /** Charged to the memory budget (kept by the budget). */
   charged = 0;
 
@@ -71,8 +73,6 @@ export class Link
   #classify: ErrorClassifier;
   #budget: MemoryBudget | null;
   #closeTimeoutMs: number;
-  /** The way out: sends and writes. */
-  readonly out: Outbox;
   #done = Promise.withResolvers<CloseInfo>();
   #finished = false;
   #tcpEnded = false;
