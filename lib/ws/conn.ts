@@ -87,6 +87,7 @@ export class WebSocketConn implements AsyncIterable<Message> {
     // before; declared above as a field, since `deno doc` leaves get/set
     // pairs out of its listing.
     Object.defineProperty(this.prototype, "onmessage", {
+      configurable: true, // as a class's own accessors are
       get(this: WebSocketConn) {
         return this.#link.inbox.handler;
       },
