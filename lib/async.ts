@@ -39,3 +39,38 @@ function closeLate(value: unknown): void {
     // Already closed.
   }
 }
+
+const noop = () => {};
+
+/** A promise that rejects with `message` without crashing the process when nobody awaits it. */
+export function quietRejection(message: string): Promise<never> {
+  const p = Promise.reject(new Error(message));
+  p.catch(noop);
+  return p;
+}
+
+let turnWaiters: (() => void)[] | null = null;
+
+/**
+ * Resolves after one turn of the event loop, in which other connections'
+ * reads, timers and writes run. A message through a fresh MessageChannel is
+ * delivered like I/O (a timer would be clamped to 4 ms once nested); every
+ * connection yielding in the same turn shares it.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    if (turnWaiters !== null) {
+      turnWaiters.push(resolve);
+      return;
+    }
+    turnWaiters = [resolve];
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      const waiters = turnWaiters!;
+      turnWaiters = null;
+      for (const w of waiters) w();
+    };
+    port2.postMessage(null);
+  });
+}

@@ -11,6 +11,7 @@ const KiB = 1024;
 /** A member that frees all but `pinned` bytes when evicted. */
 function member(pinned = 0): BudgetMember & { evicted: number } {
   return {
+    owner: null,
     charged: 0,
     evicted: 0,
     evict() {
@@ -65,6 +66,17 @@ Deno.test("MemoryBudget keeps charging what an evicted member still holds, and e
   budget.update(pinned, 0);
   budget.leave(pinned);
   assert.equal(budget.size, 2);
+});
+
+Deno.test("MemoryBudget hands onEvict the evicted member's owner and its charge", () => {
+  const budget = new MemoryBudget<string>(100 * KiB);
+  const seen: [string, number][] = [];
+  budget.onEvict = (owner, e) => seen.push([owner, e.held]);
+  const a = { ...member(), owner: "connection a" };
+  budget.join(a);
+  budget.update(a, 200 * KiB);
+  assert.deepEqual(seen, [["connection a", 200 * KiB]]);
+  assert.equal(a.evicted, 1);
 });
 
 Deno.test("MemoryBudget refuses a limit that is not a positive whole number", () => {

@@ -8,13 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  buildUpgradeResponse,
-  checkUpgradeRequest,
-  DEFAULT_MAX_HEAD_SIZE,
-  parseRequestHead,
-} from "../lib/ws/handshake.ts";
-import { readHead } from "../lib/ws/http.ts";
+import { buildUpgradeResponse, checkUpgradeRequest } from "../lib/ws/server_handshake.ts";
+import { DEFAULT_MAX_HEAD_SIZE, parseRequestHead } from "../lib/http/head.ts";
+import { readHead } from "../lib/http/io.ts";
 import {
   hasStackTrace,
   PERMISSIONS,

@@ -378,6 +378,8 @@ Deno.test("a memory budget evicts the connection that holds the most, with 1013"
   const budget = new MemoryBudget(2 * 1024 * 1024);
   await using big = await pair("server", { budget });
   await using small = await pair("server", { budget });
+  const evicted: unknown[] = [];
+  budget.onEvict = (owner) => evicted.push(owner);
   small.ws.onmessage = (m) => void small.ws.send(m);
   // A message announced as 8 MiB, of which 3 MiB arrive: the partial message
   // grows as bytes arrive and passes the budget.
@@ -387,6 +389,7 @@ Deno.test("a memory budget evicts the connection that holds the most, with 1013"
   await written;
   assert.deepEqual([info.code, info.cause], [1013, "memory-budget"]);
   assert.equal(budget.evictions, 1);
+  assert.deepEqual(evicted, [big.ws], "onEvict is handed the connection itself");
   // The small connection goes on.
   await small.peer.write(frame(TEXT, "still here", { mask: true }));
   assert.equal(decode((await small.peer.readFrame()).payload), "still here");

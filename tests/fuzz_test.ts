@@ -13,12 +13,9 @@ import { parseClosePayload } from "../lib/ws/close.ts";
 import { dial } from "../lib/client/dial.ts";
 import { HandshakeError, ProtocolViolation } from "../lib/ws/errors.ts";
 import { readFrameHeader } from "../lib/ws/frame.ts";
-import {
-  checkUpgradeRequest,
-  checkUpgradeResponse,
-  parseRequestHead,
-  parseResponseHead,
-} from "../lib/ws/handshake.ts";
+import { checkUpgradeRequest } from "../lib/ws/server_handshake.ts";
+import { checkUpgradeResponse } from "../lib/ws/client_handshake.ts";
+import { parseRequestHead, parseResponseHead } from "../lib/http/head.ts";
 import {
   acceptFor,
   closePayload,
@@ -247,7 +244,7 @@ Deno.test("fuzz: parseRequestHead() and checkUpgradeRequest() only ever throw Ha
     const bytes = rng.chance(0.1) ? rng.bytes(rng.int(300)) : mutateHandshake(rng);
     onlyThrows([HandshakeError], () => {
       const head = parseRequestHead(bytes);
-      const { key } = checkUpgradeRequest(head, { subprotocols: ["chat"] });
+      const { key } = checkUpgradeRequest(head, { protocols: ["chat"] });
       accepted++;
       assert.equal(atob(key).length, 16);
     }, () => `case ${i} ${JSON.stringify(new TextDecoder("latin1").decode(bytes.slice(0, 200)))}`);
@@ -273,7 +270,7 @@ Deno.test("fuzz: parseResponseHead() and checkUpgradeResponse() only ever throw 
     for (let f = rng.int(4); f > 0; f--) bytes[rng.int(bytes.length)] = rng.u32() & 0xff;
     const cut = rng.chance(0.1) ? bytes.slice(0, rng.int(bytes.length)) : bytes;
     onlyThrows([HandshakeError], () => {
-      checkUpgradeResponse(parseResponseHead(cut), key, { subprotocols: ["chat"] });
+      checkUpgradeResponse(parseResponseHead(cut), key, { protocols: ["chat"] });
       accepted++;
     }, () => `case ${i} ${JSON.stringify(new TextDecoder("latin1").decode(cut))}`);
   }

@@ -2,22 +2,25 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { HandshakeError } from "../lib/ws/errors.ts";
 import {
-  buildErrorResponse,
-  buildHttpResponse,
-  buildUpgradeRequest,
   buildUpgradeResponse,
   checkUpgradeRequest,
-  checkUpgradeResponse,
   computeAcceptKey,
-  findHeadEnd,
+  type UpgradePolicy,
+} from "../lib/ws/server_handshake.ts";
+import {
+  buildUpgradeRequest,
+  checkUpgradeResponse,
   generateKey,
   INVALID_RESPONSE,
+} from "../lib/ws/client_handshake.ts";
+import {
+  findHeadEnd,
   parseRequestHead,
   parseResponseHead,
   type RequestHead,
   type ResponseHead,
-  type UpgradePolicy,
-} from "../lib/ws/handshake.ts";
+} from "../lib/http/head.ts";
+import { buildErrorResponse, buildHttpResponse } from "../lib/http/response.ts";
 
 const enc = new TextEncoder();
 const RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="; // RFC 6455 §1.3
@@ -360,7 +363,7 @@ Deno.test("parseRequestHead() and parseResponseHead() read pathological heads co
   await t.step("a list of 7,900 commas, or `, ` runs, around a subprotocol", () => {
     const check = (line: string) =>
       checkUpgradeRequest(parseRequestHead(rawRequest([...UPGRADE_LINES, line])), {
-        subprotocols: ["chat"],
+        protocols: ["chat"],
       }).protocol;
     assert.equal(
       check(`Sec-WebSocket-Protocol: ${",".repeat(7900)}chat${",".repeat(7900)}`),
@@ -428,7 +431,7 @@ function pathologicalHeads(): (() => unknown)[] {
   };
   return [
     ...requests.map((b) =>
-      quietly(() => checkUpgradeRequest(parseRequestHead(b), { subprotocols: ["chat"] }))
+      quietly(() => checkUpgradeRequest(parseRequestHead(b), { protocols: ["chat"] }))
     ),
     ...responses.map((b) => quietly(() => parseResponseHead(b))),
   ];
@@ -603,8 +606,8 @@ Deno.test("checkUpgradeRequest() reads Upgrade, Connection and Sec-WebSocket-Pro
         "Sec-WebSocket-Protocol: mqtt, chat.v2",
         "Sec-WebSocket-Protocol: chat.v1",
       ];
-      assert.equal(accepted(lines, { subprotocols: ["chat.v1", "chat.v2"] }).protocol, "chat.v2");
-      assert.equal(accepted(lines, { subprotocols: ["chat.v1"] }).protocol, "chat.v1");
+      assert.equal(accepted(lines, { protocols: ["chat.v1", "chat.v2"] }).protocol, "chat.v2");
+      assert.equal(accepted(lines, { protocols: ["chat.v1"] }).protocol, "chat.v1");
       const bad = rawRefusal([
         ...UPGRADE_LINES,
         "Sec-WebSocket-Protocol: chat",
@@ -735,7 +738,7 @@ Deno.test("checkUpgradeRequest() picks the client's first offered subprotocol th
   const check = (offer: string | null, subprotocols?: string[]) =>
     checkUpgradeRequest(
       parseRequestHead(requestBytes({ "Sec-WebSocket-Protocol": offer })),
-      { subprotocols },
+      { protocols: subprotocols },
     ).protocol;
   await t.step("client order wins over server order", () => {
     assert.equal(check("chat.v2, chat.v1", ["chat.v1", "chat.v2"]), "chat.v2");
@@ -764,7 +767,7 @@ Deno.test("buildUpgradeResponse() builds the 101 with accept and optional protoc
   assert.equal(resp.headers.get("sec-websocket-accept"), RFC_ACCEPT);
   assert.equal(resp.headers.get("sec-websocket-protocol"), "chat");
   assert.deepEqual(
-    checkUpgradeResponse(resp, RFC_KEY, { subprotocols: ["chat"] }),
+    checkUpgradeResponse(resp, RFC_KEY, { protocols: ["chat"] }),
     {
       protocol: "chat",
     },
@@ -908,7 +911,7 @@ Deno.test("buildUpgradeRequest() writes the RFC 6455 §4.1 request", async (t) =
         key,
         {
           origin: "http://localhost:8080",
-          subprotocols: ["chat.v2", "chat.v1"],
+          protocols: ["chat.v2", "chat.v1"],
           headers: [["Authorization", "Bearer abc"]],
         },
       );
@@ -917,7 +920,7 @@ Deno.test("buildUpgradeRequest() writes the RFC 6455 §4.1 request", async (t) =
       assert.equal(fields.get("Sec-WebSocket-Protocol"), "chat.v2, chat.v1");
       assert.equal(fields.get("Authorization"), "Bearer abc");
       const got = checkUpgradeRequest(parseRequestHead(enc.encode(text)), {
-        subprotocols: ["chat.v1", "chat.v2"],
+        protocols: ["chat.v1", "chat.v2"],
       });
       assert.deepEqual(got, { key, protocol: "chat.v2" });
     },
@@ -942,8 +945,8 @@ Deno.test("buildUpgradeRequest() refuses bad input with a TypeError", async (t) 
       headers: [["Sec-WebSocket-Extensions", "x"]],
     }],
     ["CR in origin", "ws://a/", { origin: "http://a\r\nX: y" }],
-    ["subprotocol not a token", "ws://a/", { subprotocols: ["a b"] }],
-    ["subprotocol twice", "ws://a/", { subprotocols: ["a", "a"] }],
+    ["subprotocol not a token", "ws://a/", { protocols: ["a b"] }],
+    ["subprotocol twice", "ws://a/", { protocols: ["a", "a"] }],
   ];
   for (const [name, url, opts] of cases) {
     await t.step(name, () => {
@@ -1044,11 +1047,11 @@ Deno.test("checkUpgradeResponse() enforces RFC 6455 §4.1", async (t) => {
   });
   await t.step("a subprotocol that was not offered", () => {
     invalid(response({ "Sec-WebSocket-Protocol": "mqtt" }), {
-      subprotocols: ["chat"],
+      protocols: ["chat"],
     });
     invalid(response({ "Sec-WebSocket-Protocol": "chat" }));
     invalid(response({ "Sec-WebSocket-Protocol": "chat, mqtt" }), {
-      subprotocols: ["chat", "mqtt"],
+      protocols: ["chat", "mqtt"],
     });
   });
   await t.step("Upgrade: websocket on two lines passes: every value is websocket (§4.1)", () => {
@@ -1082,14 +1085,14 @@ Deno.test("checkUpgradeResponse() enforces RFC 6455 §4.1", async (t) => {
         "Sec-WebSocket-Protocol: chat",
         "Sec-WebSocket-Protocol: chat",
       ]),
-      { subprotocols: ["chat"] },
+      { protocols: ["chat"] },
     );
   });
   await t.step("an offered subprotocol is returned", () => {
     const got = checkUpgradeResponse(
       response({ "Sec-WebSocket-Protocol": "mqtt" }),
       key,
-      { subprotocols: ["chat", "mqtt"] },
+      { protocols: ["chat", "mqtt"] },
     );
     assert.deepEqual(got, { protocol: "mqtt" });
   });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { HandshakeError } from "../lib/ws/errors.ts";
-import { INVALID_RESPONSE, parseRequestHead, parseResponseHead } from "../lib/ws/handshake.ts";
-import { type Reader, readHead, writeAll } from "../lib/ws/http.ts";
+import { INVALID_RESPONSE } from "../lib/http/errors.ts";
+import { parseRequestHead, parseResponseHead } from "../lib/http/head.ts";
+import { type Reader, readHead, writeAll } from "../lib/http/io.ts";
 
 const enc = new TextEncoder();
 const HEAD = enc.encode(

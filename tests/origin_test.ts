@@ -9,7 +9,8 @@
 
 import assert from "node:assert/strict";
 import { HandshakeError } from "../mod.ts";
-import { checkUpgradeRequest, parseRequestHead } from "../lib/ws/handshake.ts";
+import { checkUpgradeRequest } from "../lib/ws/server_handshake.ts";
+import { parseRequestHead } from "../lib/http/head.ts";
 import { runClient, startServer } from "./helpers/process.ts";
 
 /** A valid upgrade request head with this Origin (and Host localhost:8080). */

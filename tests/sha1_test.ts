@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { sha1 } from "../lib/ws/sha1.ts";
-import { computeAcceptKey } from "../lib/ws/handshake.ts";
+import { computeAcceptKey } from "../lib/ws/server_handshake.ts";
 import { prng } from "./helpers/prng.ts";
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");

@@ -30,7 +30,7 @@ function run(dog: Watchdog, members: { at(t: number): void }[], from: number, to
 }
 
 Deno.test("Watchdog pings a member that hears from its peer every ping interval, and never times it out", () => {
-  const dog = new Watchdog({ pingIntervalMs: 100, pongTimeoutMs: 250, stallTimeoutMs: 0 });
+  const dog = new Watchdog({ pingInterval: 100, pongTimeout: 250, stallTimeout: 0 });
   const a = member();
   dog.add(a.m, 0);
   for (let t = 0; t <= 1_000; t += dog.tickMs) {
@@ -44,7 +44,7 @@ Deno.test("Watchdog pings a member that hears from its peer every ping interval,
 });
 
 Deno.test("Watchdog times out a quiet member once, at the pong timeout, and drops it", () => {
-  const dog = new Watchdog({ pingIntervalMs: 0, pongTimeoutMs: 200, stallTimeoutMs: 0 });
+  const dog = new Watchdog({ pingInterval: 0, pongTimeout: 200, stallTimeout: 0 });
   const a = member({ lastReceived: 0 });
   dog.add(a.m, 0);
   run(dog, [a], 0, 1_000);
@@ -54,7 +54,7 @@ Deno.test("Watchdog times out a quiet member once, at the pong timeout, and drop
 });
 
 Deno.test("Watchdog fails a member whose write is pending past the stall timeout, before any other check", () => {
-  const dog = new Watchdog({ pingIntervalMs: 50, pongTimeoutMs: 400, stallTimeoutMs: 300 });
+  const dog = new Watchdog({ pingInterval: 50, pongTimeout: 400, stallTimeout: 300 });
   const stuck = member({ lastReceived: 0, writingSince: 100 });
   const writing = member({ lastReceived: 0 });
   dog.add(stuck.m, 0);
@@ -74,7 +74,7 @@ Deno.test("Watchdog fails a member whose write is pending past the stall timeout
 });
 
 Deno.test("Watchdog serves several members with one set of periods independently", () => {
-  const dog = new Watchdog({ pingIntervalMs: 100, pongTimeoutMs: 300, stallTimeoutMs: 0 });
+  const dog = new Watchdog({ pingInterval: 100, pongTimeout: 300, stallTimeout: 0 });
   const alive = member();
   const quiet = member({ lastReceived: 0 });
   dog.add(alive.m, 0);
@@ -93,7 +93,7 @@ Deno.test("Watchdog serves several members with one set of periods independently
 
 Deno.test("Watchdog ticks at 1/20 of the shortest period, between 10 ms and 1 s; all periods 0 means no ticks", () => {
   const tick = (p: number, q: number, s: number) =>
-    new Watchdog({ pingIntervalMs: p, pongTimeoutMs: q, stallTimeoutMs: s }).tickMs;
+    new Watchdog({ pingInterval: p, pongTimeout: q, stallTimeout: s }).tickMs;
   assert.equal(tick(54_000, 60_000, 30_000), 1_000);
   assert.equal(tick(1_000, 3_000, 30_000), 50);
   assert.equal(tick(50, 0, 0), 10);
@@ -106,7 +106,7 @@ Deno.test("joinWatchdog() runs the process-wide timer, stops calling a member th
   const a = member({ lastReceived: 0 });
   const leave = joinWatchdog(
     a.m,
-    { pingIntervalMs: 0, pongTimeoutMs: 200, stallTimeoutMs: 0 },
+    { pingInterval: 0, pongTimeout: 200, stallTimeout: 0 },
     clock,
   );
   now = 500; // the next tick (every 10 ms) sees 500 ms of silence
@@ -114,9 +114,9 @@ Deno.test("joinWatchdog() runs the process-wide timer, stops calling a member th
   assert.deepEqual(a.seen.timeouts, [500]);
   leave();
   const b = member({ lastReceived: 0 });
-  joinWatchdog(b.m, { pingIntervalMs: 0, pongTimeoutMs: 0, stallTimeoutMs: 0 }, clock)();
+  joinWatchdog(b.m, { pingInterval: 0, pongTimeout: 0, stallTimeout: 0 }, clock)();
   const c = member({ lastReceived: 0 });
-  joinWatchdog(c.m, { pingIntervalMs: 0, pongTimeoutMs: 200, stallTimeoutMs: 0 }, clock)();
+  joinWatchdog(c.m, { pingInterval: 0, pongTimeout: 200, stallTimeout: 0 }, clock)();
   now = 10_000;
   await new Promise((r) => setTimeout(r, 60));
   assert.deepEqual(b.seen.timeouts, []);

@@ -22,8 +22,8 @@ import {
 import { type KeepAliveConfig, type KeepAlivePolicy, resolveKeepAlive } from "../tcp/keepalive.ts";
 import { applyPolicy, closeConn, type SocketOptions } from "../tcp/sockopt.ts";
 import { HandshakeError } from "../ws/errors.ts";
-import { buildUpgradeRequest, checkUpgradeResponse, generateKey } from "../ws/handshake.ts";
-import { writeAll } from "../ws/http.ts";
+import { buildUpgradeRequest, checkUpgradeResponse, generateKey } from "../ws/client_handshake.ts";
+import { writeAll } from "../http/io.ts";
 import { zlibAvailable } from "../ws/zlib.ts";
 import { abortable } from "../async.ts";
 import { openTls } from "./tls.ts";
@@ -153,7 +153,7 @@ function prepareUpgrade(url: URL, options: DialOptions): Upgrade {
   const request = buildUpgradeRequest(url, key, {
     headers: [...new Headers(options.headers)],
     origin: options.origin,
-    subprotocols: options.protocols,
+    protocols: options.protocols,
     extensions: compression ? deflateOffer() : undefined,
   });
   return { request: new TextEncoder().encode(request), key, compression };
@@ -189,7 +189,7 @@ function openConnection(
 ): Connection {
   const { head, rest, body } = response;
   const { protocol } = checkUpgradeResponse(head, upgrade.key, {
-    subprotocols: options.protocols,
+    protocols: options.protocols,
     extensions: upgrade.compression,
   }, body);
   const agreed = upgrade.compression

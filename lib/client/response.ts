@@ -7,13 +7,9 @@
  */
 
 import { HandshakeError } from "../ws/errors.ts";
-import {
-  DEFAULT_MAX_HEAD_SIZE,
-  INVALID_RESPONSE,
-  parseResponseHead,
-  type ResponseHead,
-} from "../ws/handshake.ts";
-import { type Reader, readHead } from "../ws/http.ts";
+import { DEFAULT_MAX_HEAD_SIZE, parseResponseHead, type ResponseHead } from "../http/head.ts";
+import { INVALID_RESPONSE } from "../http/errors.ts";
+import { type Reader, readHead } from "../http/io.ts";
 import { abortable } from "../async.ts";
 
 /** The most of a refused upgrade's body that dial() reads into {@linkcode HandshakeError.body}. */

@@ -19,14 +19,13 @@ import {
 } from "../ws/deflate.ts";
 import { HandshakeError } from "../ws/errors.ts";
 import {
-  buildErrorResponse,
-  buildResponseHead,
   buildUpgradeResponse,
   checkUpgradeRequest,
-  type RequestHead,
   type UpgradePolicy,
-} from "../ws/handshake.ts";
-import { writeAll } from "../ws/http.ts";
+} from "../ws/server_handshake.ts";
+import { buildErrorResponse, buildResponseHead } from "../http/response.ts";
+import type { RequestHead } from "../http/head.ts";
+import { writeAll } from "../http/io.ts";
 import { closeConn, type SocketOptions } from "../tcp/sockopt.ts";
 
 const encoder = new TextEncoder();
@@ -48,7 +47,7 @@ export interface RequestContext {
   readonly secure: boolean;
   /** Upgrades past this many open WebSockets get 503; 0: no limit. */
   readonly maxConnections: number;
-  /** The origins and subprotocols an upgrade may have. */
+  /** The origins and subprotocols (`protocols`) an upgrade may have. */
   readonly upgradePolicy: UpgradePolicy;
   /** permessage-deflate as the server allows it (`ServeOptions.compression`). */
   readonly compression: boolean | CompressionOptions | undefined;

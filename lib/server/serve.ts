@@ -37,13 +37,10 @@ import {
 } from "../tcp/sockopt.ts";
 import { type Eviction, MemoryBudget } from "../ws/budget.ts";
 import { HandshakeError } from "../ws/errors.ts";
-import {
-  buildErrorResponse,
-  DEFAULT_MAX_HEAD_SIZE,
-  parseRequestHead,
-  type UpgradePolicy,
-} from "../ws/handshake.ts";
-import { readHead, type ReadHeadOptions } from "../ws/http.ts";
+import type { UpgradePolicy } from "../ws/server_handshake.ts";
+import { buildErrorResponse } from "../http/response.ts";
+import { DEFAULT_MAX_HEAD_SIZE, parseRequestHead } from "../http/head.ts";
+import { readHead, type ReadHeadOptions } from "../http/io.ts";
 import { errorText } from "../errors.ts";
 import { acceptLoop, type AcceptSink } from "./accept.ts";
 import { HandshakeDeadlines } from "./deadline.ts";
@@ -250,7 +247,7 @@ class ServerCore implements AcceptSink, RequestContext {
     this.addr = listener.addr as Deno.NetAddr;
     this.secure = Boolean(options.tls);
     this.maxConnections = options.maxConnections ?? 0;
-    this.upgradePolicy = { origins: options.origins, subprotocols: options.protocols };
+    this.upgradePolicy = { origins: options.origins, protocols: options.protocols };
     this.compression = options.compression;
     this.connection = connectionSettings(options, SERVER_CONNECTION_DEFAULTS);
     this.#apply = { userTimeout: options.userTimeout || undefined };
@@ -265,7 +262,7 @@ class ServerCore implements AcceptSink, RequestContext {
     this.budget = new MemoryBudget(options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
     const onEvict = options.onEvict;
     if (onEvict) {
-      this.budget.onEvict = (member, eviction) => onEvict(member as Connection, eviction);
+      this.budget.onEvict = (owner, eviction) => onEvict(owner as Connection, eviction);
     }
   }
 

@@ -18,8 +18,14 @@
 /** A member holding less than this is never evicted: it is not the problem. */
 export const EVICTION_FLOOR = 64 * 1024;
 
-/** What the budget needs of a member. */
-export interface BudgetMember {
+/**
+ * What the budget needs of a member. `owner` is whom the member acts for
+ * (a connection's member is a private part of it; the owner is the
+ * connection itself): {@linkcode MemoryBudget.onEvict} is handed the owner.
+ */
+export interface BudgetMember<Owner = unknown> {
+  /** Whom this member acts for, as handed to {@linkcode MemoryBudget.onEvict}. */
+  readonly owner: Owner;
   /** Bytes charged to the budget for this member; kept by the budget. */
   charged: number;
   /**
@@ -40,19 +46,19 @@ export interface Eviction {
   limit: number;
 }
 
-/** A limit on the bytes held by a group of members. */
-export class MemoryBudget {
+/** A limit on the bytes held by a group of members, each acting for an `Owner`. */
+export class MemoryBudget<Owner = unknown> {
   /** The most bytes the members may hold together. */
   readonly limit: number;
   /** Members evicted so far. */
   evictions = 0;
-  /** Called for each eviction, before the member's `evict()`. */
-  onEvict: ((member: BudgetMember, eviction: Eviction) => void) | null = null;
+  /** Called for each eviction with the member's owner, before the member's `evict()`. */
+  onEvict: ((owner: Owner, eviction: Eviction) => void) | null = null;
 
   #used = 0;
-  #members = new Set<BudgetMember>();
+  #members = new Set<BudgetMember<Owner>>();
   /** Members already evicted that still hold something; never chosen again. */
-  #evicted = new Set<BudgetMember>();
+  #evicted = new Set<BudgetMember<Owner>>();
 
   /**
    * A budget of `limit` bytes; throws a RangeError unless it is a positive whole number.
@@ -77,13 +83,13 @@ export class MemoryBudget {
   }
 
   /** Adds a member, charging nothing yet. */
-  join(member: BudgetMember): void {
+  join(member: BudgetMember<Owner>): void {
     member.charged = 0;
     this.#members.add(member);
   }
 
   /** Removes a member and its charge. */
-  leave(member: BudgetMember): void {
+  leave(member: BudgetMember<Owner>): void {
     if (!this.#members.delete(member)) return;
     this.#evicted.delete(member);
     this.#used -= member.charged;
@@ -94,7 +100,7 @@ export class MemoryBudget {
    * Sets what `member` holds now. Growth past the limit evicts the biggest
    * holders (possibly `member` itself) until the total fits.
    */
-  update(member: BudgetMember, held: number): void {
+  update(member: BudgetMember<Owner>, held: number): void {
     const delta = held - member.charged;
     if (delta === 0 || !this.#members.has(member)) return;
     member.charged = held;
@@ -104,7 +110,7 @@ export class MemoryBudget {
 
   #relieve(): void {
     while (this.#used > this.limit) {
-      let top: BudgetMember | null = null;
+      let top: BudgetMember<Owner> | null = null;
       for (const m of this.#members) {
         if (!this.#evicted.has(m) && (top === null || m.charged > top.charged)) top = m;
       }
@@ -112,7 +118,7 @@ export class MemoryBudget {
       const eviction = { held: top.charged, used: this.#used, limit: this.limit };
       this.#evicted.add(top);
       this.evictions++;
-      this.onEvict?.(top, eviction);
+      this.onEvict?.(top.owner, eviction);
       const still = top.evict();
       if (this.#members.has(top)) this.update(top, still);
     }

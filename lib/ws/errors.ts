@@ -1,6 +1,6 @@
 /**
- * The error types shared by every layer. Each one carries what the layer
- * above needs to answer it: a close code, an HTTP status, or an exit code.
+ * The error types of the WebSocket layer. Each one carries what the layer
+ * above needs to answer it: a close code or an HTTP status.
  *
  * @module
  */
@@ -26,33 +26,5 @@ export class ProtocolViolation extends Error {
   }
 }
 
-/** An upgrade request or response that must be refused, with its HTTP status. */
-export class HandshakeError extends Error {
-  /** The HTTP status to answer with (400, 403, 404, 405, 426, 431, 503…). */
-  readonly status: number;
-  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
-  readonly headers: Record<string, string>;
-  /** On a client: the start of the refusal's body, which often says why (at most 1 KiB); "" if none. */
-  readonly body: string;
-
-  /**
-   * A refusal with `status`.
-   *
-   * @param status the HTTP status code
-   * @param message one sentence saying what was wrong
-   * @param headers extra response headers
-   * @param body the start of a refusal's body, as a client received it
-   */
-  constructor(
-    status: number,
-    message: string,
-    headers: Record<string, string> = {},
-    body = "",
-  ) {
-    super(message);
-    this.name = "HandshakeError";
-    this.status = status;
-    this.headers = headers;
-    this.body = body;
-  }
-}
+/** A refused opening handshake: the HTTP layer's error (`lib/http/errors.ts`), under its name here too. */
+export { HandshakeError } from "../http/errors.ts";

@@ -26,6 +26,7 @@
 
 import { ProtocolViolation } from "./errors.ts";
 import { maskInto } from "./mask.ts";
+import { MessageTooBig, ProtocolError } from "./close.ts";
 
 /** Frame opcodes, RFC 6455 §5.2 and §11.8, with the reserved gaps shown. */
 export const Opcode = {
@@ -132,78 +133,30 @@ export function parseFrameHeader(
   allowRsv1: boolean,
   out: FrameHeader,
 ): boolean {
-  // 1. The two fixed bytes.
+  // 1. The two fixed bytes, and what they alone may break (steps 2–4).
   if (end - start < 2) return false;
   const b0 = buf[start];
   const b1 = buf[start + 1];
-
-  // 2. FIN, RSV1–3 and the opcode. Without an extension any RSV bit is an
-  //    error (§5.2); RSV1 on a control frame is one in any case (RFC 7692 §6).
-  const fin = (b0 & FIN) !== 0;
-  const opcode = b0 & OPCODE;
-  const rsv1 = (b0 & RSV1) !== 0;
-  if ((b0 & (RSV2 | RSV3)) !== 0 || (rsv1 && (!allowRsv1 || isControl(opcode)))) {
-    throw new ProtocolViolation(1002, "reserved bits set without an extension");
-  }
-  if (
-    opcode > Opcode.Pong || (opcode > Opcode.Binary && opcode < Opcode.Close)
-  ) {
-    throw new ProtocolViolation(
-      1002,
-      `reserved opcode 0x${opcode.toString(16)}`,
-    );
-  }
-
-  // 3. MASK: a server needs masked frames, a client unmasked ones (§5.1).
-  const masked = (b1 & MASK) !== 0;
-  if (masked !== expectMasked) {
-    throw new ProtocolViolation(
-      1002,
-      expectMasked ? "client frame not masked" : "server frame masked",
-    );
-  }
-
-  // 4. Control frames: at most 125 bytes and never fragmented (§5.5).
-  let length = b1 & LEN7;
-  if (isControl(opcode)) {
-    if (length > MAX_CONTROL_PAYLOAD) {
-      throw new ProtocolViolation(1002, "control frame payload over 125 bytes");
-    }
-    if (!fin) throw new ProtocolViolation(1002, "fragmented control frame");
-  }
+  checkFixedBytes(b0, b1, expectMasked, allowRsv1);
 
   // 5. The extended payload length, in network byte order, minimal form.
+  let length = b1 & LEN7;
   let pos = start + 2;
   if (length === LEN16_MARKER) {
     if (end - pos < 2) return false;
     length = (buf[pos] << 8) | buf[pos + 1];
     pos += 2;
     if (length < LEN16_MARKER) {
-      throw new ProtocolViolation(1002, "non-minimal 16-bit payload length");
+      throw new ProtocolViolation(ProtocolError, "non-minimal 16-bit payload length");
     }
   } else if (length === LEN64_MARKER) {
     if (end - pos < 8) return false;
-    const high = ((buf[pos] << 24) | (buf[pos + 1] << 16) |
-      (buf[pos + 2] << 8) | buf[pos + 3]) >>> 0;
-    const low = ((buf[pos + 4] << 24) | (buf[pos + 5] << 16) |
-      (buf[pos + 6] << 8) | buf[pos + 7]) >>> 0;
+    length = readLength64(buf, pos);
     pos += 8;
-    if (high >= 0x8000_0000) {
-      throw new ProtocolViolation(
-        1002,
-        "64-bit payload length has top bit set",
-      );
-    }
-    if (high > MAX_SAFE_HIGH) {
-      throw new ProtocolViolation(1009, "message too big");
-    }
-    length = high * TWO_POW_32 + low;
-    if (length <= 0xffff) {
-      throw new ProtocolViolation(1002, "non-minimal 64-bit payload length");
-    }
   }
 
   // 6. The masking key.
+  const masked = (b1 & MASK) !== 0;
   let maskOffset = -1;
   if (masked) {
     if (end - pos < 4) return false;
@@ -211,14 +164,78 @@ export function parseFrameHeader(
     pos += 4;
   }
 
-  out.fin = fin;
-  out.rsv1 = rsv1;
-  out.opcode = opcode;
+  out.fin = (b0 & FIN) !== 0;
+  out.rsv1 = (b0 & RSV1) !== 0;
+  out.opcode = b0 & OPCODE;
   out.masked = masked;
   out.maskOffset = maskOffset;
   out.payloadLength = length;
   out.headerLength = pos - start;
   return true;
+}
+
+/**
+ * Steps 2–4 of {@linkcode parseFrameHeader}: what the first two header
+ * bytes alone may break. Throws `ProtocolViolation(1002)`.
+ */
+function checkFixedBytes(b0: number, b1: number, expectMasked: boolean, allowRsv1: boolean): void {
+  // 2. FIN, RSV1–3 and the opcode. Without an extension any RSV bit is an
+  //    error (§5.2); RSV1 on a control frame is one in any case (RFC 7692 §6).
+  const opcode = b0 & OPCODE;
+  const rsv1 = (b0 & RSV1) !== 0;
+  if ((b0 & (RSV2 | RSV3)) !== 0 || (rsv1 && (!allowRsv1 || isControl(opcode)))) {
+    throw new ProtocolViolation(ProtocolError, "reserved bits set without an extension");
+  }
+  if (
+    opcode > Opcode.Pong || (opcode > Opcode.Binary && opcode < Opcode.Close)
+  ) {
+    throw new ProtocolViolation(
+      ProtocolError,
+      `reserved opcode 0x${opcode.toString(16)}`,
+    );
+  }
+
+  // 3. MASK: a server needs masked frames, a client unmasked ones (§5.1).
+  if (((b1 & MASK) !== 0) !== expectMasked) {
+    throw new ProtocolViolation(
+      ProtocolError,
+      expectMasked ? "client frame not masked" : "server frame masked",
+    );
+  }
+
+  // 4. Control frames: at most 125 bytes and never fragmented (§5.5).
+  if (isControl(opcode)) {
+    if ((b1 & LEN7) > MAX_CONTROL_PAYLOAD) {
+      throw new ProtocolViolation(ProtocolError, "control frame payload over 125 bytes");
+    }
+    if ((b0 & FIN) === 0) throw new ProtocolViolation(ProtocolError, "fragmented control frame");
+  }
+}
+
+/**
+ * The 64-bit payload length at `buf[pos]` (§5.2): its top bit must be 0
+ * (1002), it must fit a JavaScript index (1009 otherwise), and it must
+ * need 64 bits (1002 for a non-minimal one).
+ */
+function readLength64(buf: Uint8Array, pos: number): number {
+  const high = ((buf[pos] << 24) | (buf[pos + 1] << 16) |
+    (buf[pos + 2] << 8) | buf[pos + 3]) >>> 0;
+  const low = ((buf[pos + 4] << 24) | (buf[pos + 5] << 16) |
+    (buf[pos + 6] << 8) | buf[pos + 7]) >>> 0;
+  if (high >= 0x8000_0000) {
+    throw new ProtocolViolation(
+      ProtocolError,
+      "64-bit payload length has top bit set",
+    );
+  }
+  if (high > MAX_SAFE_HIGH) {
+    throw new ProtocolViolation(MessageTooBig, "message too big");
+  }
+  const length = high * TWO_POW_32 + low;
+  if (length <= 0xffff) {
+    throw new ProtocolViolation(ProtocolError, "non-minimal 64-bit payload length");
+  }
+  return length;
 }
 
 /** The header size of a frame with this payload length, RFC 6455 §5.2. */

@@ -29,6 +29,7 @@
  */
 
 import {
+  AbnormalClosure,
   buildClosePayload,
   type CloseCause,
   type CloseInfo,
@@ -39,7 +40,7 @@ import {
   parseClosePayload,
 } from "./close.ts";
 import { ProtocolViolation } from "./errors.ts";
-import { Opcode } from "./frame.ts";
+import { MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
 import { FrameReader, type Message, ReadEvent } from "./read.ts";
 import { formatDeflateParams, type PerMessageDeflate } from "./deflate.ts";
 import { SendQueue } from "./write.ts";
@@ -314,14 +315,14 @@ export class Protocol {
     return this.finish(
       this.#info ?? (this.#closeSent
         ? {
-          code: 1006,
+          code: AbnormalClosure,
           reason: "",
           cause: this.#localCause,
           clean: false,
           error: "TCP ended before the peer answered our close frame",
         }
         : {
-          code: 1006,
+          code: AbnormalClosure,
           reason: "",
           cause: "eof",
           clean: false,
@@ -356,26 +357,26 @@ export class Protocol {
     return n;
   }
 
-  /** Queues a ping with `payload` (at most 125 bytes, RFC 6455 §5.5.2). */
-  ping(payload: Uint8Array = EMPTY): void {
-    if (payload.length > 125) throw new RangeError("a ping payload is at most 125 bytes");
-    this.#mustBeOpen();
-    this.#queue.frame(Opcode.Ping, payload);
+  /** Queues a ping with `payload` (at most 125 bytes, RFC 6455 §5.5.2; empty by default). */
+  ping(payload?: Uint8Array): void {
+    this.#heartbeat(Opcode.Ping, "ping", payload);
   }
 
-  /** Queues an unsolicited pong (RFC 6455 §5.5.3: a unidirectional heartbeat). */
-  pong(payload: Uint8Array = EMPTY): void {
-    if (payload.length > 125) throw new RangeError("a pong payload is at most 125 bytes");
-    this.#mustBeOpen();
-    this.#queue.frame(Opcode.Pong, payload);
+  /** Queues an unsolicited pong (RFC 6455 §5.5.3: a unidirectional heartbeat; empty by default). */
+  pong(payload?: Uint8Array): void {
+    this.#heartbeat(Opcode.Pong, "pong", payload);
   }
 
   /**
-   * Starts the closing handshake with `code` and `reason` (cut to 123
-   * bytes), naming `cause` for the record. Nothing happens unless open.
-   * Throws a RangeError for a code that may not be sent.
+   * Starts the closing handshake with `code` (1000 by default) and `reason`
+   * ("" by default, cut to 123 bytes), naming `cause` (`local-close` by
+   * default) for the record. Nothing happens unless open. Throws a
+   * RangeError for a code that may not be sent.
    */
-  close(code: number = NormalClosure, reason = "", cause: CloseCause = "local-close"): void {
+  close(code?: number, reason?: string, cause?: CloseCause): void {
+    if (code === undefined) code = NormalClosure;
+    if (reason === undefined) reason = "";
+    if (cause === undefined) cause = "local-close";
     if (!Number.isInteger(code) || !isValidWireCode(code)) {
       throw new RangeError(`close code ${code} may not be sent`);
     }
@@ -438,6 +439,15 @@ export class Protocol {
   }
 
   // -------------------------------------------------------------------------
+
+  /** Queues a ping or pong of ours; a RangeError for a payload over 125 bytes. */
+  #heartbeat(opcode: number, name: string, payload: Uint8Array = EMPTY): void {
+    if (payload.length > MAX_CONTROL_PAYLOAD) {
+      throw new RangeError(`a ${name} payload is at most 125 bytes`);
+    }
+    this.#mustBeOpen();
+    this.#queue.frame(opcode, payload);
+  }
 
   #mustBeOpen(): void {
     if (this.#state !== State.Open) throw new Error("the WebSocket connection is not open");

@@ -9,8 +9,8 @@
  * - small frames are parsed in place in the read buffer (512 B, doubling
  *   while reads fill it, up to 64 KiB);
  * - a message that does not arrive whole (fragments, or a large payload)
- *   assembles into one growing buffer, which at most doubles what has
- *   arrived; large payloads are read straight into it;
+ *   assembles into one growing buffer (`assembly.ts`), which at most
+ *   doubles what has arrived; large payloads are read straight into it;
  * - text is validated as it arrives and decoded once, at the end;
  * - every frame counts at least its header toward the size limit, and a
  *   message has at most `maxFragments` frames.
@@ -19,12 +19,20 @@
  */
 
 import { ProtocolViolation } from "./errors.ts";
-import { emptyFrameHeader, isControl, MAX_HEADER_SIZE, Opcode, parseFrameHeader } from "./frame.ts";
+import {
+  emptyFrameHeader,
+  type FrameHeader,
+  isControl,
+  MAX_HEADER_SIZE,
+  Opcode,
+  parseFrameHeader,
+} from "./frame.ts";
 import { unmask } from "./mask.ts";
-import { decodeAscii, SHORT_TEXT, Utf8Validator } from "./utf8.ts";
+import { decodeAscii, decodeText, SHORT_TEXT } from "./utf8.ts";
 import { release, resize } from "./bytes.ts";
 import type { PerMessageDeflate } from "./deflate.ts";
 import { InvalidFramePayloadData, MessageTooBig, ProtocolError } from "./close.ts";
+import { Assembly } from "./assembly.ts";
 
 /** Default largest message accepted, in bytes (16 MiB); larger ones get 1009. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
@@ -46,20 +54,6 @@ const DIRECT_READ_MIN = 16 * 1024;
  * busy connections hold up everyone else for seconds.
  */
 const DIRECT_READ_MAX = 256 * 1024;
-/** The first size of a message buffer when nothing says it must be smaller. */
-const FIRST_MESSAGE_BUFFER = 16 * 1024;
-/**
- * How much a message buffer grows at a time while its final frame arrives,
- * whose size is announced: ×4, so a 1 MiB message takes four allocations
- * instead of seven, which cut the server's CPU per 1 MiB echo by about 8%
- * (1,656 → 1,510 µs, bench `large`), and the buffer never passes the
- * announced size. With the step straight to the end (`#roomInMessage`) it
- * holds at most 8× what has arrived. Fragments before the final one grow
- * it ×2: their total is unknown, and ×4 there took RSS under 100 peers'
- * 15 MiB fragmented text from 481–488 MiB to 457–654 MiB.
- */
-const FINAL_FRAME_GROWTH = 4;
-
 /** Where reads go once the reader is discarding: shared, since nobody looks at it. */
 const SINK = new Uint8Array(16 * 1024);
 const EMPTY = new Uint8Array(0);
@@ -100,23 +94,6 @@ export interface ReaderOptions {
   deflate?: PerMessageDeflate | null;
 }
 
-// ignoreBOM: a leading U+FEFF is part of the message, not a byte-order mark.
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/** The violation for text that is not UTF-8 (1007, RFC 6455 §8.1). */
-function invalidUtf8(): ProtocolViolation {
-  return new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
-}
-
-/** Decodes text whose UTF-8 was not checked as it arrived; 1007 if it is not UTF-8. */
-function decodeText(bytes: Uint8Array): string {
-  try {
-    return fatalDecoder.decode(bytes);
-  } catch {
-    throw invalidUtf8();
-  }
-}
-
 /** Parses frames out of bytes and assembles messages. */
 export class FrameReader {
   /** The message of the last {@linkcode ReadEvent.Message}. */
@@ -150,25 +127,17 @@ export class FrameReader {
    */
   #pinned = 0;
 
-  // The data frame whose payload is arriving.
+  /** A data frame's payload is streaming into the assembly. */
   #inPayload = false;
-  #remaining = 0;
-  #fin = false;
-  #masked = false;
-  /** The masking key of the payload arriving (made when a payload first streams). */
-  #key: Uint8Array | null = null;
-  #phase = 0;
+  /** The streamed message's payload (made when a message first streams). */
+  #asm: Assembly | null = null;
 
-  // The message being assembled: opcode 0 when none.
+  // The message under way: opcode 0 when none.
   #opcode = 0;
-  #msg: Uint8Array | null = null;
-  #len = 0;
   /** Toward maxMessageSize: each frame counts max(payload, header). */
   #counted = 0;
   #payloadAnnounced = 0;
   #fragments = 0;
-  /** Checks text as it streams (made when text first streams). */
-  #utf8: Utf8Validator | null = null;
 
   /** @param options masking rule and limits */
   constructor(options: ReaderOptions) {
@@ -180,7 +149,7 @@ export class FrameReader {
 
   /** Memory held: the read buffer and the message being assembled. */
   get held(): number {
-    return this.#buf.length + (this.#msg?.length ?? 0) + this.#pinned;
+    return this.#buf.length + (this.#asm?.held ?? 0) + this.#pinned;
   }
 
   /** Whether a message is partly received. */
@@ -210,11 +179,9 @@ export class FrameReader {
     this.#pinned = 0;
     this.#reading = !this.#discarding;
     if (this.#discarding) return SINK;
-    if (this.#inPayload && this.#start === this.#end && this.#remaining >= DIRECT_READ_MIN) {
+    if (this.#inPayload && this.#start === this.#end && this.#asm!.remaining >= DIRECT_READ_MIN) {
       this.#direct = true;
-      const room = this.#roomInMessage(1);
-      const n = Math.min(room, this.#remaining, DIRECT_READ_MAX);
-      return this.#msg!.subarray(this.#len, this.#len + n);
+      return this.#asm!.target(DIRECT_READ_MAX);
     }
     this.#direct = false;
     if (this.#end === this.#buf.length) this.#makeRoom(MAX_HEADER_SIZE);
@@ -228,7 +195,7 @@ export class FrameReader {
     if (this.#discarding) return;
     if (this.#direct) {
       this.#direct = false;
-      this.#took(this.#len, n);
+      this.#asm!.took(n);
       return;
     }
     const filled = this.#end + n === this.#buf.length;
@@ -248,12 +215,11 @@ export class FrameReader {
   discard(): void {
     if (this.#discarding) return;
     this.#discarding = true;
-    if (this.#reading) this.#pinned = this.#direct ? this.#msg!.length : this.#buf.length;
+    if (this.#reading) this.#pinned = this.#direct ? this.#asm!.held : this.#buf.length;
     release(this.#buf);
-    release(this.#msg);
+    this.#asm?.discard();
     this.#buf = EMPTY;
     this.#start = this.#end = 0;
-    this.#msg = null;
     this.#inPayload = false;
     this.#opcode = 0;
   }
@@ -270,19 +236,18 @@ export class FrameReader {
       if (this.#discarding) return ReadEvent.NeedInput;
       if (this.#inPayload) {
         // 1. Move what the read buffer holds of the arriving payload.
+        const asm = this.#asm!;
         const avail = this.#end - this.#start;
-        if (avail > 0 && this.#remaining > 0) {
-          const n = Math.min(avail, this.#remaining);
-          const at = this.#len;
-          this.#roomInMessage(n);
-          this.#msg!.set(this.#buf.subarray(this.#start, this.#start + n), at);
+        if (avail > 0 && asm.remaining > 0) {
+          const n = Math.min(avail, asm.remaining);
+          const from = this.#start;
           this.#start += n;
-          this.#took(at, n);
+          asm.copy(this.#buf, from, n);
         }
         if (this.#start === this.#end) this.#emptied();
-        if (this.#remaining > 0) return ReadEvent.NeedInput;
+        if (asm.remaining > 0) return ReadEvent.NeedInput;
         this.#inPayload = false;
-        if (!this.#fin) continue; // the next fragment follows
+        if (!asm.fin) continue; // the next fragment follows
         return this.#finishMessage();
       }
 
@@ -300,26 +265,11 @@ export class FrameReader {
         if (this.#start === this.#end) this.#emptied();
         return ReadEvent.NeedInput;
       }
-      const start = this.#start;
       const total = h.headerLength + h.payloadLength;
-      const whole = this.#end - start >= total;
+      const whole = this.#end - this.#start >= total;
 
       // 3. Control frames (at most 125 bytes) are handled whole, in place.
-      if (isControl(h.opcode)) {
-        if (!whole) {
-          this.#makeRoom(total);
-          return ReadEvent.NeedInput;
-        }
-        const p = start + h.headerLength;
-        if (h.masked) unmask(this.#buf, p, start + total, this.#buf, h.maskOffset);
-        this.control = this.#buf.subarray(p, start + total);
-        this.#start += total;
-        return h.opcode === Opcode.Ping
-          ? ReadEvent.Ping
-          : h.opcode === Opcode.Pong
-          ? ReadEvent.Pong
-          : ReadEvent.Close;
-      }
+      if (isControl(h.opcode)) return this.#control(h, total, whole);
 
       // 4. Data frames: the sequence rules and the limits, from the header.
       this.#checkDataFrame(h.opcode, h.headerLength, h.payloadLength);
@@ -328,48 +278,70 @@ export class FrameReader {
         throw new ProtocolViolation(ProtocolError, "RSV1 set on a continuation frame");
       }
 
-      // 5. The common case: a whole message in one frame, already here.
-      if (h.fin && h.opcode !== Opcode.Continuation && whole) {
-        const p = start + h.headerLength;
-        const end = start + total;
-        if (h.masked) unmask(this.#buf, p, end, this.#buf, h.maskOffset);
-        this.#start += total;
-        this.#counted = this.#fragments = this.#payloadAnnounced = 0;
-        if (h.rsv1) return this.#inflated(h.opcode, this.#buf.subarray(p, end));
-        this.messageSize = h.payloadLength;
-        if (h.opcode === Opcode.Binary) {
-          this.message = this.#buf.slice(p, end);
-        } else {
-          const ascii = end - p <= SHORT_TEXT ? decodeAscii(this.#buf, p, end) : null;
-          this.message = ascii ?? decodeText(this.#buf.subarray(p, end));
+      if (h.fin && h.opcode !== Opcode.Continuation) {
+        // 5. The common case: a whole message in one frame, already here.
+        if (whole) return this.#wholeMessage(h, total);
+        // 6. A small unfragmented frame split across reads waits to be whole.
+        if (total <= WHOLE_FRAME_MAX) {
+          this.#counted = this.#fragments = this.#payloadAnnounced = 0;
+          this.#makeRoom(total);
+          return ReadEvent.NeedInput;
         }
-        return ReadEvent.Message;
-      }
-
-      // 6. A small unfragmented frame split across reads waits to be whole.
-      if (h.fin && h.opcode !== Opcode.Continuation && total <= WHOLE_FRAME_MAX) {
-        this.#counted = this.#fragments = this.#payloadAnnounced = 0;
-        this.#makeRoom(total);
-        return ReadEvent.NeedInput;
       }
 
       // 7. Otherwise the payload streams into the message buffer.
-      if (h.opcode !== Opcode.Continuation) {
-        this.#opcode = h.opcode;
-        this.#compressed = h.rsv1;
-        this.#len = 0;
-        this.#utf8?.reset();
-      }
-      this.#inPayload = true;
-      this.#remaining = h.payloadLength;
-      this.#fin = h.fin;
-      this.#masked = h.masked;
-      if (h.masked) {
-        (this.#key ??= new Uint8Array(4)).set(this.#buf.subarray(h.maskOffset, h.maskOffset + 4));
-      }
-      this.#phase = 0;
-      this.#start += h.headerLength;
+      this.#streamFrame(h);
     }
+  }
+
+  /** Step 3 of {@linkcode next}: a control frame of `total` bytes at #start, once it is `whole`. */
+  #control(h: FrameHeader, total: number, whole: boolean): number {
+    const start = this.#start;
+    if (!whole) {
+      this.#makeRoom(total);
+      return ReadEvent.NeedInput;
+    }
+    const p = start + h.headerLength;
+    if (h.masked) unmask(this.#buf, p, start + total, this.#buf, h.maskOffset);
+    this.control = this.#buf.subarray(p, start + total);
+    this.#start += total;
+    return h.opcode === Opcode.Ping
+      ? ReadEvent.Ping
+      : h.opcode === Opcode.Pong
+      ? ReadEvent.Pong
+      : ReadEvent.Close;
+  }
+
+  /** Step 5 of {@linkcode next}: a whole unfragmented message of `total` bytes at #start. */
+  #wholeMessage(h: FrameHeader, total: number): number {
+    const start = this.#start;
+    const p = start + h.headerLength;
+    const end = start + total;
+    if (h.masked) unmask(this.#buf, p, end, this.#buf, h.maskOffset);
+    this.#start += total;
+    this.#counted = this.#fragments = this.#payloadAnnounced = 0;
+    if (h.rsv1) return this.#inflated(h.opcode, this.#buf.subarray(p, end));
+    this.messageSize = h.payloadLength;
+    if (h.opcode === Opcode.Binary) {
+      this.message = this.#buf.slice(p, end);
+    } else {
+      const ascii = end - p <= SHORT_TEXT ? decodeAscii(this.#buf, p, end) : null;
+      this.message = ascii ?? decodeText(this.#buf.subarray(p, end));
+    }
+    return ReadEvent.Message;
+  }
+
+  /** Step 7 of {@linkcode next}: the frame's payload streams into the message, from after its header. */
+  #streamFrame(h: FrameHeader): void {
+    const asm = this.#asm ??= new Assembly();
+    if (h.opcode !== Opcode.Continuation) {
+      this.#opcode = h.opcode;
+      this.#compressed = h.rsv1;
+      asm.begin(h.opcode === Opcode.Text && !h.rsv1);
+    }
+    asm.frame(h.payloadLength, h.fin, this.#buf, h.maskOffset);
+    this.#inPayload = true;
+    this.#start += h.headerLength;
   }
 
   /** Fragmentation rules (RFC 6455 §5.4) and the limits, decided from a data frame's header. */
@@ -404,38 +376,16 @@ export class FrameReader {
     }
   }
 
-  /**
-   * `n` payload bytes now sit in the message buffer at `at`: unmask them,
-   * check them if text, and count them.
-   */
-  #took(at: number, n: number): void {
-    const msg = this.#msg!;
-    if (this.#masked) {
-      unmask(msg, at, at + n, this.#key!, 0, this.#phase);
-      this.#phase = (this.#phase + n) & 3;
-    }
-    // Compressed text is checked once inflated.
-    if (
-      this.#opcode === Opcode.Text && !this.#compressed &&
-      !(this.#utf8 ??= new Utf8Validator()).push(msg, at, at + n)
-    ) {
-      throw invalidUtf8();
-    }
-    this.#len = at + n;
-    this.#remaining -= n;
-  }
-
-  /** The message is complete: decode it once, hand it out, reset. */
+  /** The streamed message is complete: decode it once, hand it out, reset. */
   #finishMessage(): number {
-    const msg = this.#msg;
-    const len = this.#len;
+    const asm = this.#asm!;
     const text = this.#opcode === Opcode.Text;
-    this.#msg = null;
-    this.#len = 0;
     this.#opcode = 0;
     this.#counted = this.#fragments = this.#payloadAnnounced = 0;
     if (this.#compressed) {
       this.#compressed = false;
+      const len = asm.length;
+      const msg = asm.take();
       const out = this.#inflated(
         text ? Opcode.Text : Opcode.Binary,
         msg ? msg.subarray(0, len) : EMPTY,
@@ -443,20 +393,8 @@ export class FrameReader {
       release(msg);
       return out;
     }
-    this.messageSize = len;
-    if (text) {
-      if (this.#utf8 !== null && !this.#utf8.complete) throw invalidUtf8();
-      this.message = msg === null ? "" : fatalDecoder.decode(msg.subarray(0, len));
-    } else if (msg === null) {
-      this.message = new Uint8Array(0);
-    } else {
-      // Hand out exactly the message; copy only when the buffer is much larger.
-      this.message = msg.length === len
-        ? msg
-        : msg.length - len > FIRST_MESSAGE_BUFFER
-        ? msg.slice(0, len)
-        : msg.subarray(0, len);
-    }
+    this.messageSize = asm.length;
+    this.message = text ? asm.text() : asm.bytes();
     return ReadEvent.Message;
   }
 
@@ -482,32 +420,6 @@ export class FrameReader {
     this.messageSize = out.length;
     this.message = opcode === Opcode.Binary ? out : decodeText(out);
     return ReadEvent.Message;
-  }
-
-  /**
-   * Ensures the message buffer has room for `want` more bytes, growing it
-   * geometrically (×2 before the final frame, ×FINAL_FRAME_GROWTH in it,
-   * at least FIRST_MESSAGE_BUFFER); while the final frame arrives, never
-   * past what that frame still owes. Returns the room available.
-   */
-  #roomInMessage(want: number): number {
-    const msg = this.#msg;
-    const len = this.#len;
-    const free = msg ? msg.length - len : 0;
-    if (free >= want) return free;
-    let size = Math.max(len * (this.#fin ? FINAL_FRAME_GROWTH : 2), FIRST_MESSAGE_BUFFER);
-    if (this.#fin) {
-      // A step that leaves less than its own size still to come would be
-      // followed by one that copies nearly the whole message (261,192 →
-      // 1,044,768 → 1,048,576 was common under the bench's 1 MiB echoes,
-      // which then copied 1.0 MB per message instead of 0.3): go to the end
-      // at once.
-      const whole = len + this.#remaining;
-      if (whole <= size * 2) size = whole;
-    }
-    size = Math.max(size, len + want);
-    this.#msg = resize(msg, size, len);
-    return size - len;
   }
 
   /** Ensures `need` bytes fit from #start, compacting or growing the read buffer. */

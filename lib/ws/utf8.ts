@@ -13,9 +13,15 @@
  *            %xF4 %x80-8F 2( UTF8-tail )
  * ```
  *
+ * Also the decoders of a text message's bytes, whose failure is the
+ * connection's: 1007 (Invalid Frame Payload Data).
+ *
  * @see https://www.rfc-editor.org/rfc/rfc3629#section-4
  * @module
  */
+
+import { ProtocolViolation } from "./errors.ts";
+import { InvalidFramePayloadData } from "./close.ts";
 
 /** The bounds of an ordinary continuation byte (UTF8-tail). */
 const TAIL_MIN = 0x80;
@@ -113,4 +119,21 @@ export function encodeAscii(text: string, out: Uint8Array, off: number): number 
     out[off + i] = c;
   }
   return n;
+}
+
+// ignoreBOM: a leading U+FEFF is part of the message, not a byte-order mark.
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** The violation for text that is not UTF-8 (1007, RFC 6455 §8.1). */
+export function invalidUtf8(): ProtocolViolation {
+  return new ProtocolViolation(InvalidFramePayloadData, "invalid UTF-8 in a text message");
+}
+
+/** Decodes a text message; 1007 if it is not UTF-8 (whether or not it was checked as it arrived). */
+export function decodeText(bytes: Uint8Array): string {
+  try {
+    return fatalDecoder.decode(bytes);
+  } catch {
+    throw invalidUtf8();
+  }
 }

@@ -40,14 +40,17 @@ export interface WatchdogMember {
   stalled(ms: number): void;
 }
 
-/** The periods of a watchdog, in ms; 0 turns a check off. */
+/**
+ * The periods of a watchdog, in ms, under the names the connection's
+ * options give them; 0 turns a check off.
+ */
 export interface WatchdogPeriods {
   /** Send a ping this often. */
-  pingIntervalMs: number;
+  pingInterval: number;
   /** Time out a member that received nothing for this long. */
-  pongTimeoutMs: number;
+  pongTimeout: number;
   /** Fail a member whose write has been pending this long. */
-  stallTimeoutMs: number;
+  stallTimeout: number;
 }
 
 /** One set of periods and its members; {@linkcode tick} runs the checks. */
@@ -64,8 +67,8 @@ export class Watchdog {
 
   /** The interval between ticks for these periods, or 0 when every check is off. */
   get tickMs(): number {
-    const { pingIntervalMs, pongTimeoutMs, stallTimeoutMs } = this.periods;
-    const on = [pingIntervalMs, pongTimeoutMs, stallTimeoutMs].filter((ms) => ms > 0);
+    const { pingInterval, pongTimeout, stallTimeout } = this.periods;
+    const on = [pingInterval, pongTimeout, stallTimeout].filter((ms) => ms > 0);
     if (on.length === 0) return 0;
     return Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.min(...on) / TICKS_PER_PERIOD));
   }
@@ -82,19 +85,19 @@ export class Watchdog {
 
   /** Runs every check at time `now`. A member that is told it failed is removed first. */
   tick(now: number): void {
-    const { pingIntervalMs, pongTimeoutMs, stallTimeoutMs } = this.periods;
+    const { pingInterval, pongTimeout, stallTimeout } = this.periods;
     for (const [member, lastPing] of this.members) {
       const since = member.writingSince;
-      if (stallTimeoutMs > 0 && since > 0 && now - since >= stallTimeoutMs) {
+      if (stallTimeout > 0 && since > 0 && now - since >= stallTimeout) {
         this.members.delete(member);
         member.stalled(now - since);
         continue;
       }
       const quiet = now - member.lastReceived;
-      if (pongTimeoutMs > 0 && quiet >= pongTimeoutMs) {
+      if (pongTimeout > 0 && quiet >= pongTimeout) {
         this.members.delete(member);
         member.timedOut(quiet);
-      } else if (pingIntervalMs > 0 && now - lastPing >= pingIntervalMs) {
+      } else if (pingInterval > 0 && now - lastPing >= pingInterval) {
         this.members.set(member, now);
         member.pingDue();
       }
@@ -115,7 +118,7 @@ export function joinWatchdog(
   periods: WatchdogPeriods,
   clock: () => number = Date.now,
 ): () => void {
-  const key = `${periods.pingIntervalMs}/${periods.pongTimeoutMs}/${periods.stallTimeoutMs}`;
+  const key = `${periods.pingInterval}/${periods.pongTimeout}/${periods.stallTimeout}`;
   let joined = running.get(key);
   if (!joined) {
     const dog = new Watchdog({ ...periods });

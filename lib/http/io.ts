@@ -1,12 +1,12 @@
 /**
- * The little I/O the handshake needs: read one HTTP head off a stream without
+ * The little I/O an HTTP/1.1 head needs: read one off a stream without
  * losing the bytes behind it, and write a buffer completely.
  *
  * @module
  */
 
-import { HandshakeError } from "./errors.ts";
-import { findHeadEnd, INVALID_RESPONSE } from "./handshake.ts";
+import { HandshakeError, INVALID_RESPONSE } from "./errors.ts";
+import { findHeadEnd } from "./head.ts";
 import { abortable } from "../async.ts";
 
 /** Anything with `Deno.Conn`'s read: fills `p`, resolves the count or null at EOF. */
