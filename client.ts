@@ -18,27 +18,27 @@ import {
   parseFlags,
   printKeepAlive,
   runMain,
-} from "./app/cli.ts";
-import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./app/session.ts";
+} from "./app/common/flags.ts";
+import { DEFAULT_RECONNECT_MAX_DELAY_MS, runClient } from "./app/client/session.ts";
 import {
   DEFAULT_PROBE_MAX_MS,
   DEFAULT_PROBE_MIN_MS,
   PROBE_PONG_WAIT_MS,
   runProbe,
-} from "./app/probe.ts";
-import { formatDuration } from "./app/duration.ts";
+} from "./app/client/probe.ts";
+import { formatDuration } from "./app/common/duration.ts";
 import { DEFAULT_DIAL_TIMEOUT_MS } from "./lib/dial.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/mod.ts";
 import { kernelKeepAliveDefaults, sockoptUnavailableReason } from "./lib/tcp/mod.ts";
-import { parseWebSocketUrl } from "./app/url.ts";
-import { UsageError } from "./app/errors.ts";
-import { fallbackWarning, keepAliveConfig } from "./app/keepalive.ts";
-import { readLines } from "./app/lines.ts";
-import { createLogger, writeStderr } from "./app/log.ts";
-import { parseHeader } from "./app/headers.ts";
-import { createOutput, OUTPUT_MODES, type OutputMode } from "./app/output.ts";
-import { processTerminal, Terminal } from "./app/terminal.ts";
-import { versionLine } from "./app/version.ts";
+import { parseWebSocketUrl } from "./app/client/url.ts";
+import { UsageError } from "./app/common/errors.ts";
+import { fallbackWarning, keepAliveConfig } from "./app/common/keepalive.ts";
+import { readLines } from "./app/common/lines.ts";
+import { createLogger, writeStderr } from "./app/common/log.ts";
+import { parseHeader } from "./app/client/headers.ts";
+import { createOutput, OUTPUT_MODES, type OutputMode } from "./app/client/output.ts";
+import { processTerminal, Terminal } from "./app/client/terminal.ts";
+import { versionLine } from "./app/common/version.ts";
 
 const DEFAULT_URL = "ws://localhost:8080/echo";
 const PONG_WAIT = formatDuration(PROBE_PONG_WAIT_MS);

@@ -18,7 +18,7 @@ import {
   printKeepAlive,
   runMain,
   sizeFlag,
-} from "./app/cli.ts";
+} from "./app/common/flags.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MEMORY_BUDGET,
@@ -27,20 +27,20 @@ import {
 } from "./lib/serve.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./lib/ws/mod.ts";
 import { kernelKeepAliveDefaults, sockoptUnavailableReason } from "./lib/tcp/mod.ts";
-import { parseAddr } from "./app/addr.ts";
-import { formatDuration } from "./app/duration.ts";
-import { startServer } from "./app/echo.ts";
-import { UsageError } from "./app/errors.ts";
-import { fallbackWarning } from "./app/keepalive.ts";
-import { createLogger } from "./app/log.ts";
-import { versionLine } from "./app/version.ts";
+import { parseAddr } from "./app/common/addr.ts";
+import { formatDuration } from "./app/common/duration.ts";
+import { startServer } from "./app/server/echo.ts";
+import { UsageError } from "./app/common/errors.ts";
+import { fallbackWarning } from "./app/common/keepalive.ts";
+import { createLogger } from "./app/common/log.ts";
+import { versionLine } from "./app/common/version.ts";
 import {
   reusePortSupported,
   superviseWorkers,
   withoutFlag,
   WorkerChannel,
   workerCount,
-} from "./app/workers.ts";
+} from "./app/server/supervisor.ts";
 
 const HELP = `keepalive-ws server: a WebSocket echo server with Go's TCP keepalive defaults.
 

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import type { CloseInfo, Message, WebSocketConn } from "../lib/ws/conn.ts";
 import { dial } from "../lib/dial.ts";
-import { ECHO_PATH, type EchoOptions } from "../app/echo.ts";
+import { ECHO_PATH, type EchoOptions } from "../app/server/echo.ts";
 import { Program, runClient } from "./helpers/process.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../app/errors.ts";
+import { UsageError } from "../app/common/errors.ts";
 import {
   DEFAULT_KEEPALIVE_COUNT,
   DEFAULT_KEEPALIVE_IDLE_MS,
@@ -17,7 +17,7 @@ import {
   keepAliveFromFlags,
   keepAliveLogFields,
   keepAliveReport,
-} from "../app/keepalive.ts";
+} from "../app/common/keepalive.ts";
 
 /** The values of a policy as a tuple, for short assertions. */
 function values(p: KeepAlivePolicy) {
@@ -196,7 +196,7 @@ Deno.test("worstCaseDetectionMs() is idle + interval × count", () => {
 });
 
 // ---------------------------------------------------------------------------
-// CLI: app/keepalive.ts (flags in Go's duration syntax, UsageError)
+// CLI: app/common/keepalive.ts (flags in Go's duration syntax, UsageError)
 // ---------------------------------------------------------------------------
 
 Deno.test("keepAliveFromFlags() with no flags gives Go's defaults", () => {

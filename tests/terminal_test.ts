@@ -13,7 +13,7 @@ import {
   Terminal,
   type TerminalIO,
   textWidth,
-} from "../app/terminal.ts";
+} from "../app/client/terminal.ts";
 
 /** Applies the keys of what a terminal would send for `input`. */
 function type(editor: LineEditor, input: string) {

@@ -15,8 +15,8 @@
  */
 
 import { resolveKeepAlive } from "../../lib/tcp/keepalive.ts";
-import { createLogger } from "../../app/log.ts";
-import { type EchoOptions, type EchoServer, startServer } from "../../app/echo.ts";
+import { createLogger } from "../../app/common/log.ts";
+import { type EchoOptions, type EchoServer, startServer } from "../../app/server/echo.ts";
 import { EventLog, type LogEvent, type WaitForEventOptions } from "./log.ts";
 
 export type { LogEvent } from "./log.ts";

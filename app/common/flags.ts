@@ -9,9 +9,9 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./errors.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
-import { DEFAULT_STALL_TIMEOUT_MS } from "../lib/ws/mod.ts";
-import type { KeepAlivePolicy } from "../mod.ts";
-import { kernelKeepAliveDefaults } from "../lib/tcp/mod.ts";
+import { DEFAULT_STALL_TIMEOUT_MS } from "../../lib/ws/mod.ts";
+import type { KeepAlivePolicy } from "../../mod.ts";
+import { kernelKeepAliveDefaults } from "../../lib/tcp/mod.ts";
 import { formatKeepAliveReport, keepAliveFromFlags, keepAliveReport } from "./keepalive.ts";
 import { LOG_FORMATS, type LogFormat, writeStderr } from "./log.ts";
 import type { Faults } from "./faults.ts";

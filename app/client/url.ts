@@ -7,7 +7,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../common/errors.ts";
 
 /** Parses and checks a WebSocket URL; throws {@linkcode UsageError} when it is not one. */
 export function parseWebSocketUrl(text: string): URL {

@@ -22,8 +22,8 @@
  * @module
  */
 
-import { readLines } from "./lines.ts";
-import type { Logger } from "./log.ts";
+import { readLines } from "../common/lines.ts";
+import type { Logger } from "../common/log.ts";
 import { Metrics, WORKER_EXIT_CAUSE } from "./metrics.ts";
 
 /** How long a worker waits for the others' counters before answering alone. */

@@ -14,14 +14,14 @@ import {
   type DialOptions,
   HandshakeError,
   type Message,
-} from "../mod.ts";
-import { GoingAway, NormalClosure, NoStatusReceived } from "../lib/ws/mod.ts";
-import { formatAddr } from "./addr.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./cli.ts";
-import { keepAliveLogFields } from "./keepalive.ts";
-import { closeLogFields, type Logger, UNSAFE_CHARS } from "./log.ts";
-import { type Faults, injectFaults } from "./faults.ts";
-import { closeSummary } from "./summary.ts";
+} from "../../mod.ts";
+import { GoingAway, NormalClosure, NoStatusReceived } from "../../lib/ws/mod.ts";
+import { formatAddr } from "../common/addr.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../common/flags.ts";
+import { keepAliveLogFields } from "../common/keepalive.ts";
+import { closeLogFields, type Logger, UNSAFE_CHARS } from "../common/log.ts";
+import { type Faults, injectFaults } from "../common/faults.ts";
+import { closeSummary } from "../common/summary.ts";
 import { type Command, parseLine, SLASH_HELP } from "./slash.ts";
 import { describeTlsError } from "./tls.ts";
 import { base64 } from "./output.ts";

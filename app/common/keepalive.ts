@@ -20,13 +20,13 @@ import {
   sockoptUnavailableReason,
   type ValueNames,
   type ValueSource,
-} from "../lib/tcp/mod.ts";
+} from "../../lib/tcp/mod.ts";
 import {
   type KeepAliveConfig,
   type KeepAlivePolicy,
   type SocketOptions,
   worstCaseDetectionMs,
-} from "../mod.ts";
+} from "../../mod.ts";
 
 /** The keepalive flags shared by server and client, as parsed strings. */
 export interface KeepAliveFlags {

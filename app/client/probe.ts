@@ -26,14 +26,14 @@
  * @module
  */
 
-import { type Connection, dial, type DialOptions } from "../mod.ts";
-import { formatAddr } from "./addr.ts";
-import { formatDuration } from "./duration.ts";
-import { keepAliveLogFields } from "./keepalive.ts";
-import { closeLogFields, type Logger } from "./log.ts";
-import { closeSummary } from "./summary.ts";
+import { type Connection, dial, type DialOptions } from "../../mod.ts";
+import { formatAddr } from "../common/addr.ts";
+import { formatDuration } from "../common/duration.ts";
+import { keepAliveLogFields } from "../common/keepalive.ts";
+import { closeLogFields, type Logger } from "../common/log.ts";
+import { closeSummary } from "../common/summary.ts";
 import { describeDialError } from "./session.ts";
-import { EXIT_FAILURE, EXIT_OK } from "./cli.ts";
+import { EXIT_FAILURE, EXIT_OK } from "../common/flags.ts";
 
 /** Default first checkpoint: Go's keepalive idle, so anything shorter than the defaults show. */
 export const DEFAULT_PROBE_MIN_MS = 15_000;

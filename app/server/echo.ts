@@ -17,13 +17,13 @@ import {
   type ServerRequest,
   type SocketOptions,
   type Traffic,
-} from "../mod.ts";
-import { formatAddr } from "./addr.ts";
-import { keepAliveConfig, keepAliveLogFields } from "./keepalive.ts";
-import { closeLogFields, type Logger } from "./log.ts";
+} from "../../mod.ts";
+import { formatAddr } from "../common/addr.ts";
+import { keepAliveConfig, keepAliveLogFields } from "../common/keepalive.ts";
+import { closeLogFields, type Logger } from "../common/log.ts";
 import { Metrics, VERSION } from "./metrics.ts";
-import { type Faults, injectFaults, NO_FAULTS } from "./faults.ts";
-import { closeSummary } from "./summary.ts";
+import { type Faults, injectFaults, NO_FAULTS } from "../common/faults.ts";
+import { closeSummary } from "../common/summary.ts";
 import { ECHO_PAGE, FAVICON } from "./page.ts";
 
 /** The WebSocket endpoint. */

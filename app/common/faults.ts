@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Connection } from "../mod.ts";
+import type { Connection } from "../../mod.ts";
 import { formatDuration } from "./duration.ts";
 import type { LogFields, Logger } from "./log.ts";
 

@@ -15,8 +15,8 @@
  * @module
  */
 
-import config from "../deno.json" with { type: "json" };
-import { CLOSE_CAUSES, type SocketOptions, type Traffic } from "../mod.ts";
+import config from "../../deno.json" with { type: "json" };
+import { CLOSE_CAUSES, type SocketOptions, type Traffic } from "../../mod.ts";
 
 /** The one prefix of every metric name. */
 export const METRIC_PREFIX = "keepalive_ws_";
