@@ -9,7 +9,7 @@
 import { Connection } from "./connection.ts";
 import type { ConnectionOptions } from "./ws/conn.ts";
 import type { CompressionOptions } from "./ws/deflate.ts";
-import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
+import { type KeepAliveConfig, type KeepAlivePolicy, resolveKeepAlive } from "./tcp/keepalive.ts";
 import { applyPolicy, closeConn } from "./tcp/sockopt.ts";
 import { HandshakeError } from "./ws/errors.ts";
 import {
@@ -45,9 +45,10 @@ export interface DialOptions extends ConnectionOptions {
   /**
    * TCP keepalive: Go's `KeepAliveConfig` (a zero or absent field takes
    * Go's default, a negative one leaves the OS value), `true` for Go's
-   * defaults (on, 15 s / 15 s / 9; the default), `false` to turn it off.
+   * defaults (on, 15 s / 15 s / 9; the default), `false` to turn it off, or
+   * a policy `resolveKeepAlive()` made already, used as it is.
    */
-  keepAlive?: boolean | KeepAliveConfig;
+  keepAlive?: boolean | KeepAliveConfig | KeepAlivePolicy;
   /** TCP_USER_TIMEOUT in ms; absent leaves the OS value. */
   userTimeout?: number;
   /** Extra request headers (not the ones the handshake sets). */

@@ -22,7 +22,7 @@
 import { Connection } from "./connection.ts";
 import type { ConnectionOptions } from "./ws/conn.ts";
 import type { CompressionOptions } from "./ws/deflate.ts";
-import { type KeepAliveConfig, resolveKeepAlive } from "./tcp/keepalive.ts";
+import { type KeepAliveConfig, type KeepAlivePolicy, resolveKeepAlive } from "./tcp/keepalive.ts";
 import {
   applyPolicy,
   applyToListener,
@@ -98,9 +98,10 @@ export interface ServeOptions extends ConnectionOptions {
   /**
    * TCP keepalive for accepted sockets: Go's `KeepAliveConfig` (a zero or
    * absent field takes Go's default, a negative one leaves the OS value),
-   * `true` for Go's defaults (on, 15 s / 15 s / 9; the default), `false` off.
+   * `true` for Go's defaults (on, 15 s / 15 s / 9; the default), `false` off,
+   * or a policy `resolveKeepAlive()` made already, used as it is.
    */
-  keepAlive?: boolean | KeepAliveConfig;
+  keepAlive?: boolean | KeepAliveConfig | KeepAlivePolicy;
   /** TCP_USER_TIMEOUT in ms for accepted sockets; absent leaves the OS value. */
   userTimeout?: number;
   /** Bound on reading a request head (default 10 s). */
