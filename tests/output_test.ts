@@ -20,7 +20,7 @@ import { parseLine } from "../app/client/slash.ts";
 import { parseWebSocketUrl } from "../app/client/url.ts";
 import { parseHeader } from "../app/client/headers.ts";
 import { describeTlsError } from "../app/client/tls.ts";
-import { bodyLine } from "../app/client/session.ts";
+import { bodyLine } from "../app/client/describe.ts";
 import { UsageError } from "../app/common/errors.ts";
 
 const HOSTILE = "red\x1b[31mRED\x1b[0m\r\nline2\u009b2J\u202eabc\x07";

@@ -23,17 +23,13 @@
  * {@linkcode PROBE_PONG_WAIT_MS}. The bracket is the longest idle survived
  * and the shortest idle that killed.
  *
+ * This module holds the schedule and the reading of the outcomes, pure;
+ * `probe_run.ts` holds the connections.
+ *
  * @module
  */
 
-import { type Connection, dial, type DialOptions } from "../../mod.ts";
-import { formatAddr } from "../common/addr.ts";
 import { formatDuration } from "../common/duration.ts";
-import { keepAliveLogFields } from "../common/keepalive.ts";
-import { closeLogFields, type Logger } from "../common/log.ts";
-import { closeSummary } from "../common/summary.ts";
-import { describeDialError } from "./session.ts";
-import { EXIT_FAILURE, EXIT_OK } from "../common/flags.ts";
 
 /** Default first checkpoint: Go's keepalive idle, so anything shorter than the defaults show. */
 export const DEFAULT_PROBE_MIN_MS = 15_000;
@@ -44,26 +40,6 @@ export const DEFAULT_PROBE_MAX_MS = 600_000;
  * live path (the first comes after 200 ms–1 s), far more than a round trip.
  */
 export const PROBE_PONG_WAIT_MS = 5_000;
-
-/** What `--probe-idle` needs. */
-export interface ProbeOptions {
-  /** The server's URL. */
-  url: URL;
-  /** How to dial: the keepalive as given; the heartbeat is turned off here. */
-  dial: DialOptions;
-  /** The first checkpoint (ms). */
-  minMs: number;
-  /** The last checkpoint (ms). */
-  maxMs: number;
-  /** How long a check waits for its pong (ms). */
-  pongWaitMs?: number;
-  /** Where events go. */
-  logger: Logger;
-  /** Writes one line to stdout. */
-  print(line: string): void;
-  /** Resolves when the user asks to stop (Ctrl-C). */
-  interrupted: Promise<void>;
-}
 
 /** How one probe connection ended. */
 export interface CheckOutcome {
@@ -127,7 +103,7 @@ export function probeResult(outcomes: CheckOutcome[]): ProbeResult {
 }
 
 /** Rounds ms to the nearest tenth of a second, in seconds. */
-function tenths(ms: number): number {
+export function tenths(ms: number): number {
   return Math.round(ms / 100) / 10;
 }
 
@@ -191,176 +167,4 @@ export function recommend(r: ProbeResult, keepAliveIdleMs: number | null = null)
     text: `recommended for this path: --ping-interval ${s}s` +
       (proxy ? "" : ` or --keepalive-idle ${s}s`) + ` (${why}${keptByProbes})`,
   };
-}
-
-/** Runs the probe to the end, prints its result, and returns the exit code. */
-export async function runProbe(options: ProbeOptions): Promise<number> {
-  const log = options.logger;
-  const schedule = probeSchedule(options.minMs, options.maxMs);
-  const pongWait = options.pongWaitMs ?? PROBE_PONG_WAIT_MS;
-  const dialOptions: DialOptions = { ...options.dial, pingInterval: 0, pongTimeout: 0 };
-  let stopped = false;
-  options.interrupted.then(() => stopped = true);
-
-  const dialed = await Promise.allSettled(schedule.map(() => dial(options.url, dialOptions)));
-  const failed = dialed.find((d) => d.status === "rejected");
-  if (failed || stopped) {
-    for (const d of dialed) if (d.status === "fulfilled") d.value.terminate("the probe gave up");
-    const message = failed
-      ? describeDialError(options.url, (failed as PromiseRejectedResult).reason)
-      : `interrupted while connecting to ${options.url.host}`;
-    log.error("error", { message });
-    return EXIT_FAILURE;
-  }
-  const conns = dialed.map((d) => (d as PromiseFulfilledResult<Connection>).value);
-  log.info("probe-start", {
-    url: options.url.href,
-    connections: conns.length,
-    checkpoints_s: schedule.map((ms) => ms / 1000),
-    pong_wait_ms: pongWait,
-  });
-
-  // The shortest idle known to kill: connections waiting for a longer checkpoint are not needed.
-  let shortestDeath = Infinity;
-  const waiting = new Map<() => void, number>();
-  const died = (idleMs: number) => {
-    if (idleMs >= shortestDeath) return;
-    shortestDeath = idleMs;
-    for (const [skip, checkpointMs] of waiting) if (checkpointMs >= idleMs) skip();
-  };
-  let warned = false;
-
-  const watch = async (ws: Connection, index: number): Promise<CheckOutcome> => {
-    const id = index + 1;
-    const checkpointMs = schedule[index];
-    const openedAt = Date.now();
-    let lastActivity = openedAt;
-    log.info("open", {
-      id,
-      remote: formatAddr(ws.remoteAddr),
-      protocol: ws.protocol,
-      ...keepAliveLogFields(ws.keepalive),
-      checkpoint_s: checkpointMs / 1000,
-    });
-    const activity = (what: string) => {
-      const idle = Date.now() - lastActivity;
-      lastActivity = Date.now();
-      if (warned) return;
-      warned = true;
-      log.warn("probe-warning", {
-        id,
-        message: `the server sent a ${what} after ${formatDuration(idle)} of idle: its ` +
-          "heartbeat keeps the path busy, so the idle it allows cannot be probed beyond that " +
-          "(run the server with --ping-interval 0 to probe further)",
-      });
-    };
-    ws.onping = () => activity("ping");
-    ws.onmessage = () => activity("message");
-
-    const outcome = await check(ws, id, checkpointMs, openedAt, () => lastActivity);
-    if (outcome.result === "dead") died(outcome.idleMs);
-    if (ws.isOpen) await ws.close(1000, "probe done");
-    const info = await ws.closed;
-    log.info("close", { id, ...closeLogFields(info, openedAt), ...closeSummary(ws) });
-    return outcome;
-  };
-
-  const check = async (
-    ws: Connection,
-    id: number,
-    checkpointMs: number,
-    openedAt: number,
-    last: () => number,
-  ): Promise<CheckOutcome> => {
-    const base = { id, checkpointMs };
-    // 1. Stay idle until the checkpoint, unless the path ends the connection first.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let cancel!: () => void;
-    const waited = await Promise.race([
-      new Promise<"due">((r) =>
-        timer = setTimeout(() => r("due"), openedAt + checkpointMs - Date.now())
-      ),
-      ws.closed.then(() => "ended" as const),
-      new Promise<"skip">((r) => {
-        cancel = () => r("skip");
-        waiting.set(cancel, checkpointMs);
-      }),
-      options.interrupted.then(() => "skip" as const),
-    ]);
-    clearTimeout(timer);
-    waiting.delete(cancel);
-    if (waited === "ended" || !ws.isOpen) {
-      const info = await ws.closed;
-      const o: CheckOutcome = {
-        ...base,
-        result: "dead",
-        idleMs: Date.now() - last(),
-        cause: info.cause,
-        noticed: "idle",
-      };
-      logCheck(o);
-      return o;
-    }
-    if (waited === "skip") {
-      ws.terminate(
-        stopped ? "interrupted" : "not needed: a shorter idle already ended a connection",
-      );
-      const o: CheckOutcome = { ...base, result: "skipped", idleMs: Date.now() - last() };
-      logCheck(o);
-      return o;
-    }
-    // 2. Ping, and wait for the pong (bounded), or for the end.
-    const idleMs = Date.now() - last();
-    const answer = await Promise.race([
-      ws.ping().then((rtt) => ({ rtt }), () => null),
-      ws.closed.then(() => null),
-      new Promise<null>((r) => timer = setTimeout(() => r(null), pongWait)),
-    ]);
-    clearTimeout(timer);
-    let o: CheckOutcome;
-    if (answer) {
-      o = { ...base, result: "alive", idleMs, rttMs: answer.rtt };
-    } else if (ws.isOpen) {
-      ws.terminate(`no pong within ${formatDuration(pongWait)}`);
-      o = { ...base, result: "dead", idleMs, cause: "timeout", noticed: "ping" };
-    } else {
-      o = { ...base, result: "dead", idleMs, cause: (await ws.closed).cause, noticed: "ping" };
-    }
-    logCheck(o);
-    return o;
-  };
-
-  const logCheck = (o: CheckOutcome) => {
-    log.info("check", {
-      id: o.id,
-      checkpoint_s: o.checkpointMs / 1000,
-      idle_s: Math.round(o.idleMs) / 1000,
-      result: o.result,
-      rtt_ms: o.rttMs,
-      cause: o.cause,
-      noticed: o.noticed,
-    });
-  };
-
-  const outcomes = await Promise.all(conns.map(watch));
-  const result = probeResult(outcomes);
-  const ka = conns[0].keepalive;
-  const advice = recommend(result, ka.keepAlive && ka.verified ? ka.idle : null);
-  log.info("probe", {
-    lower_s: tenths(result.lowerMs),
-    upper_s: result.upperMs === null ? null : tenths(result.upperMs),
-    cause: result.cause,
-    recommended: {
-      ping_interval_s: advice.pingIntervalS,
-      keepalive_idle_s: advice.keepAliveIdleS,
-    },
-    complete: !stopped,
-  });
-  if (stopped) {
-    log.error("error", { message: `interrupted; so far: ${describeResult(result)}` });
-    return EXIT_FAILURE;
-  }
-  options.print(advice.text);
-  options.print(describeResult(result));
-  return EXIT_OK;
 }

@@ -12,19 +12,23 @@ import {
   type Connection,
   dial,
   type DialOptions,
-  HandshakeError,
   type Message,
 } from "../../mod.ts";
-import { GoingAway, NormalClosure, NoStatusReceived } from "../../lib/ws/mod.ts";
+import { GoingAway, NormalClosure } from "../../lib/ws/mod.ts";
 import { formatAddr } from "../common/addr.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../common/flags.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../common/run.ts";
 import { keepAliveLogFields } from "../common/keepalive.ts";
-import { closeLogFields, type Logger, UNSAFE_CHARS } from "../common/log.ts";
+import { closeLogFields, type Logger } from "../common/log.ts";
 import { type Faults, injectFaults } from "../common/faults.ts";
 import { closeSummary } from "../common/summary.ts";
-import { type Command, parseLine, SLASH_HELP } from "./slash.ts";
-import { describeTlsError } from "./tls.ts";
-import { base64 } from "./output.ts";
+import { type NoticeWriter, runCommand, showPings } from "./commands.ts";
+import {
+  describeClose,
+  describeCountTimeout,
+  describeDialError,
+  isNormalClose,
+} from "./describe.ts";
+import { type Command, parseLine } from "./slash.ts";
 
 /** First reconnect delay; it doubles each attempt (with jitter). */
 export const RECONNECT_BASE_DELAY_MS = 500;
@@ -43,20 +47,20 @@ export const STABLE_CONNECTION_MS = 30_000;
 export interface ClientOptions {
   /** The server's URL. */
   url: URL;
-  /** Connection options (keepalive, headers, TLS, heartbeat). */
+  /** Connection options (keepalive, headers, TLS, heartbeat), as `dial()` takes them. */
   dial: DialOptions;
   /** Messages to send instead of reading stdin. */
   send: string[];
   /** Exit after this many messages received (0 = not set). */
   count: number;
   /** Stay connected this long after the last send (ms; Infinity: until the server closes or Ctrl-C), or null for "until the replies due". */
-  waitMs: number | null;
+  wait: number | null;
   /** Send as binary messages. */
   binary: boolean;
   /** Reconnect with backoff after an abnormal end. */
   reconnect: boolean;
   /** Longest delay between reconnect attempts (ms). */
-  reconnectMaxDelayMs: number;
+  reconnectMaxDelay: number;
   /** Log each ping and pong (`ping`, `pong` events, the round trip on pongs). */
   showPings: boolean;
   /** Faults to inject on each connection. */
@@ -69,44 +73,20 @@ export interface ClientOptions {
   logger: Logger;
 }
 
-/** A log event that stands for a notice where there is no terminal. */
-export interface Notice {
-  /** The event's level. */
-  level: "info" | "warn";
-  /** The event's name. */
-  event: string;
-  /** Its fields. */
-  fields: Record<string, unknown>;
-}
-
 /** The client's input and output, replaceable in tests. */
 export interface ClientIO {
   /** Lines from stdin, or null when messages come from `--send`. */
   lines: AsyncIterable<string> | null;
   /** Writes one received message to stdout. */
   print(message: Message): void;
-  /**
-   * Tells the user what a slash command did: on a terminal `text` as a
-   * line. Elsewhere `otherwise` says what: a log event, `text` on stderr
-   * ("text", the default), or nothing ("none").
-   */
-  notice(text: string, otherwise?: Notice | "text" | "none"): void;
+  /** Tells the user what a slash command did (see {@linkcode NoticeWriter}). */
+  notice: NoticeWriter;
   /** Shows that the client is ready for the next line (a prompt on a terminal; a no-op on a pipe). */
   ready(): void;
   /** Takes the prompt away before the connection's end is logged. */
   done(): void;
   /** Resolves when the user asks to stop (Ctrl-C). */
   interrupted: Promise<void>;
-}
-
-/**
- * Whether a close ends the program successfully: a close handshake with
- * 1000, 1001, or no status code at all (1005: an empty close frame, which
- * npm ws's `ws.close()` sends).
- */
-export function isNormalClose(info: CloseInfo): boolean {
-  return info.clean &&
-    (info.code === NormalClosure || info.code === GoingAway || info.code === NoStatusReceived);
 }
 
 /**
@@ -121,65 +101,6 @@ export function nextAttempt(previous: number, end: { opened: boolean; livedMs: n
 /** The ceiling of the delay before `attempt` (from 1): doubling from the base, up to `maxMs`. */
 export function backoffCeiling(attempt: number, maxMs: number): number {
   return Math.min(maxMs, RECONNECT_BASE_DELAY_MS * 2 ** Math.min(attempt - 1, 20));
-}
-
-/** Renders a received message as one line: text as is, binary as base64 (see app/output.ts for the client's rules). */
-export function renderMessage(message: Message): string {
-  return typeof message === "string" ? message : base64(message);
-}
-
-const UNSAFE_RUNS = new RegExp(UNSAFE_CHARS.source + "+", "g");
-
-/** The most of a refusal's body that an error line shows (characters). */
-export const MAX_BODY_SHOWN = 200;
-
-/**
- * A refused upgrade's body as part of one line: tags of an HTML page and
- * runs of white space dropped, control characters escaped, at most
- * {@linkcode MAX_BODY_SHOWN} characters; "" when nothing is left.
- */
-export function bodyLine(body: string): string {
-  const text = body.replace(/<(script|style)\b[^]*?<\/\1>/gi, " ").replace(/<[^>]*>/g, " ")
-    .replace(UNSAFE_RUNS, " ").replace(/\s+/g, " ").trim();
-  return text.length > MAX_BODY_SHOWN ? text.slice(0, MAX_BODY_SHOWN - 1) + "…" : text;
-}
-
-/** One sentence saying why a connection attempt failed. */
-export function describeDialError(
-  url: URL,
-  err: unknown,
-  hints: { caFile: string | null } = { caFile: null },
-): string {
-  const where = url.host;
-  if (err instanceof HandshakeError) {
-    const body = bodyLine(err.body);
-    return `handshake with ${where} failed: ${err.message}${body ? `: ${body}` : ""}`;
-  }
-  if (err instanceof TypeError) return err.message;
-  if (err instanceof Deno.errors.ConnectionRefused) {
-    return `cannot connect to ${where}: connection refused`;
-  }
-  if (err instanceof Deno.errors.TimedOut) {
-    return `cannot connect to ${where}: ${err.message}`;
-  }
-  if (err instanceof Deno.errors.NotFound) {
-    return `cannot connect to ${where}: host not found`;
-  }
-  const text = err instanceof Error ? err.message : String(err);
-  const tls = url.protocol === "wss:" ? describeTlsError(text, hints) : null;
-  if (tls) return `cannot connect to ${where}: ${tls}`;
-  return `cannot connect to ${where}: ${text}`;
-}
-
-/** One sentence saying how a connection ended. */
-export function describeClose(info: CloseInfo): string {
-  const why = info.error ? `: ${info.error}` : info.reason ? `: ${info.reason}` : "";
-  return `connection closed: ${info.cause} (code ${info.code}${why})`;
-}
-
-/** One sentence for a --count that was not reached in time. */
-export function describeCountTimeout(received: number, count: number, waitMs: number): string {
-  return `timed out: received ${received} of ${count} messages within ${waitMs}ms of the last send`;
 }
 
 /** How one connection ended, for the reconnect loop. */
@@ -219,6 +140,12 @@ class LineSource {
   }
 }
 
+/** What the sessions of one run share: stdin, and the messages received over every connection. */
+interface RunState {
+  input: LineSource;
+  received: number;
+}
+
 /**
  * Runs the client to the end and returns its exit code. With `reconnect`,
  * a failed dial, an abnormal close or the server going away (1001) starts
@@ -232,14 +159,13 @@ export async function runClient(
   const log = options.logger;
   let stopped = false;
   io.interrupted.then(() => stopped = true);
-  const input = new LineSource(io.lines);
-  const total = { received: 0 };
+  const run: RunState = { input: new LineSource(io.lines), received: 0 };
   let failures = 0;
   while (true) {
-    const result = await session(options, io, input, total);
+    const result = await new Session(options, io, run).run();
     if (!options.reconnect || stopped || result.final) return result.exit;
     failures = nextAttempt(failures, result);
-    const ceiling = backoffCeiling(failures, options.reconnectMaxDelayMs);
+    const ceiling = backoffCeiling(failures, options.reconnectMaxDelay);
     // "Equal jitter": half the ceiling, plus a random part of the other half.
     const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
     log.info("reconnect", { attempt: failures, delay_ms: delay, url: options.url.href });
@@ -254,202 +180,188 @@ export async function runClient(
 }
 
 /** One connection, from dial to close. */
-async function session(
-  options: ClientOptions,
-  io: ClientIO,
-  input: LineSource,
-  total: { received: number },
-): Promise<SessionEnd> {
-  const log = options.logger;
-  const started = Date.now();
-  let opened = started;
-  let ws: Connection;
-  try {
-    const dialed = await Promise.race([
-      dial(options.url, options.dial),
-      io.interrupted.then(() => null),
-    ]);
-    if (!dialed) {
-      log.error("error", { message: `interrupted while connecting to ${options.url.host}` });
-      return { exit: EXIT_FAILURE, final: true, opened: false, livedMs: 0 };
-    }
-    ws = dialed;
-    opened = Date.now();
-    log.info("open", {
-      id: 1,
-      remote: formatAddr(ws.remoteAddr),
-      protocol: ws.protocol,
-      extensions: ws.extensions || null,
-      ...keepAliveLogFields(ws.keepalive),
-    });
-    if (options.showPings) showPings(ws, log, options.faults.noPong);
-    injectFaults(ws, options.faults, log, { id: 1 });
-  } catch (err) {
-    log.error("error", { message: describeDialError(options.url, err, options) });
-    // An option the library cannot use (a header the handshake sets…) will
-    // not work on the next attempt either: it is a usage error.
-    if (err instanceof TypeError) {
-      return { exit: EXIT_USAGE, final: true, opened: false, livedMs: 0 };
-    }
-    return { exit: EXIT_FAILURE, final: false, opened: false, livedMs: 0 };
+class Session {
+  readonly #options: ClientOptions;
+  readonly #io: ClientIO;
+  readonly #run: RunState;
+  readonly #log: Logger;
+  readonly #started = Date.now();
+  #opened = this.#started;
+  // Replies due are counted per connection: what was sent on a dead one will not come back.
+  #sent = 0;
+  #received = 0;
+  /** When the last message went out (from the open until the first). */
+  #lastSend = 0;
+  #wakeWaiter: (() => void) | null = null;
+  readonly #counted = Promise.withResolvers<null>();
+  /** The user's own /close or /quit. */
+  #userClose: { code: number; reason: string } | null = null;
+
+  constructor(options: ClientOptions, io: ClientIO, run: RunState) {
+    this.#options = options;
+    this.#io = io;
+    this.#run = run;
+    this.#log = options.logger;
   }
 
-  // Replies due are counted per connection: what was sent on a dead one will not come back.
-  let sent = 0;
-  let received = 0;
-  let lastSend = Date.now();
-  let wakeWaiter: (() => void) | null = null;
-  const wake = () => wakeWaiter?.();
-  const counted = Promise.withResolvers<null>();
-  ws.onmessage = (message) => {
-    if (countReached(options, total)) return;
-    received++;
-    total.received++;
-    io.print(message);
-    if (countReached(options, total)) counted.resolve(null);
-    wake();
-  };
-  ws.closed.then(wake);
+  /** Dials, pumps, waits, closes; says how it ended. */
+  async run(): Promise<SessionEnd> {
+    const ws = await this.#open();
+    if ("exit" in ws) return ws;
+    this.#listen(ws);
+    await this.#input(ws);
+    const interrupted = await this.#wait(ws);
+    return await this.#finish(ws, interrupted);
+  }
 
-  const send = (text: string) => {
-    sent++;
-    lastSend = Date.now();
-    ws.send(options.binary ? new TextEncoder().encode(text) : text).catch(
-      () => {},
-    );
-  };
+  /** Dials; the connection, or how the attempt ended. */
+  async #open(): Promise<Connection | SessionEnd> {
+    const { url, faults } = this.#options;
+    const log = this.#log;
+    try {
+      const ws = await Promise.race([
+        dial(url, this.#options.dial),
+        this.#io.interrupted.then(() => null),
+      ]);
+      if (!ws) {
+        log.error("error", { message: `interrupted while connecting to ${url.host}` });
+        return { exit: EXIT_FAILURE, final: true, opened: false, livedMs: 0 };
+      }
+      this.#opened = Date.now();
+      log.info("open", {
+        id: 1,
+        remote: formatAddr(ws.remoteAddr),
+        protocol: ws.protocol,
+        extensions: ws.extensions || null,
+        ...keepAliveLogFields(ws.keepalive),
+      });
+      if (this.#options.showPings) showPings(ws, log, faults.noPong);
+      injectFaults(ws, faults, log, { id: 1 });
+      return ws;
+    } catch (err) {
+      log.error("error", { message: describeDialError(url, err, this.#options) });
+      // An option the library cannot use (a header the handshake sets…) will
+      // not work on the next attempt either: it is a usage error.
+      const usage = err instanceof TypeError;
+      return { exit: usage ? EXIT_USAGE : EXIT_FAILURE, final: usage, opened: false, livedMs: 0 };
+    }
+  }
 
-  // Input: --send messages (again on each connection), or stdin lines until
-  // EOF, /quit or /close.
-  let userClose: { code: number; reason: string } | null = null;
-  if (!io.lines) {
-    for (const text of options.send) send(text);
-  } else {
-    while (ws.isOpen && !input.eof && !countReached(options, total)) {
+  #countReached(): boolean {
+    return this.#options.count > 0 && this.#run.received >= this.#options.count;
+  }
+
+  #listen(ws: Connection): void {
+    this.#lastSend = Date.now();
+    ws.onmessage = (message) => {
+      if (this.#countReached()) return;
+      this.#received++;
+      this.#run.received++;
+      this.#io.print(message);
+      if (this.#countReached()) this.#counted.resolve(null);
+      this.#wakeWaiter?.();
+    };
+    ws.closed.then(() => this.#wakeWaiter?.());
+  }
+
+  #send(ws: Connection, text: string): void {
+    this.#sent++;
+    this.#lastSend = Date.now();
+    ws.send(this.#options.binary ? new TextEncoder().encode(text) : text).catch(() => {});
+  }
+
+  /** Input: --send messages (again on each connection), or stdin lines until EOF, /quit or /close. */
+  async #input(ws: Connection): Promise<void> {
+    const io = this.#io;
+    const input = this.#run.input;
+    if (!io.lines) {
+      for (const text of this.#options.send) this.#send(ws, text);
+      return;
+    }
+    while (ws.isOpen && !input.eof && !this.#countReached()) {
       io.ready();
       const next = await Promise.race([
         input.next(),
         ws.closed.then(() => null),
         io.interrupted.then(() => null),
-        counted.promise,
+        this.#counted.promise,
       ]);
       if (!next) break;
       input.consume(next);
       if (next.done) break;
-      const command: Command = options.slash
+      const command: Command = this.#options.slash
         ? parseLine(next.value)
         : { type: "send", text: next.value };
-      if (command.type === "send") send(command.text);
-      else if (command.type === "close") userClose = command;
-      else if (command.type === "quit") userClose = { code: NormalClosure, reason: "" };
-      else runCommand(command, ws, io, options.showPings);
-      if (userClose) break;
+      if (command.type === "send") this.#send(ws, command.text);
+      else if (command.type === "close") this.#userClose = command;
+      else if (command.type === "quit") this.#userClose = { code: NormalClosure, reason: "" };
+      else runCommand(command, ws, io.notice, this.#options.showPings);
+      if (this.#userClose) break;
     }
   }
 
-  // Wait: for --count messages, for the replies due, or for --wait after the
-  // last send (Infinity: until the server closes or Ctrl-C).
-  const bound = options.waitMs ?? DEFAULT_REPLY_WAIT_MS;
-  const satisfied = () =>
-    options.count > 0 ? countReached(options, total) : options.waitMs === null && received >= sent;
-  let interrupted = false;
-  while (ws.isOpen && !interrupted && !userClose && !satisfied()) {
-    const remaining = bound - (Date.now() - lastSend);
-    if (remaining <= 0) break;
-    const timer = Promise.withResolvers<void>();
-    wakeWaiter = timer.resolve;
-    const t = Number.isFinite(remaining) ? setTimeout(timer.resolve, remaining) : undefined;
-    interrupted = await Promise.race([
-      timer.promise.then(() => false),
-      io.interrupted.then(() => true),
-    ]);
-    clearTimeout(t);
-    wakeWaiter = null;
+  /**
+   * Waits for --count messages, for the replies due, or for --wait after
+   * the last send (Infinity: until the server closes or Ctrl-C); true when
+   * Ctrl-C ended the wait.
+   */
+  async #wait(ws: Connection): Promise<boolean> {
+    const { count, wait } = this.#options;
+    const bound = wait ?? DEFAULT_REPLY_WAIT_MS;
+    const satisfied = () =>
+      count > 0 ? this.#countReached() : wait === null && this.#received >= this.#sent;
+    let interrupted = false;
+    while (ws.isOpen && !interrupted && !this.#userClose && !satisfied()) {
+      const remaining = bound - (Date.now() - this.#lastSend);
+      if (remaining <= 0) break;
+      const timer = Promise.withResolvers<void>();
+      this.#wakeWaiter = timer.resolve;
+      const t = Number.isFinite(remaining) ? setTimeout(timer.resolve, remaining) : undefined;
+      interrupted = await Promise.race([
+        timer.promise.then(() => false),
+        this.#io.interrupted.then(() => true),
+      ]);
+      clearTimeout(t);
+      this.#wakeWaiter = null;
+    }
+    return interrupted;
   }
-  const shortOfCount = options.count > 0 && !countReached(options, total) && !interrupted &&
-    !userClose;
 
-  const ours = ws.isOpen;
-  const info = ours
-    ? await ws.close(userClose?.code ?? NormalClosure, userClose?.reason ?? "")
-    : await ws.closed;
-  const livedMs = Date.now() - opened;
-  io.done();
-  log.info("close", { id: 1, ...closeLogFields(info, started), ...closeSummary(ws) });
-  if (userClose && ours) {
-    // The user's own /close or /quit: done, whatever the code, once the server answered.
-    if (info.clean) return { exit: EXIT_OK, final: true, opened: true, livedMs };
-    log.error("error", { message: describeClose(info) });
-    return { exit: EXIT_FAILURE, final: true, opened: true, livedMs };
-  }
-  if (shortOfCount && ours) {
-    log.error("error", {
-      message: describeCountTimeout(total.received, options.count, bound),
+  /** Closes (unless the server did), logs the close, and turns it into an exit code. */
+  async #finish(ws: Connection, interrupted: boolean): Promise<SessionEnd> {
+    const { count, wait } = this.#options;
+    const userClose = this.#userClose;
+    const shortOfCount = count > 0 && !this.#countReached() && !interrupted && !userClose;
+    const ours = ws.isOpen;
+    const info: CloseInfo = ours
+      ? await ws.close(userClose?.code ?? NormalClosure, userClose?.reason ?? "")
+      : await ws.closed;
+    const livedMs = Date.now() - this.#opened;
+    const end = (exit: number, final: boolean): SessionEnd => ({
+      exit,
+      final,
+      opened: true,
+      livedMs,
     });
-    return { exit: EXIT_FAILURE, final: true, opened: true, livedMs };
-  }
-  if (isNormalClose(info)) {
-    // The server going away (1001) is what --reconnect is for; anything else is the end.
-    const final = ours || info.code !== GoingAway;
-    return { exit: EXIT_OK, final, opened: true, livedMs };
-  }
-  log.error("error", { message: describeClose(info) });
-  return { exit: EXIT_FAILURE, final: false, opened: true, livedMs };
-}
-
-/**
- * Runs `/ping` (the pong's round trip is shown; with --show-pings its
- * `pong` event is logged already) and `/help`, or reports a command that is
- * wrong. `/close` and `/quit` end the session instead.
- */
-function runCommand(command: Command, ws: Connection, io: ClientIO, showPings: boolean): void {
-  switch (command.type) {
-    case "ping": {
-      const payload = new TextEncoder().encode(command.data);
-      ws.ping(payload).then(
-        (rtt) =>
-          io.notice(
-            `pong: round trip ${rtt} ms`,
-            showPings ? "none" : {
-              level: "info",
-              event: "pong",
-              fields: { id: 1, dir: "received", rtt_ms: rtt },
-            },
-          ),
-        () => io.notice("no pong: the connection closed first"),
-      );
-      return;
+    this.#io.done();
+    const log = this.#log;
+    log.info("close", { id: 1, ...closeLogFields(info, this.#started), ...closeSummary(ws) });
+    if (userClose && ours) {
+      // The user's own /close or /quit: done, whatever the code, once the server answered.
+      if (info.clean) return end(EXIT_OK, true);
+      log.error("error", { message: describeClose(info) });
+      return end(EXIT_FAILURE, true);
     }
-    case "help":
-      io.notice(SLASH_HELP);
-      return;
-    case "error":
-      io.notice(command.message, {
-        level: "warn",
-        event: "command",
-        fields: { message: command.message },
-      });
-      return;
+    if (shortOfCount && ours) {
+      const bound = wait ?? DEFAULT_REPLY_WAIT_MS;
+      log.error("error", { message: describeCountTimeout(this.#run.received, count, bound) });
+      return end(EXIT_FAILURE, true);
+    }
+    if (isNormalClose(info)) {
+      // The server going away (1001) is what --reconnect is for; anything else is the end.
+      return end(EXIT_OK, ours || info.code !== GoingAway);
+    }
+    log.error("error", { message: describeClose(info) });
+    return end(EXIT_FAILURE, false);
   }
-}
-
-/**
- * `--show-pings`: a `ping` event for each ping sent or received and a
- * `pong` event for each pong, with `dir` (sent or received); a pong that
- * answers one of our pings carries its round trip, `rtt_ms`.
- */
-export function showPings(ws: Connection, log: Logger, noPong: boolean): void {
-  ws.onpingsent = (payload) => log.info("ping", { id: 1, dir: "sent", bytes: payload.length });
-  ws.onping = (payload) => {
-    log.info("ping", { id: 1, dir: "received", bytes: payload.length });
-    if (!noPong) log.info("pong", { id: 1, dir: "sent", bytes: payload.length });
-  };
-  ws.onpong = (rttMs) => log.info("pong", { id: 1, dir: "received", rtt_ms: rttMs });
-}
-
-function countReached(
-  options: ClientOptions,
-  total: { received: number },
-): boolean {
-  return options.count > 0 && total.received >= options.count;
 }
