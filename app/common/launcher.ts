@@ -14,17 +14,21 @@
  * npm passes SIGTERM to its shell, which dies of it without passing it on,
  * and npm exits after it: `deno task` and the program are left to init,
  * still serving, and nobody can wait for them any more. So a program with
- * an npm ancestor watches the chain of processes from its parent up to
- * that npm; once any of them has ended, it stops as on SIGTERM.
+ * an npm ancestor watches that npm; once it has ended (however: SIGTERM,
+ * SIGKILL, or its child gone), the program stops as on SIGTERM.
  *
  * Nothing is watched without an npm ancestor: `deno task server`, `deno run
  * server.ts`, a systemd unit or a container running either, and `nohup deno
  * task server &` from a shell that later exits all behave as before; nor
- * is anything above npm watched (the shell npx was typed in).
+ * is anything above npm watched (the shell npx was typed in). Nor when the
+ * program was detached on purpose, which shows as SIGHUP ignored (`nohup`)
+ * or SIGINT ignored (a shell script's `… &`), even below an npm (a script
+ * `"start": "nohup deno task server &"`).
  *
  * A process is read from `/proc/PID/stat` (its parent, its state, and its
- * start time, which tells a reused pid apart) and `/proc/PID/cmdline` (npm
- * writes its title, `npm exec …`, there). Deno lets a program read another
+ * start time, which tells a reused pid apart), `/proc/PID/cmdline` (npm
+ * writes its title, `npm exec …`, there) and `/proc/PID/status` (the
+ * signals it ignores). Deno lets a program read another
  * process's `/proc` entries only with `--allow-all`, so they are read
  * through libc, which `--allow-ffi` (granted to both programs for
  * setsockopt) allows already. Off Linux or without FFI nothing is watched.
@@ -47,31 +51,28 @@ export interface ProcEntry {
 /** What reading a process found: its entry, `"gone"`, or `"unknown"` (a read error such as EMFILE). */
 export type ProcRead = ProcEntry | "gone" | "unknown";
 
-/** Reads one process; replaceable in tests. */
-export type ProcReader = (pid: number) => ProcRead;
-
-/** One process of the chain: its pid and the start time that rules out a reused pid. */
-export interface ChainLink {
-  /** The pid. */
-  pid: number;
-  /** The start time when the watch began. */
-  start: string;
+/** Reads processes from `/proc`; replaceable in tests. */
+export interface Proc {
+  /** Reads one process. */
+  read(pid: number): ProcRead;
+  /** The text of `/proc/PID/status`, or null when it cannot be read. */
+  status(pid: number): string | null;
 }
 
 /** The npm a program was started through. */
 export interface Launcher {
   /** npm's pid. */
   pid: number;
+  /** Its start time when the watch began, which rules out a reused pid. */
+  start: string;
   /** Its command, e.g. `npm exec deno@2.9.6 task server`. */
   command: string;
-  /** The processes from the program's parent up to npm, npm last. */
-  chain: ChainLink[];
 }
 
 /** How far up the tree npm is looked for. */
 const MAX_DEPTH = 32;
 
-/** How often the chain is checked (ms): well within the 10 s `docker stop` waits. */
+/** How often the launcher is checked (ms): well within the 10 s `docker stop` waits. */
 export const LAUNCHER_POLL_MS = 1_000;
 
 /**
@@ -86,55 +87,79 @@ export function isNpm(argv: string[]): boolean {
 }
 
 /**
- * The nearest npm among the ancestors of the process whose parent is
- * `parent`, with every process between; null when there is none or a
- * process could not be read.
+ * Whether `/proc/PID/status` says the process was detached on purpose:
+ * SIGHUP ignored (`nohup`) or SIGINT ignored (started with `&` by a shell
+ * script). Read before the program installs its own handlers.
  */
-export function findLauncher(read: ProcReader, parent: number): Launcher | null {
-  const chain: ChainLink[] = [];
+export function detached(status: string): boolean {
+  const m = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status);
+  if (!m) return false;
+  const ignored = BigInt("0x" + m[1]);
+  const bit = (signal: number) => (ignored >> BigInt(signal - 1)) & 1n;
+  return bit(SIGHUP) === 1n || bit(SIGINT) === 1n;
+}
+
+const SIGHUP = 1;
+const SIGINT = 2;
+
+/**
+ * The nearest npm among the ancestors of the process whose parent is
+ * `parent`; null when there is none or a process could not be read.
+ */
+export function findLauncher(proc: Proc, parent: number): Launcher | null {
   for (let pid = parent, depth = 0; pid > 1 && depth < MAX_DEPTH; depth++) {
-    const entry = read(pid);
+    const entry = proc.read(pid);
     if (typeof entry === "string") return null;
-    chain.push({ pid, start: entry.start });
-    if (isNpm(entry.argv)) return { pid, command: entry.argv.join(" ").trim(), chain };
+    if (isNpm(entry.argv)) return { pid, start: entry.start, command: entry.argv.join(" ").trim() };
     pid = entry.ppid;
   }
   return null;
 }
 
 /**
- * Whether a process of the chain has ended: gone from `/proc`, a zombie, or
- * its pid now another process's. A read that fails otherwise proves
- * nothing and counts as alive.
+ * Whether the launcher has ended: gone from `/proc`, a zombie, or its pid
+ * now another process's. A read that fails otherwise proves nothing.
  */
-export function chainBroken(read: ProcReader, chain: ChainLink[]): boolean {
-  return chain.some((link) => {
-    const entry = read(link.pid);
-    if (entry === "unknown") return false;
-    return entry === "gone" || entry.state === "Z" || entry.state === "X" ||
-      entry.start !== link.start;
-  });
+export function launcherGone(proc: Proc, launcher: Launcher): boolean {
+  const entry = proc.read(launcher.pid);
+  if (entry === "unknown") return false;
+  return entry === "gone" || entry.state === "Z" || entry.state === "X" ||
+    entry.start !== launcher.start;
+}
+
+/** Where {@linkcode watchLauncher} looks: this process and its parent. */
+export interface WatchOptions {
+  /** How to read `/proc`; null when it cannot be read (nothing is watched). */
+  proc?: Proc | null;
+  /** This process. */
+  self?: number;
+  /** Its parent. */
+  parent?: number;
+  /** How often to check (ms). */
+  everyMs?: number;
 }
 
 /**
- * Calls `gone` once, within {@linkcode LAUNCHER_POLL_MS}, after a process of
- * the npm chain this program was started through has ended. Returns the
- * launcher being watched, or null when there is none (nothing is watched).
- * The timer does not keep the program alive.
+ * Calls `gone` once, within {@linkcode LAUNCHER_POLL_MS}, after the npm this
+ * program was started through has ended. Returns the launcher being
+ * watched, or null when there is none or the program was detached
+ * (nothing is watched). The timer does not keep the program alive.
  */
 export function watchLauncher(
   gone: (launcher: Launcher) => void,
-  read: ProcReader | null = procReader(),
-  parent: number = Deno.ppid,
-  everyMs: number = LAUNCHER_POLL_MS,
+  options: WatchOptions = {},
 ): Launcher | null {
-  const launcher = read && findLauncher(read, parent);
-  if (!read || !launcher) return null;
+  const proc = options.proc === undefined ? procReader() : options.proc;
+  if (!proc) return null;
+  const status = proc.status(options.self ?? Deno.pid);
+  if (status === null || detached(status)) return null;
+  const launcher = findLauncher(proc, options.parent ?? Deno.ppid);
+  if (!launcher) return null;
   const timer = setInterval(() => {
-    if (!chainBroken(read, launcher.chain)) return;
+    if (!launcherGone(proc, launcher)) return;
     clearInterval(timer);
     gone(launcher);
-  }, everyMs);
+  }, options.everyMs ?? LAUNCHER_POLL_MS);
   Deno.unrefTimer(timer);
   return launcher;
 }
@@ -148,7 +173,7 @@ const ENOENT = 2;
 const ESRCH = 3;
 
 /** Reads `/proc` through libc on Linux when FFI is granted; null elsewhere. */
-export function procReader(): ProcReader | null {
+export function procReader(): Proc | null {
   if (Deno.build.os !== "linux") return null;
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
   let libc;
@@ -185,11 +210,17 @@ export function procReader(): ProcReader | null {
       libc.close(fd);
     }
   };
-  return (pid) => {
-    const stat = readFile(`/proc/${pid}/stat`);
-    if (typeof stat === "number") return stat === ENOENT || stat === ESRCH ? "gone" : "unknown";
-    const cmdline = readFile(`/proc/${pid}/cmdline`);
-    return parseProc(stat, typeof cmdline === "string" ? cmdline : "");
+  return {
+    read(pid) {
+      const stat = readFile(`/proc/${pid}/stat`);
+      if (typeof stat === "number") return stat === ENOENT || stat === ESRCH ? "gone" : "unknown";
+      const cmdline = readFile(`/proc/${pid}/cmdline`);
+      return parseProc(stat, typeof cmdline === "string" ? cmdline : "");
+    },
+    status(pid) {
+      const text = readFile(`/proc/${pid}/status`);
+      return typeof text === "string" ? text : null;
+    },
   };
 }
 

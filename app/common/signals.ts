@@ -33,9 +33,7 @@ export interface Stop {
  */
 export function listenForStop(options: { launcher: boolean }): Stop {
   const { promise, resolve } = Promise.withResolvers<StopRequest>();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => resolve({ signal }));
-  }
+  // Before the signal handlers: the watch reads which signals were ignored when we started.
   if (options.launcher) {
     watchLauncher((launcher) =>
       resolve({
@@ -44,6 +42,9 @@ export function listenForStop(options: { launcher: boolean }): Stop {
           "is gone: stopping as on SIGTERM",
       })
     );
+  }
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => resolve({ signal }));
   }
   return { requested: promise, request: resolve };
 }
