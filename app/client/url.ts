@@ -1,8 +1,8 @@
 /**
  * The client's URL argument: a `ws://` or `wss://` URL, checked with a
- * usage error that says what is wrong. Without a scheme it is `ws://`, as
- * wscat and websocat read it: `localhost:8080`, `host:port/path`,
- * `example.com/chat`, `[::1]:8080`.
+ * usage error that says what is wrong. Without a scheme it is `ws://`:
+ * `localhost:8080`, `host:port/path`, `example.com/chat`, `[::1]:8080`
+ * (wscat 6.1.0 throws on those instead).
  *
  * @module
  */
