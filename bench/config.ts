@@ -5,7 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { parseDuration } from "../app/duration.ts";
+import { parseDuration } from "../app/common/duration.ts";
 import type { Load, PipelinedLoad } from "./loadgen.ts";
 import { SERVER_NAMES, type ServerName } from "./servers.ts";
 

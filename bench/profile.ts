@@ -12,7 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { parseDuration } from "../app/duration.ts";
+import { parseDuration } from "../app/common/duration.ts";
 import { JSON_LOAD, LARGE, PIPELINED, RTT, SMALL } from "./config.ts";
 import { type CpuProfile, formatSelfTimes } from "./cpuprofile.ts";
 import { ensureLoadgen, runPipelined, runRtt, runThroughput } from "./loadgen.ts";

@@ -381,7 +381,7 @@ Deno.test("TCP ending without a close frame is logged as eof with code 1006", as
 });
 
 Deno.test("a client that sends but never reads: the server stops reading it, then ends it with send-overflow at the stall timeout", async () => {
-  await using server = startTestServer({ stallTimeoutMs: 1_000 });
+  await using server = startTestServer({ stallTimeout: 1_000 });
   const { peer, opened } = await open(server);
   await using _ = peer;
   // 1 MiB messages echo into a queue that nobody drains. The server stops

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { formatDuration, parseDuration } from "../app/duration.ts";
-import { UsageError } from "../app/errors.ts";
+import { formatDuration, parseDuration } from "../app/common/duration.ts";
+import { UsageError } from "../app/common/errors.ts";
 
 Deno.test("parseDuration() reads Go's units and sequences", async (t) => {
   const cases: [string, number][] = [

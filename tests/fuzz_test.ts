@@ -435,7 +435,7 @@ async function fuzzConnection(
 
 Deno.test("fuzz: a live server answers hundreds of hostile connections properly while a good client keeps echoing", async () => {
   const rng = new Rng(SEED ^ 0x4);
-  await using server = startTestServer({ maxMessageSize: 64 * 1024, handshakeTimeoutMs: 3_000 });
+  await using server = startTestServer({ maxMessageSize: 64 * 1024, handshakeTimeout: 3_000 });
 
   // A good client echoing alongside, the whole time.
   const ws = await dial(server.url);

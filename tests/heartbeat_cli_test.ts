@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { type Connection, serve } from "../mod.ts";
-import { backoffCeiling, nextAttempt, STABLE_CONNECTION_MS } from "../app/session.ts";
+import { backoffCeiling, nextAttempt, STABLE_CONNECTION_MS } from "../app/client/session.ts";
 import { acceptFor, frame, RawPeer } from "./helpers/raw.ts";
 import {
   hasStackTrace,

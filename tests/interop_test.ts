@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import type { CloseInfo, Message, WebSocketConn } from "../lib/ws/conn.ts";
 import { dial } from "../lib/client/dial.ts";
-import { ECHO_PATH, type EchoOptions } from "../app/echo.ts";
+import { ECHO_PATH, type EchoOptions } from "../app/server/echo.ts";
 import { Program, runClient } from "./helpers/process.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -147,8 +147,8 @@ async function scriptedClient(
 function ourServer(options: Partial<EchoOptions> = {}) {
   return startTestServer({
     maxMessageSize: MAX_MESSAGE_SIZE,
-    handshakeTimeoutMs: WAIT_MS,
-    subprotocols: ["chat.v2", "chat.v1"],
+    handshakeTimeout: WAIT_MS,
+    protocols: ["chat.v2", "chat.v1"],
     ...options,
   });
 }
@@ -527,7 +527,7 @@ function denoClient(url: string | URL, protocols?: string[]) {
 }
 
 Deno.test("Deno's built-in WebSocket client works with our server", async (t) => {
-  await using ours = ourServer({ pingIntervalMs: 100 });
+  await using ours = ourServer({ pingInterval: 100 });
 
   await t.step("echoes text, binary, 70 KB and non-ASCII messages unchanged", async () => {
     await using client = denoClient(ours.url);

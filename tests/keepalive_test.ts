@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../app/errors.ts";
+import { UsageError } from "../app/common/errors.ts";
 import {
   DEFAULT_KEEPALIVE_COUNT,
   DEFAULT_KEEPALIVE_IDLE_MS,
@@ -11,13 +11,8 @@ import {
   worstCaseDetectionMs,
 } from "../lib/tcp/keepalive.ts";
 import type { SocketOptions } from "../lib/tcp/sockopt.ts";
-import {
-  formatKeepAliveReport,
-  keepAliveConfig,
-  keepAliveFromFlags,
-  keepAliveLogFields,
-  keepAliveReport,
-} from "../app/keepalive.ts";
+import { keepAliveFromFlags, keepAliveLogFields } from "../app/common/keepalive.ts";
+import { formatKeepAliveReport, keepAliveReport } from "../app/common/report.ts";
 
 /** The values of a policy as a tuple, for short assertions. */
 function values(p: KeepAlivePolicy) {
@@ -196,7 +191,7 @@ Deno.test("worstCaseDetectionMs() is idle + interval × count", () => {
 });
 
 // ---------------------------------------------------------------------------
-// CLI: app/keepalive.ts (flags in Go's duration syntax, UsageError)
+// CLI: app/common/keepalive.ts (flags in Go's duration syntax, UsageError)
 // ---------------------------------------------------------------------------
 
 Deno.test("keepAliveFromFlags() with no flags gives Go's defaults", () => {
@@ -316,23 +311,17 @@ Deno.test("keepAliveFromFlags() turns the library's RangeError into a UsageError
   );
 });
 
-Deno.test("keepAliveConfig() turns a policy back into the Go config serve() and dial() take", () => {
+Deno.test("a policy from the flags goes to serve() and dial() as it is: resolveKeepAlive() returns it unchanged", () => {
   for (
     const flags of [{}, { keepalive: "30s" }, { idle: "-1s", interval: "2s", count: "-1" }, {
       count: "4",
-    }]
+    }, { noKeepalive: true }]
   ) {
     const policy = keepAliveFromFlags(flags);
-    const cfg = keepAliveConfig(policy);
-    assert.ok(cfg !== false);
-    assert.deepEqual(values(resolveKeepAlive(cfg)), values(policy), JSON.stringify(flags));
+    assert.equal(resolveKeepAlive(policy), policy, JSON.stringify(flags));
   }
-  assert.deepEqual(keepAliveConfig(keepAliveFromFlags({ idle: "-1s" })), {
-    idle: -1,
-    interval: 15_000,
-    count: 9,
-  });
-  assert.equal(keepAliveConfig(keepAliveFromFlags({ noKeepalive: true })), false);
+  assert.deepEqual(values(keepAliveFromFlags({ idle: "-1s" })), [true, null, 15_000, 9]);
+  assert.deepEqual(values(keepAliveFromFlags({ noKeepalive: true })), [false, null, null, null]);
 });
 
 Deno.test("keepAliveLogFields() logs the read-back values in seconds and the user timeout in ms", () => {
@@ -477,7 +466,7 @@ Deno.test("formatKeepAliveReport() with the server's heartbeat (54s/60s): the po
   const text = formatKeepAliveReport({
     policy: keepAliveFromFlags({}),
     kernel: KERNEL,
-    heartbeat: { pingIntervalMs: 54_000, pongTimeoutMs: 60_000 },
+    heartbeat: { pingInterval: 54_000, pongTimeout: 60_000 },
   });
   assert.match(
     text,
@@ -493,7 +482,7 @@ Deno.test("formatKeepAliveReport() keeps keepalive's figure when it comes before
   const text = formatKeepAliveReport({
     policy: keepAliveFromFlags({ idle: "1s", interval: "1s", count: "3" }),
     kernel: KERNEL,
-    heartbeat: { pingIntervalMs: 54_000, pongTimeoutMs: 60_000 },
+    heartbeat: { pingInterval: 54_000, pongTimeout: 60_000 },
   });
   assert.match(
     text,
@@ -505,14 +494,14 @@ Deno.test("formatKeepAliveReport() with the heartbeat off (the client's default)
   const text = formatKeepAliveReport({
     policy: keepAliveFromFlags({}),
     kernel: KERNEL,
-    heartbeat: { pingIntervalMs: 0, pongTimeoutMs: 0 },
+    heartbeat: { pingInterval: 0, pongTimeout: 0 },
   });
   assert.match(text, /^worst case to notice a dead idle peer: 150s = idle 15s/m);
   assert.match(text, /^worst case to notice a hung peer .*: never \(only the heartbeat notices/m);
   const off = formatKeepAliveReport({
     policy: keepAliveFromFlags({ noKeepalive: true }),
     kernel: KERNEL,
-    heartbeat: { pingIntervalMs: 20_000, pongTimeoutMs: 25_000 },
+    heartbeat: { pingInterval: 20_000, pongTimeout: 25_000 },
   });
   assert.match(off, /dead idle peer: 25s, by the heartbeat .*; TCP keepalive is off$/m);
 });
@@ -521,7 +510,7 @@ Deno.test("keepAliveReport() with a heartbeat adds it, the worst case by either,
   const report = keepAliveReport({
     policy: keepAliveFromFlags({ keepalive: "30s" }),
     kernel: KERNEL,
-    heartbeat: { pingIntervalMs: 54_000, pongTimeoutMs: 60_000 },
+    heartbeat: { pingInterval: 54_000, pongTimeout: 60_000 },
   });
   assert.deepEqual(report.heartbeat, { ping_interval_s: 54, pong_timeout_s: 60 });
   assert.equal(report.worst_case_detection_s, 165, "keepalive's own figure is unchanged");
@@ -530,7 +519,7 @@ Deno.test("keepAliveReport() with a heartbeat adds it, the worst case by either,
   const noHeartbeat = keepAliveReport({
     policy: keepAliveFromFlags({}),
     kernel: KERNEL,
-    heartbeat: { pingIntervalMs: 0, pongTimeoutMs: 0 },
+    heartbeat: { pingInterval: 0, pongTimeout: 0 },
   });
   assert.deepEqual(
     [noHeartbeat.worst_case_notice_s, noHeartbeat.worst_case_hung_peer_s],

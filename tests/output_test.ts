@@ -14,14 +14,14 @@ import {
   pipeLine,
   TERMINAL_BINARY_PREVIEW,
   terminalLine,
-} from "../app/output.ts";
-import { createLogger, formatText, safeJson } from "../app/log.ts";
-import { parseLine } from "../app/slash.ts";
-import { parseWebSocketUrl } from "../app/url.ts";
-import { parseHeader } from "../app/headers.ts";
-import { describeTlsError } from "../app/tls.ts";
-import { bodyLine } from "../app/session.ts";
-import { UsageError } from "../app/errors.ts";
+} from "../app/client/output.ts";
+import { createLogger, formatText, safeJson } from "../app/common/log.ts";
+import { parseLine } from "../app/client/slash.ts";
+import { parseWebSocketUrl } from "../app/client/url.ts";
+import { parseHeader } from "../app/client/headers.ts";
+import { describeTlsError } from "../app/client/tls.ts";
+import { bodyLine } from "../app/client/describe.ts";
+import { UsageError } from "../app/common/errors.ts";
 
 const HOSTILE = "red\x1b[31mRED\x1b[0m\r\nline2\u009b2J\u202eabc\x07";
 const dec = new TextDecoder();

@@ -14,7 +14,7 @@ import {
   probeResult,
   probeSchedule,
   recommend,
-} from "../app/probe.ts";
+} from "../app/client/probe.ts";
 import { NGINX_BIN, nginxInstalled, startNginx } from "./helpers/nginx.ts";
 import {
   hasStackTrace,

@@ -10,7 +10,7 @@ import {
   type SocketOptions,
 } from "../lib/tcp/sockopt.ts";
 import { tuneSocket } from "../lib/tcp/tune.ts";
-import { fallbackWarning, keepAliveFromFlags } from "../app/keepalive.ts";
+import { fallbackWarning, keepAliveFromFlags } from "../app/common/keepalive.ts";
 
 // Open libc before any test runs, so no test owns the library handle.
 const unavailable = sockoptUnavailableReason();
@@ -574,7 +574,7 @@ async function runApplyScript(permissions: string[]) {
     `import { applyPolicy, kernelKeepAliveDefaults } from ${url("../lib/tcp/sockopt.ts")};
 import { resolveKeepAlive } from ${url("../lib/tcp/keepalive.ts")};
 import { tuneSocket } from ${url("../lib/tcp/tune.ts")};
-import { fallbackWarning } from ${url("../app/keepalive.ts")};
+import { fallbackWarning } from ${url("../app/common/keepalive.ts")};
 const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const port = listener.addr.port;
 const client = await Deno.connect({ hostname: "127.0.0.1", port });

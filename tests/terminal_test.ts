@@ -5,15 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  charWidth,
-  decodeKeys,
-  type Key,
-  LineEditor,
-  Terminal,
-  type TerminalIO,
-  textWidth,
-} from "../app/terminal.ts";
+import { charWidth, decodeKeys, type Key, textWidth } from "../app/client/keys.ts";
+import { LineEditor } from "../app/client/editor.ts";
+import { Terminal, type TerminalIO } from "../app/client/terminal.ts";
 
 /** Applies the keys of what a terminal would send for `input`. */
 function type(editor: LineEditor, input: string) {

@@ -20,7 +20,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { parseDuration } from "../app/duration.ts";
+import { parseDuration } from "../app/common/duration.ts";
 import { DEFAULT_NAT_TIMEOUT_S, NatLab, natLabUnavailable } from "../tests/helpers/natlab.ts";
 import { IP, ROOT, taskFlags } from "../tests/helpers/process.ts";
 

@@ -15,8 +15,8 @@
  */
 
 import { resolveKeepAlive } from "../../lib/tcp/keepalive.ts";
-import { createLogger } from "../../app/log.ts";
-import { type EchoOptions, type EchoServer, startServer } from "../../app/echo.ts";
+import { createLogger } from "../../app/common/log.ts";
+import { type EchoOptions, type EchoServer, startServer } from "../../app/server/echo.ts";
 import { EventLog, type LogEvent, type WaitForEventOptions } from "./log.ts";
 
 export type { LogEvent } from "./log.ts";
@@ -49,7 +49,8 @@ export interface TestServer extends AsyncDisposable {
 /**
  * Starts an echo server in this process on 127.0.0.1 and a free port, with
  * Go's keepalive defaults, heartbeat off and a 16 MiB message limit unless
- * `overrides` say otherwise. Its log events are captured in `log`.
+ * `overrides` say otherwise (`serve()`'s option names). Its log events are
+ * captured in `log`.
  */
 export function startTestServer(overrides: Partial<EchoOptions> = {}): TestServer {
   const log = new EventLog({ timeoutMs: DEFAULT_EVENT_TIMEOUT_MS });
@@ -58,14 +59,13 @@ export function startTestServer(overrides: Partial<EchoOptions> = {}): TestServe
     hostname: "127.0.0.1",
     port: 0,
     keepAlive: resolveKeepAlive(),
-    userTimeoutMs: 0,
     maxConnections: 0,
     maxMessageSize: 16 * 1024 * 1024,
-    handshakeTimeoutMs: 10_000,
+    handshakeTimeout: 10_000,
     origins: [],
-    subprotocols: [],
-    pingIntervalMs: 0,
-    pongTimeoutMs: 0,
+    protocols: [],
+    pingInterval: 0,
+    pongTimeout: 0,
     ...overrides,
     logger,
   });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { isValidWireCode, NormalClosure } from "../lib/ws/mod.ts";
+import { isValidWireCode, NormalClosure } from "../../lib/ws/mod.ts";
 
 /** The largest close reason, in UTF-8 bytes: 125 bytes of payload less the 2-byte code (RFC 6455 §5.5). */
 export const MAX_CLOSE_REASON = 123;

@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Connection } from "../mod.ts";
+import type { Connection } from "../../mod.ts";
 import { formatDuration } from "./duration.ts";
 import type { LogFields, Logger } from "./log.ts";
 
@@ -25,9 +25,9 @@ export interface Faults {
   /** Leave pings unanswered (the connection is made with `autoPong: false`). */
   noPong: boolean;
   /** Freeze the connection this long after it opened (ms), or never (null). */
-  freezeAfterMs: number | null;
+  freezeAfter: number | null;
   /** End TCP without a close frame this long after opening (ms), or never (null). */
-  dropAfterMs: number | null;
+  dropAfter: number | null;
   /** How the drop ends TCP. */
   dropMode: DropMode;
 }
@@ -35,14 +35,14 @@ export interface Faults {
 /** No fault at all. */
 export const NO_FAULTS: Faults = {
   noPong: false,
-  freezeAfterMs: null,
-  dropAfterMs: null,
+  freezeAfter: null,
+  dropAfter: null,
   dropMode: "fin",
 };
 
 /** Whether any fault is asked for. */
 export function anyFault(f: Faults): boolean {
-  return f.noPong || f.freezeAfterMs !== null || f.dropAfterMs !== null;
+  return f.noPong || f.freezeAfter !== null || f.dropAfter !== null;
 }
 
 /**
@@ -65,8 +65,8 @@ export function injectFaults(
     };
   }
   const timers: ReturnType<typeof setTimeout>[] = [];
-  if (faults.freezeAfterMs !== null) {
-    const after = faults.freezeAfterMs;
+  if (faults.freezeAfter !== null) {
+    const after = faults.freezeAfter;
     timers.push(setTimeout(() => {
       if (!ws.isOpen) return;
       ws.freeze();
@@ -79,8 +79,8 @@ export function injectFaults(
       });
     }, after));
   }
-  if (faults.dropAfterMs !== null) {
-    const after = faults.dropAfterMs;
+  if (faults.dropAfter !== null) {
+    const after = faults.dropAfter;
     const mode = faults.dropMode;
     timers.push(setTimeout(() => {
       if (!ws.isOpen) return;

@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { CloseInfo } from "../mod.ts";
+import type { CloseInfo } from "../../mod.ts";
 
 /** The two output formats: logfmt-style text, or one JSON object per line. */
 export type LogFormat = "text" | "json";

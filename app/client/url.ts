@@ -1,13 +1,13 @@
 /**
  * The client's URL argument: a `ws://` or `wss://` URL, checked with a
- * usage error that says what is wrong. Without a scheme it is `ws://`, as
- * wscat and websocat read it: `localhost:8080`, `host:port/path`,
- * `example.com/chat`, `[::1]:8080`.
+ * usage error that says what is wrong. Without a scheme it is `ws://`:
+ * `localhost:8080`, `host:port/path`, `example.com/chat`, `[::1]:8080`
+ * (wscat 6.1.0 throws on those instead).
  *
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../common/errors.ts";
 
 /** Parses and checks a WebSocket URL; throws {@linkcode UsageError} when it is not one. */
 export function parseWebSocketUrl(text: string): URL {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import config from "../deno.json" with { type: "json" };
+import config from "../../deno.json" with { type: "json" };
 
 /** This release's version, from deno.json. */
 export const VERSION: string = config.version;

@@ -1,155 +1,23 @@
 /**
- * The keepalive as both programs present it: the shared flags (Go's
- * duration syntax, Go's rules), the `--print-keepalive` report, the
- * `keepalive` fields of the `open` log event, and the one warning line
- * when socket options cannot be set. The policy itself is the library's
- * (`lib/tcp/keepalive.ts`).
+ * What `--print-keepalive` prints: the resolved policy next to Go's and
+ * the kernel's defaults, where each value came from, and the worst case to
+ * notice a dead or hung peer, by TCP keepalive and by the heartbeat; as an
+ * aligned table or as one JSON object.
  *
  * @module
  */
 
-import { UsageError } from "./errors.ts";
-import { parseDuration } from "./duration.ts";
 import {
   DEFAULT_KEEPALIVE_COUNT,
   DEFAULT_KEEPALIVE_IDLE_MS,
   DEFAULT_KEEPALIVE_INTERVAL_MS,
   type KernelKeepAlive,
-  resolveKeepAliveNamed,
-  resolveSingleKeepAlive,
-  sockoptUnavailableReason,
-  type ValueNames,
+  kernelKeepAliveDefaults,
   type ValueSource,
-} from "../lib/tcp/mod.ts";
-import {
-  type KeepAliveConfig,
-  type KeepAlivePolicy,
-  type SocketOptions,
-  worstCaseDetectionMs,
-} from "../mod.ts";
-
-/** The keepalive flags shared by server and client, as parsed strings. */
-export interface KeepAliveFlags {
-  /** `--keepalive D`: Go's single KeepAlive value. */
-  keepalive?: string;
-  /** `--keepalive-idle D`. */
-  idle?: string;
-  /** `--keepalive-interval D`. */
-  interval?: string;
-  /** `--keepalive-count N`. */
-  count?: string;
-  /** `--no-keepalive`. */
-  noKeepalive?: boolean;
-}
-
-/** Parses a duration flag, prefixing any error with the flag's name. */
-function durationFlag(flag: string, text: string): number {
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    if (err instanceof UsageError) throw new UsageError(`${flag}: ${err.message}`);
-    throw err;
-  }
-}
-
-/** Runs a library resolver, turning its RangeError or TypeError into a usage error. */
-function asUsage(resolve: () => KeepAlivePolicy): KeepAlivePolicy {
-  try {
-    return resolve();
-  } catch (err) {
-    if (err instanceof RangeError || err instanceof TypeError) throw new UsageError(err.message);
-    throw err;
-  }
-}
-
-/**
- * Turns the shared flags into a policy. `--keepalive D` is Go's single value;
- * any of `--keepalive-idle/-interval/-count` make a `KeepAliveConfig` with
- * Enable=true; `--no-keepalive` turns it off; no flags give Go's defaults
- * (on, 15/15/9). Conflicting flags and values Linux refuses throw
- * {@linkcode UsageError}, naming the flag and its text.
- */
-export function keepAliveFromFlags(f: KeepAliveFlags): KeepAlivePolicy {
-  const perField = [
-    f.idle !== undefined ? "--keepalive-idle" : null,
-    f.interval !== undefined ? "--keepalive-interval" : null,
-    f.count !== undefined ? "--keepalive-count" : null,
-  ].filter((x): x is string => x !== null);
-
-  if (f.noKeepalive) {
-    const others = [...(f.keepalive !== undefined ? ["--keepalive"] : []), ...perField];
-    if (others.length > 0) {
-      throw new UsageError(
-        `--no-keepalive cannot be combined with ${
-          others.join(", ")
-        }: it turns keepalive off, so there is nothing to tune`,
-      );
-    }
-    return resolveSingleKeepAlive(-1);
-  }
-
-  if (f.keepalive !== undefined) {
-    if (perField.length > 0) {
-      throw new UsageError(
-        `--keepalive cannot be combined with ${
-          perField.join(", ")
-        }: --keepalive is Go's single KeepAlive value (the idle time only), ` +
-          `which Go ignores once a KeepAliveConfig is given; use --keepalive-idle instead`,
-      );
-    }
-    const ms = durationFlag("--keepalive", f.keepalive);
-    return asUsage(() => resolveSingleKeepAlive(ms, `--keepalive ${f.keepalive}`));
-  }
-
-  const cfg: KeepAliveConfig = { enable: true };
-  const names: ValueNames = {};
-  if (f.idle !== undefined) {
-    cfg.idle = durationFlag("--keepalive-idle", f.idle);
-    names.idle = `--keepalive-idle ${f.idle}`;
-  }
-  if (f.interval !== undefined) {
-    cfg.interval = durationFlag("--keepalive-interval", f.interval);
-    names.interval = `--keepalive-interval ${f.interval}`;
-  }
-  if (f.count !== undefined) {
-    if (!/^[+-]?\d+$/.test(f.count.trim())) {
-      throw new UsageError(
-        `--keepalive-count: ${
-          JSON.stringify(f.count)
-        } is not a whole number (e.g. 9; 0 means Go's default, negative leaves the kernel's)`,
-      );
-    }
-    cfg.count = Number(f.count.trim());
-    names.count = `--keepalive-count ${f.count}`;
-  }
-  return asUsage(() => resolveKeepAliveNamed(cfg, names));
-}
-
-/** A policy as the library's serve() and dial() take it: Go's KeepAliveConfig, or false for off. */
-export function keepAliveConfig(policy: KeepAlivePolicy): KeepAliveConfig | false {
-  if (!policy.enabled) return false;
-  // A negative value leaves the OS value, as the policy's null does.
-  return { idle: policy.idle ?? -1, interval: policy.interval ?? -1, count: policy.count ?? -1 };
-}
-
-/** Whole seconds of a duration in ms, or null. */
-function seconds(ms: number | null): number | null {
-  return ms === null ? null : Math.round(ms / 1000);
-}
-
-/** The `keepalive` and `user_timeout_ms` fields of an `open` log event. */
-export function keepAliveLogFields(k: SocketOptions): Record<string, unknown> {
-  return {
-    keepalive: {
-      enabled: k.keepAlive,
-      idle_s: seconds(k.idle),
-      interval_s: seconds(k.interval),
-      count: k.count,
-      verified: k.verified,
-    },
-    user_timeout_ms: k.userTimeout,
-  };
-}
+} from "../../lib/tcp/mod.ts";
+import { type KeepAlivePolicy, worstCaseDetectionMs } from "../../mod.ts";
+import { seconds } from "./keepalive.ts";
+import type { LogFormat } from "./log.ts";
 
 /** How the report names a value's source: "flag" for a value given on the command line. */
 type ReportSource = "flag" | "default" | "os";
@@ -165,7 +33,7 @@ export interface KeepAliveReportInput {
   /** The kernel's defaults, or null when they could not be read. */
   kernel: KernelKeepAlive | null;
   /** The WebSocket heartbeat in force (ms, 0 = off), when the report should weigh it in. */
-  heartbeat?: { pingIntervalMs: number; pongTimeoutMs: number };
+  heartbeat?: { pingInterval: number; pongTimeout: number };
 }
 
 /** One value of the report: what is in force, where it came from, and the alternatives. */
@@ -255,10 +123,10 @@ export function keepAliveReport(input: KeepAliveReportInput): KeepAliveReport {
   };
   const hb = input.heartbeat;
   if (hb) {
-    const pong = hb.pongTimeoutMs > 0 ? hb.pongTimeoutMs / 1000 : null;
+    const pong = hb.pongTimeout > 0 ? hb.pongTimeout / 1000 : null;
     report.heartbeat = {
-      ping_interval_s: hb.pingIntervalMs / 1000,
-      pong_timeout_s: hb.pongTimeoutMs / 1000,
+      ping_interval_s: hb.pingInterval / 1000,
+      pong_timeout_s: hb.pongTimeout / 1000,
     };
     report.worst_case_notice_s = keepalive === null
       ? pong
@@ -347,26 +215,19 @@ export function formatKeepAliveReport(input: KeepAliveReportInput): string {
   return lines.join("\n");
 }
 
-/**
- * One line saying exactly what is in force when options could not be set,
- * e.g. `keepalive: --allow-ffi not granted; only SO_KEEPALIVE=on was set, so
- * the kernel defaults apply (idle 7200s, interval 75s, count 9), not the
- * requested 15s/15s/9`.
- */
-export function fallbackWarning(
-  policy: KeepAlivePolicy,
-  kernel: KernelKeepAlive | null,
-  reason: string = sockoptUnavailableReason() ?? "socket options unavailable",
-): string {
-  if (!policy.enabled) {
-    return `keepalive: ${reason}; SO_KEEPALIVE=off was set, as requested`;
-  }
-  const defaults = kernel
-    ? `idle ${seconds(kernel.idle)}s, interval ${seconds(kernel.interval)}s, count ${kernel.count}`
-    : "values unknown: /proc/sys/net/ipv4 is not readable";
-  const secs = (v: number | null) => v === null ? "kernel's" : `${seconds(v)}s`;
-  const requested = `${secs(policy.idle)}/${secs(policy.interval)}/${policy.count ?? "kernel's"}`;
-  const onlyOs = policy.idle === null && policy.interval === null && policy.count === null;
-  return `keepalive: ${reason}; only SO_KEEPALIVE=on was set, so the kernel defaults apply (${defaults})` +
-    (onlyOs ? ", as requested" : `, not the requested ${requested}`);
+/** Prints what `--print-keepalive` shows (keepalive and heartbeat), in the chosen format, to stdout. */
+export function printKeepAlive(
+  settings: { keepAlive: KeepAlivePolicy; pingInterval: number; pongTimeout: number },
+  logFormat: LogFormat,
+  program: string,
+): void {
+  const input = {
+    policy: settings.keepAlive,
+    kernel: kernelKeepAliveDefaults(),
+    heartbeat: { pingInterval: settings.pingInterval, pongTimeout: settings.pongTimeout },
+  };
+  const text = logFormat === "json"
+    ? JSON.stringify({ program, ...keepAliveReport(input) }) + "\n"
+    : formatKeepAliveReport(input) + "\n";
+  Deno.stdout.writeSync(new TextEncoder().encode(text));
 }

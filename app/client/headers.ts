@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../common/errors.ts";
 
 /** Headers the opening handshake sets (RFC 6455 §4.1), and what to do instead. */
 const RESERVED: Readonly<Record<string, string>> = {

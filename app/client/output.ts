@@ -12,8 +12,8 @@
  * @module
  */
 
-import type { Message } from "../mod.ts";
-import { safeJson, UNSAFE_CHARS } from "./log.ts";
+import type { Message } from "../../mod.ts";
+import { safeJson, UNSAFE_CHARS } from "../common/log.ts";
 
 /** The values of `--output`. */
 export type OutputMode = "text" | "json" | "raw";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Connection, PingStats } from "../mod.ts";
+import type { Connection, PingStats } from "../../mod.ts";
 import type { LogFields } from "./log.ts";
 
 /** The `pings` fields: counts, and round trips in ms (null when no ping was answered). */

@@ -15,14 +15,12 @@
  * @module
  */
 
-import config from "../deno.json" with { type: "json" };
-import { CLOSE_CAUSES, type SocketOptions, type Traffic } from "../mod.ts";
+import { CLOSE_CAUSES, type SocketOptions, type Traffic } from "../../mod.ts";
+import { VERSION } from "../common/version.ts";
+import { Exposition } from "./exposition.ts";
 
 /** The one prefix of every metric name. */
 export const METRIC_PREFIX = "keepalive_ws_";
-
-/** This program's version, from deno.json's `version` (read when the program is built). */
-export const VERSION: string = config.version;
 
 /**
  * Upper bounds (seconds) of the connection-duration histogram's buckets: from
@@ -207,167 +205,124 @@ export class Metrics {
 
   /** Renders every metric as Prometheus text. */
   render(): string {
-    const out: string[] = [];
-    const traffic = this.totalTraffic();
-    const family = (
-      name: string,
-      type: "counter" | "gauge" | "histogram",
-      help: string,
-      samples: [labels: Record<string, string | number>, value: number, suffix?: string][],
-    ) => {
-      const full = METRIC_PREFIX + name;
-      out.push(`# HELP ${full} ${escapeHelp(help)}`, `# TYPE ${full} ${type}`);
-      for (const [labels, value, suffix = ""] of samples) {
-        out.push(`${full}${suffix}${labelText(labels)} ${formatValue(value)}`);
-      }
-    };
-    const one = (
-      name: string,
-      type: "counter" | "gauge",
-      help: string,
-      value: number | null,
-    ) => {
-      if (value !== null) family(name, type, help, [[{}, value]]);
-    };
-
-    family("build_info", "gauge", "Always 1; the labels say which build runs.", [
+    const x = new Exposition(METRIC_PREFIX);
+    x.family("build_info", "gauge", "Always 1; the labels say which build runs.", [
       [{ version: VERSION, deno: Deno.version.deno }, 1],
     ]);
-    one("connections_open", "gauge", "WebSocket connections open now.", this.open);
-    one(
+    this.#renderConnections(x);
+    this.#renderTraffic(x);
+    this.#renderRequests(x);
+    if (this.budget) renderBudget(x, this.budget);
+    if (this.keepalive) renderKeepAlive(x, this.keepalive);
+    return x.text();
+  }
+
+  #renderConnections(x: Exposition): void {
+    x.one("connections_open", "gauge", "WebSocket connections open now.", this.open);
+    x.one(
       "connections_accepted_total",
       "counter",
       "WebSocket upgrades accepted. Open = accepted - closed (all causes).",
       this.accepted,
     );
-    family(
+    x.family(
       "connections_closed_total",
       "counter",
       "WebSocket connections closed, by cause.",
       [...this.closes].map(([cause, n]) => [{ cause }, n]),
     );
-    const histogram = (name: string, help: string, h: Histogram) => {
-      let cumulative = 0;
-      family(name, "histogram", help, [
-        ...h.bounds.map((le, i): [Record<string, string>, number, string] => [
-          { le: formatValue(le) },
-          cumulative += h.counts[i],
-          "_bucket",
-        ]),
-        [{ le: "+Inf" }, h.count, "_bucket"],
-        [{}, h.sum, "_sum"],
-        [{}, h.count, "_count"],
-      ]);
-    };
-    histogram(
+    x.histogram(
       "connection_duration_seconds",
       "How long closed WebSocket connections lasted, from upgrade to close.",
       this.durations,
     );
-    histogram(
+    x.histogram(
       "ping_rtt_seconds",
       "Round trip of the server's pings, from sending a ping to its pong (1 ms resolution).",
       this.pingRtts,
     );
-    one("received_messages_total", "counter", "WebSocket messages received.", traffic.messagesIn);
-    one("sent_messages_total", "counter", "WebSocket messages sent.", traffic.messagesOut);
-    one(
+  }
+
+  #renderTraffic(x: Exposition): void {
+    const t = this.totalTraffic();
+    x.one("received_messages_total", "counter", "WebSocket messages received.", t.messagesIn);
+    x.one("sent_messages_total", "counter", "WebSocket messages sent.", t.messagesOut);
+    x.one(
       "received_bytes_total",
       "counter",
       "Payload bytes of the WebSocket messages received.",
-      traffic.bytesIn,
+      t.bytesIn,
     );
-    one(
+    x.one(
       "sent_bytes_total",
       "counter",
       "Payload bytes of the WebSocket messages sent.",
-      traffic.bytesOut,
+      t.bytesOut,
     );
-    family(
+  }
+
+  #renderRequests(x: Exposition): void {
+    x.family(
       "http_requests_refused_total",
       "counter",
       "Upgrades and plain requests refused, by HTTP status.",
       [...this.refusals].sort((a, b) => a[0] - b[0]).map(([status, n]) => [{ status }, n]),
     );
-    family(
+    x.family(
       "http_requests_dropped_total",
       "counter",
       "Requests closed without an answer, by reason: no head within the handshake timeout, " +
         "or the head could not be read.",
       [...this.drops].map(([reason, n]) => [{ reason }, n]),
     );
-    const budget = this.budget;
-    if (budget) {
-      one(
-        "memory_budget_bytes",
-        "gauge",
-        "The memory budget: the most bytes all connections may hold together.",
-        budget.limit,
-      );
-      one(
-        "memory_held_bytes",
-        "gauge",
-        "Bytes the connections hold now in buffers, partial messages and send queues.",
-        budget.used,
-      );
-      one(
-        "memory_evictions_total",
-        "counter",
-        "Connections closed (1013) because the memory budget ran out.",
-        budget.evictions,
-      );
-    }
-    const ka = this.keepalive;
-    if (ka) {
-      const secs = (ms: number | null) => ms === null ? null : ms / 1000;
-      one(
-        "tcp_keepalive_enabled",
-        "gauge",
-        "1 when SO_KEEPALIVE is on for accepted connections.",
-        ka.keepAlive ? 1 : 0,
-      );
-      one(
-        "tcp_keepalive_verified",
-        "gauge",
-        "1 when the keepalive values shown were read back from the socket; 0 when they are " +
-          "what was asked for or unknown.",
-        ka.verified ? 1 : 0,
-      );
-      one("tcp_keepalive_idle_seconds", "gauge", "TCP_KEEPIDLE in force.", secs(ka.idle));
-      one(
-        "tcp_keepalive_interval_seconds",
-        "gauge",
-        "TCP_KEEPINTVL in force.",
-        secs(ka.interval),
-      );
-      one("tcp_keepalive_probes", "gauge", "TCP_KEEPCNT in force.", ka.count);
-      one(
-        "tcp_user_timeout_seconds",
-        "gauge",
-        "TCP_USER_TIMEOUT in force (0 = the kernel's default behaviour).",
-        secs(ka.userTimeout),
-      );
-    }
-    return out.join("\n") + "\n";
   }
 }
 
-function labelText(labels: Record<string, string | number>): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
-  return parts.length ? `{${parts.join(",")}}` : "";
+/** The memory budget's gauges and its evictions. */
+function renderBudget(x: Exposition, budget: BudgetView): void {
+  x.one(
+    "memory_budget_bytes",
+    "gauge",
+    "The memory budget: the most bytes all connections may hold together.",
+    budget.limit,
+  );
+  x.one(
+    "memory_held_bytes",
+    "gauge",
+    "Bytes the connections hold now in buffers, partial messages and send queues.",
+    budget.used,
+  );
+  x.one(
+    "memory_evictions_total",
+    "counter",
+    "Connections closed (1013) because the memory budget ran out.",
+    budget.evictions,
+  );
 }
 
-/** A sample value as the text format spells it (`+Inf`, `-Inf`, `NaN`). */
-function formatValue(value: number): string {
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  return String(value);
-}
-
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
-
-function escapeHelp(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+/** The keepalive in force on accepted sockets, as read back. */
+function renderKeepAlive(x: Exposition, ka: SocketOptions): void {
+  const secs = (ms: number | null) => ms === null ? null : ms / 1000;
+  x.one(
+    "tcp_keepalive_enabled",
+    "gauge",
+    "1 when SO_KEEPALIVE is on for accepted connections.",
+    ka.keepAlive ? 1 : 0,
+  );
+  x.one(
+    "tcp_keepalive_verified",
+    "gauge",
+    "1 when the keepalive values shown were read back from the socket; 0 when they are " +
+      "what was asked for or unknown.",
+    ka.verified ? 1 : 0,
+  );
+  x.one("tcp_keepalive_idle_seconds", "gauge", "TCP_KEEPIDLE in force.", secs(ka.idle));
+  x.one("tcp_keepalive_interval_seconds", "gauge", "TCP_KEEPINTVL in force.", secs(ka.interval));
+  x.one("tcp_keepalive_probes", "gauge", "TCP_KEEPCNT in force.", ka.count);
+  x.one(
+    "tcp_user_timeout_seconds",
+    "gauge",
+    "TCP_USER_TIMEOUT in force (0 = the kernel's default behaviour).",
+    secs(ka.userTimeout),
+  );
 }
