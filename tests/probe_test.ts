@@ -15,7 +15,8 @@ import {
   probeSchedule,
   recommend,
 } from "../app/probe.ts";
-import { NGINX_BIN, nginxInstalled, startNginx } from "./helpers/nginx.ts";
+import { needs } from "./helpers/needs.ts";
+import { startNginx } from "./helpers/nginx.ts";
 import {
   hasStackTrace,
   type LogEvent,
@@ -207,12 +208,10 @@ Deno.test("--probe-idle notices a server heartbeat on its silent connections and
 });
 
 Deno.test(
-  `--probe-idle through nginx with proxy_read_timeout 3s finds the timeout between 2s and 3s, as eof, and recommends pings only${
-    nginxInstalled() ? "" : ` (ignored: nginx is not installed at ${NGINX_BIN})`
-  }`,
-  {
-    ignore: !nginxInstalled(),
-  },
+  needs(
+    "--probe-idle through nginx with proxy_read_timeout 3s finds the timeout between 2s and 3s, as eof, and recommends pings only",
+    "nginx",
+  ),
   async () => {
     await using server = await startServer(QUIET_SERVER);
     await using nginx = await startNginx({ upstreamPort: server.port, timeout: "3s" });

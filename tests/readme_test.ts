@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { withPrograms } from "./helpers/needs.ts";
 import { Program, ROOT, runClient, startServer } from "./helpers/process.ts";
 
 const README = await Deno.readTextFile(new URL("README.md", ROOT));
@@ -32,6 +33,9 @@ for (const program of ["client", "server"] as const) {
   });
 }
 
+/** The piped examples run through jq. */
+const withJq = withPrograms("jq");
+
 /** The `$ command` lines of the README's console blocks, each with the lines shown after it. */
 function consoleExamples(): { command: string; output: string[] }[] {
   const examples: { command: string; output: string[] }[] = [];
@@ -49,17 +53,7 @@ function consoleExamples(): { command: string; output: string[] }[] {
   return examples;
 }
 
-Deno.test("the README's jq examples print what it shows, run as written against a server", async (t) => {
-  const jq = await new Deno.Command("jq", { args: ["--version"], stdout: "null", stderr: "null" })
-    .output().then((o) => o.success, () => false);
-  if (!jq) {
-    await t.step({
-      name: "NOT RUN: jq is not installed (apt-get install jq)",
-      ignore: true,
-      fn() {},
-    });
-    return;
-  }
+withJq.test("the README's jq examples print what it shows, run as written against a server", async (t) => {
   const examples = consoleExamples().filter((e) => /\|\s*jq\b/.test(e.command));
   assert.ok(examples.length >= 4, `found ${examples.length} jq examples`);
   await using server = await startServer();
