@@ -221,7 +221,8 @@ Deno.test(
       LONG_PROBE_MS,
     );
     assert.equal(p.code, 0, p.stderr);
-    assert.match(p.last, /^idle timeout between 2s and 3(\.\d)?s \(eof\)$/, p.stdout);
+    // An upper bound of 2.9 s is nginx's timer firing a little before ours reads 3 s (allowed below).
+    assert.match(p.last, /^idle timeout between 2s and (2\.9|3(\.\d)?)s \(eof\)$/, p.stdout);
     const { lower_s, upper_s, cause } = p.result as Record<string, number | string>;
     assert.equal(cause, "eof");
     assert.ok(
