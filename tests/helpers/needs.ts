@@ -12,7 +12,7 @@
  *
  * Each program is probed once per test process, by running it (a version
  * flag, or an import), not by looking for a file: a file that cannot run is
- * missing too. `.ci/run` installs every package named here, so on CI nothing
+ * missing too. (Go libraries are sources: a file of each is looked for.) `.ci/run` installs every package named here, so on CI nothing
  * is ignored for a missing program.
  *
  * @module
@@ -24,18 +24,23 @@ const ROOT = new URL("../../", import.meta.url);
 /** Where Debian's golang-*-dev packages put their sources (GOPATH mode). */
 export const DEBIAN_GOPATH = "/usr/share/gocode";
 
+/** Node.js code that fails under Deno's `node`. */
+const NOT_DENO = "if (process.versions.deno) process.exit(1)";
+
 /** How one program is found and checked. */
 interface Spec {
   /** What a test runs: an absolute path (Debian's own binary) or a name looked up in PATH. */
   readonly command: string;
   /** Arguments that make it print its version (or do a trivial job) and exit 0. */
   readonly probe?: readonly string[];
-  /** A directory that must exist instead of a program to run (Go library sources). */
-  readonly dir?: string;
+  /** A file that must exist instead of a program to run (Go library sources). */
+  readonly file?: string;
   /** Where to get it: "Debian package X" or how else it is installed. */
   readonly from: string;
   /** What to call it in a NOT RUN message (default: the command's last path part). */
   readonly label?: string;
+  /** The names of what must work first (npm and npm ws need a real Node.js). */
+  readonly after?: readonly string[];
 }
 
 /** Every external program the tests run. */
@@ -46,13 +51,13 @@ export const PROGRAMS = {
   go: { command: "go", probe: ["version"], from: "Debian package golang-go" },
   gorilla: {
     command: "",
-    dir: `${DEBIAN_GOPATH}/src/github.com/gorilla/websocket`,
+    file: `${DEBIAN_GOPATH}/src/github.com/gorilla/websocket/conn.go`,
     label: "gorilla/websocket",
     from: "Debian package golang-github-gorilla-websocket-dev",
   },
   coder: {
     command: "",
-    dir: `${DEBIAN_GOPATH}/src/nhooyr.io/websocket`,
+    file: `${DEBIAN_GOPATH}/src/nhooyr.io/websocket/accept.go`,
     label: "coder/websocket",
     from: "Debian package golang-nhooyr-websocket-dev",
   },
@@ -69,17 +74,21 @@ export const PROGRAMS = {
   },
   python3Websockets: {
     command: "/usr/bin/python3",
-    probe: ["-c", "import websockets"],
+    // An empty websockets/ directory imports too (as a namespace package), without a version.
+    probe: ["-c", "import websockets; websockets.__version__"],
     label: "python3 with websockets",
     from: "Debian package python3-websockets",
   },
   openssl: { command: "/usr/bin/openssl", probe: ["version"], from: "Debian package openssl" },
   script: { command: "/usr/bin/script", probe: ["-V"], from: "Debian package bsdutils" },
-  node: { command: "node", probe: ["--version"], from: "Debian package nodejs" },
-  npm: { command: "npm", probe: ["--version"], from: "Debian package npm" },
+  // Where no node is installed, Deno puts its own `node` (Deno's Node compatibility) first in
+  // the PATH of what it runs; that is not Node.js, so it does not count.
+  node: { command: "node", probe: ["-e", NOT_DENO], from: "Debian package nodejs" },
+  npm: { command: "npm", probe: ["--version"], after: ["node"], from: "Debian package npm" },
   nodeWs: {
     command: "node",
     probe: ["-e", `require(${JSON.stringify(new URL("node_modules/ws", ROOT).pathname)})`],
+    after: ["node"],
     label: "node with npm ws",
     from: "Debian package nodejs; ws from `deno install --config deno.test.json`",
   },
@@ -94,7 +103,8 @@ const probed = new Map<Need, boolean>();
 export function have(need: Need): boolean {
   let ok = probed.get(need);
   if (ok === undefined) {
-    ok = probe(PROGRAMS[need]);
+    const spec: Spec = PROGRAMS[need];
+    ok = (spec.after ?? []).every((n) => have(n as Need)) && probe(spec);
     probed.set(need, ok);
   }
   return ok;
@@ -102,7 +112,7 @@ export function have(need: Need): boolean {
 
 function probe(spec: Spec): boolean {
   try {
-    if (spec.dir) return Deno.statSync(spec.dir).isDirectory;
+    if (spec.file) return Deno.statSync(spec.file).isFile;
     return new Deno.Command(spec.command, {
       args: [...spec.probe ?? []],
       stdin: "null",
