@@ -455,7 +455,7 @@ async function main(): Promise<number> {
     console.log(BENCH_HELP);
     return 0;
   }
-  clockTicksPerSecond(); // Fails early without getconf.
+  clockTicksPerSecond(); // Fails early when libc cannot say sysconf(_SC_CLK_TCK).
   const bin = await ensureLoadgen(log);
   const needed = serversNeeded(config);
   const programs: PeerPrograms = {};

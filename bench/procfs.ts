@@ -11,21 +11,30 @@ export type CpuSnapshot = Map<number, number>;
 
 let ticksPerSecond: number | null = null;
 
+/** sysconf()'s name for clock ticks per second in Linux's libc (glibc and musl). */
+const SC_CLK_TCK = 2;
+
 /**
- * Clock ticks per second of /proc/PID/stat's utime and stime: sysconf(_SC_CLK_TCK),
- * read once through `getconf CLK_TCK`.
+ * Clock ticks per second (USER_HZ) of /proc/PID/stat's utime and stime and of
+ * /proc/net/tcp's timers: sysconf(_SC_CLK_TCK), what `getconf CLK_TCK` prints,
+ * asked of libc once through Deno.dlopen (so no getconf program is needed).
  */
 export function clockTicksPerSecond(): number {
   if (ticksPerSecond !== null) return ticksPerSecond;
-  let text = "";
+  let n: number;
   try {
-    const out = new Deno.Command("getconf", { args: ["CLK_TCK"], stderr: "null" }).outputSync();
-    text = new TextDecoder().decode(out.stdout).trim();
+    const libc = Deno.dlopen("libc.so.6", { sysconf: { parameters: ["i32"], result: "i64" } });
+    try {
+      n = Number(libc.symbols.sysconf(SC_CLK_TCK));
+    } finally {
+      libc.close();
+    }
   } catch (err) {
-    throw new Error(`cannot run getconf CLK_TCK: ${err instanceof Error ? err.message : err}`);
+    throw new Error(
+      `cannot ask libc.so.6 for sysconf(_SC_CLK_TCK): ${err instanceof Error ? err.message : err}`,
+    );
   }
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`getconf CLK_TCK said "${text}"`);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`sysconf(_SC_CLK_TCK) said ${n}`);
   return ticksPerSecond = n;
 }
 

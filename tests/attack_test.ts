@@ -28,6 +28,7 @@
  * holds is checked exactly instead, by counting the connections closed.
  */
 
+import { needs } from "./helpers/needs.ts";
 import { startServer } from "./helpers/process.ts";
 import { RawPeer } from "./helpers/raw.ts";
 import {
@@ -796,8 +797,11 @@ async function starvation(name: string, args: string[]): Promise<void> {
 }
 
 Deno.test({
-  name:
+  ...needs(
     "control: beside the same 4 floods, gorilla's own echo server keeps 20 well-behaved clients under 0.5s",
+    "go",
+    "gorilla",
+  ),
   ...sanitizers,
   async fn() {
     await using echo = await PeerProcess.gorilla("serve", ["-addr", "127.0.0.1:0"]);
@@ -813,8 +817,11 @@ Deno.test({
 });
 
 Deno.test({
-  name:
+  ...needs(
     "beside 4 pipelining floods, 20 well-behaved clients keep round trips under 0.5s and are never closed (default flags)",
+    "go",
+    "gorilla",
+  ),
   ...sanitizers,
   async fn() {
     await starvation("starvation, default flags", []);
@@ -822,8 +829,11 @@ Deno.test({
 });
 
 Deno.test({
-  name:
+  ...needs(
     "beside 4 pipelining floods, 20 well-behaved clients keep round trips under 0.5s and are never closed (--ping-interval 1s --pong-timeout 3s)",
+    "go",
+    "gorilla",
+  ),
   ...sanitizers,
   async fn() {
     await starvation("starvation, 1s/3s heartbeat", [

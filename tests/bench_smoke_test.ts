@@ -14,6 +14,7 @@ import { parseSs, ssSeconds } from "../bench/c100k.ts";
 import { DEFAULT_SCENARIOS } from "../bench/config.ts";
 import { alive, clockTicksPerSecond, cpuSecondsBetween } from "../bench/procfs.ts";
 import { CONTENDERS, median, METRICS, type Row, type Sample, summarise } from "../bench/report.ts";
+import { needs, pathOf } from "./helpers/needs.ts";
 
 const BENCH = new URL("../bench/bench.ts", import.meta.url).pathname;
 /** The smoke run must finish well within this, or the test fails instead of hanging. */
@@ -23,7 +24,17 @@ const COUNTS = new Set(["errors", "lost", "closes"]);
 /** Deno's built-in server does not implement permessage-deflate: no deflate figures. */
 const NOT_DEFLATING = new Set(["deno"]);
 
-Deno.test("bench with tiny numbers reports every metric and CPU per message for every server, and stops them all", async () => {
+// The load generator and gorilla's echo server are Go with Debian's gorilla; ws runs on Node;
+// Bun comes from npm.
+const SMOKE = needs(
+  "bench with tiny numbers reports every metric and CPU per message for every server, and stops them all",
+  "go",
+  "gorilla",
+  "nodeWs",
+  "npm",
+);
+
+Deno.test(SMOKE, async () => {
   // The bench installs Bun through npm itself; say so plainly when it cannot.
   try {
     await ensureBun((line) => console.error(line));
@@ -118,6 +129,15 @@ Deno.test("bench with tiny numbers reports every metric and CPU per message for 
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test(
+  needs("bench's clock ticks per second are what getconf CLK_TCK prints", "getconf"),
+  () => {
+    const out = new Deno.Command(pathOf("getconf"), { args: ["CLK_TCK"] }).outputSync();
+    assert.ok(out.success);
+    assert.equal(clockTicksPerSecond(), Number(new TextDecoder().decode(out.stdout).trim()));
+  },
+);
 
 Deno.test("bench CPU time adds up a process tree between two snapshots", () => {
   // Ticks: pid 1 ran 30, pid 2 started in between (all 7 count), pid 3 exited (its ticks are lost).

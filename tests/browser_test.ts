@@ -18,6 +18,7 @@
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { type ServerProcess, startServer } from "./helpers/process.ts";
+import { needs } from "./helpers/needs.ts";
 import { CHROMIUM } from "./helpers/peers.ts";
 
 /** Flags for a quiet headless run as root in a container. */
@@ -34,9 +35,6 @@ const CHROMIUM_ARGS = [
 const ARTIFACTS = new URL("../test-artifacts/", import.meta.url);
 /** Bound on each wait for the page. */
 const WAIT = { timeout: 20_000 };
-
-const missing = await Deno.stat(CHROMIUM).then(() => false, () => true);
-const NOT_RUN = ` (NOT RUN: ${CHROMIUM} is not installed)`;
 
 async function launch(): Promise<Browser> {
   const { chromium } = await import("playwright-core");
@@ -69,8 +67,7 @@ const NAME =
   "chromium: the echo page shows the settings, round trip and counts, wraps long messages, shows a close's code, reason and cause, reconnects on its own, and says so when sending while closed";
 
 Deno.test({
-  name: missing ? NAME + NOT_RUN : NAME,
-  ignore: missing,
+  ...needs(NAME, "chromium"),
   // playwright keeps its pipe to the browser in ways the sanitizers cannot see as closed.
   sanitizeResources: false,
   sanitizeOps: false,
@@ -231,8 +228,7 @@ const FILE_NAME =
   "chromium: a file:// page (Origin: null) connects only to a server run with --origin null";
 
 Deno.test({
-  name: missing ? FILE_NAME + NOT_RUN : FILE_NAME,
-  ignore: missing,
+  ...needs(FILE_NAME, "chromium"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -22,6 +22,10 @@ import {
 } from "./helpers/process.ts";
 import { makePki } from "./helpers/tls.ts";
 import { fakeServer } from "./helpers/raw.ts";
+import { needs, pathOf, withPrograms } from "./helpers/needs.ts";
+
+/** Tests that make certificates with openssl. */
+const withOpenssl = withPrograms("openssl");
 
 /** The one error line a failed client prints (text log format), checked for shape. */
 function failureLine(stderr: string): string {
@@ -304,7 +308,7 @@ Deno.test("client failures exit 1 with one line naming the cause", async (t) => 
   });
 });
 
-Deno.test("client over wss:// trusts a private CA given with --ca, and names the TLS failure without it", async () => {
+withOpenssl.test("client over wss:// trusts a private CA given with --ca, and names the TLS failure without it", async () => {
   await using pki = await makePki();
   await using server = await startServer(["--tls-cert", pki.cert, "--tls-key", pki.key]);
   assert.match(server.echoUrl, /^wss:/);
@@ -458,59 +462,53 @@ Deno.test("client on SIGINT or SIGTERM closes 1000 and exits 0", async (t) => {
   }
 });
 
-Deno.test("client on a terminal shows a prompt and colour, and Ctrl-D closes 1000", async (t) => {
-  const script = "/usr/bin/script";
-  const missing = await Deno.stat(script).then(() => false, () => true);
-  if (missing) {
-    await t.step({
-      name: "NOT RUN: /usr/bin/script (util-linux) is not installed",
-      ignore: true,
-      fn() {},
+Deno.test(
+  needs("client on a terminal shows a prompt and colour, and Ctrl-D closes 1000", "script"),
+  async () => {
+    const script = pathOf("script");
+    await using server = await startServer();
+    const command = [
+      Deno.execPath(),
+      "run",
+      ...PERMISSIONS,
+      new URL("client.ts", ROOT).pathname,
+      server.echoUrl,
+    ].join(" ");
+    // script(1) gives the client a pseudo-terminal for stdin and stdout.
+    await using terminal = Program.spawn(script, ["-qefc", command, "/dev/null"], {
+      stdin: true,
+      // A clean environment: an inherited NO_COLOR would turn the colour off.
+      clearEnv: true,
+      env: Object.fromEntries(
+        ["PATH", "HOME", "DENO_DIR"].flatMap((k) => {
+          const v = Deno.env.get(k);
+          return v === undefined ? [] : [[k, v]];
+        }).concat([["TERM", "xterm-256color"]]),
+      ),
     });
-    return;
-  }
-  await using server = await startServer();
-  const command = [
-    Deno.execPath(),
-    "run",
-    ...PERMISSIONS,
-    new URL("client.ts", ROOT).pathname,
-    server.echoUrl,
-  ].join(" ");
-  // script(1) gives the client a pseudo-terminal for stdin and stdout.
-  await using terminal = Program.spawn(script, ["-qefc", command, "/dev/null"], {
-    stdin: true,
-    // A clean environment: an inherited NO_COLOR would turn the colour off.
-    clearEnv: true,
-    env: Object.fromEntries(
-      ["PATH", "HOME", "DENO_DIR"].flatMap((k) => {
-        const v = Deno.env.get(k);
-        return v === undefined ? [] : [[k, v]];
-      }).concat([["TERM", "xterm-256color"]]),
-    ),
-  });
-  // The terminal turns each "\n" into "\r\n" (output processing stays on in raw mode).
-  const screen = () => terminal.stdout.replaceAll("\r\r\n", "\r\n");
-  const shown = (what: string, done: (out: string) => boolean) =>
-    terminal.until(what, () => done(screen()));
-  // The line editor draws the prompt and the line, then puts the cursor after them.
-  const prompt = "\r\x1b[1;36m>\x1b[0m \x1b[K\r\x1b[2C";
-  await shown("the prompt", (o) => /event=open/.test(o) && o.endsWith(prompt));
-  await terminal.write("hi there\n");
-  await shown(
-    "the echo and a prompt after it",
-    (o) => o.includes("\x1b[32m< hi there\x1b[0m\r\n") && o.endsWith(prompt),
-  );
-  // The reply erased the fresh prompt, printed itself in green, and re-drew the prompt.
-  assert.ok(
-    screen().includes(`${prompt}\r\x1b[2K\x1b[32m< hi there\x1b[0m\r\n${prompt}`),
-    JSON.stringify(screen()),
-  );
-  await terminal.write("\x04"); // Ctrl-D: EOF
-  await shown("the close", (o) => /event=close [^\n]*code=1000/.test(o));
-  const exit = await terminal.wait();
-  assert.equal(exit.code, 0);
-});
+    // The terminal turns each "\n" into "\r\n" (output processing stays on in raw mode).
+    const screen = () => terminal.stdout.replaceAll("\r\r\n", "\r\n");
+    const shown = (what: string, done: (out: string) => boolean) =>
+      terminal.until(what, () => done(screen()));
+    // The line editor draws the prompt and the line, then puts the cursor after them.
+    const prompt = "\r\x1b[1;36m>\x1b[0m \x1b[K\r\x1b[2C";
+    await shown("the prompt", (o) => /event=open/.test(o) && o.endsWith(prompt));
+    await terminal.write("hi there\n");
+    await shown(
+      "the echo and a prompt after it",
+      (o) => o.includes("\x1b[32m< hi there\x1b[0m\r\n") && o.endsWith(prompt),
+    );
+    // The reply erased the fresh prompt, printed itself in green, and re-drew the prompt.
+    assert.ok(
+      screen().includes(`${prompt}\r\x1b[2K\x1b[32m< hi there\x1b[0m\r\n${prompt}`),
+      JSON.stringify(screen()),
+    );
+    await terminal.write("\x04"); // Ctrl-D: EOF
+    await shown("the close", (o) => /event=close [^\n]*code=1000/.test(o));
+    const exit = await terminal.wait();
+    assert.equal(exit.code, 0);
+  },
+);
 
 Deno.test("client --help documents the diagnosing and fault-injection flags", async () => {
   await using proc = Program.start("client.ts", ["--help"]);

@@ -10,6 +10,10 @@ import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
 import { hasStackTrace, Program, runClient, startServer } from "./helpers/process.ts";
 import { makeCerts } from "./helpers/certs.ts";
+import { withPrograms } from "./helpers/needs.ts";
+
+/** Tests that make certificates with openssl. */
+const withOpenssl = withPrograms("openssl");
 
 /** A server of this library that answers `multi` with a text of three lines and `bin` with bytes. */
 function playServer(onOpen?: (ws: { close(code: number, reason: string): unknown }) => void) {
@@ -172,7 +176,7 @@ Deno.test("client prints a refused upgrade's body, cut to one line", async () =>
   assert.match(errorLine(notFound.stderr), /404 Not Found: no such path: \/nope"$/);
 });
 
-Deno.test("client --ca with a self-signed CA:TRUE certificate (openssl req -x509) connects; without it the error names --ca and -k", async () => {
+withOpenssl.test("client --ca with a self-signed CA:TRUE certificate (openssl req -x509) connects; without it the error names --ca and -k", async () => {
   await using certs = await makeCerts();
   await using server = await startServer([
     "--tls-cert",
@@ -208,7 +212,7 @@ Deno.test("client --ca with a self-signed CA:TRUE certificate (openssl req -x509
   );
 });
 
-Deno.test("client -k connects to a server whose certificate is expired, and says it did not check", async () => {
+withOpenssl.test("client -k connects to a server whose certificate is expired, and says it did not check", async () => {
   await using certs = await makeCerts();
   await using server = await startServer([
     "--tls-cert",
@@ -233,7 +237,7 @@ Deno.test("client -k connects to a server whose certificate is expired, and says
   assert.equal((open?.keepalive as { verified: boolean }).verified, true);
 });
 
-Deno.test("client names a wrong scheme: wss:// to a plain server within 2 s, ws:// to a TLS server", async () => {
+withOpenssl.test("client names a wrong scheme: wss:// to a plain server within 2 s, ws:// to a TLS server", async () => {
   await using plain = await startServer();
   const started = Date.now();
   const tlsToPlain = await runClient(["--send", "x", plain.echoUrl.replace("ws:", "wss:")]);

@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { type CloseInfo, serve, type Server } from "../mod.ts";
 import { PERMISSIONS, ROOT } from "./helpers/process.ts";
-import { Tmux, tmuxInstalled } from "./helpers/tmux.ts";
+import { withPrograms } from "./helpers/needs.ts";
+import { Tmux } from "./helpers/tmux.ts";
 
 const HOSTILE = "red\x1b[31mRED\x1b[0m\r\nline2\u009b2J\u202eabc";
 
@@ -61,10 +62,10 @@ function promptRow(screen: string): string {
   return screen.split("\n").filter((l) => l.startsWith(">")).at(-1) ?? "";
 }
 
-const NOT_RUN = "NOT RUN: tmux is not installed (apt-get install tmux)";
+/** Every test here reads the screen of a tmux pane. */
+const withTmux = withPrograms("tmux");
 
-Deno.test("client on a terminal: the up arrow recalls the last line to edit instead of sending \\x1b[A", async (t) => {
-  if (!await tmuxInstalled()) return void await t.step({ name: NOT_RUN, ignore: true, fn() {} });
+withTmux.test("client on a terminal: the up arrow recalls the last line to edit instead of sending \\x1b[A", async () => {
   await using server = playServer();
   await using tty = await client([server.url]);
   await tty.until("the prompt", (s) => /event=open/.test(s) && promptRow(s) === ">");
@@ -82,8 +83,7 @@ Deno.test("client on a terminal: the up arrow recalls the last line to edit inst
   assert.equal(await tty.exitCode(), 0);
 });
 
-Deno.test("client on a terminal: a message that arrives while a line is half typed prints above it, and the line and cursor stay", async (t) => {
-  if (!await tmuxInstalled()) return void await t.step({ name: NOT_RUN, ignore: true, fn() {} });
+withTmux.test("client on a terminal: a message that arrives while a line is half typed prints above it, and the line and cursor stay", async () => {
   await using server = playServer();
   await using tty = await client([server.url]);
   await tty.until("the prompt", (s) => /event=open/.test(s) && promptRow(s) === ">");
@@ -106,8 +106,7 @@ Deno.test("client on a terminal: a message that arrives while a line is half typ
   assert.deepEqual(server.received.at(-1), "half typXed");
 });
 
-Deno.test("client on a terminal: slash commands /ping, /help, //, an unknown one, and /close with a code and reason", async (t) => {
-  if (!await tmuxInstalled()) return void await t.step({ name: NOT_RUN, ignore: true, fn() {} });
+withTmux.test("client on a terminal: slash commands /ping, /help, //, an unknown one, and /close with a code and reason", async () => {
   await using server = playServer();
   await using tty = await client([server.url], { NO_COLOR: "1" }, 200);
   await tty.until("the prompt", (s) => /event=open/.test(s) && promptRow(s) === ">");
@@ -131,8 +130,7 @@ Deno.test("client on a terminal: slash commands /ping, /help, //, an unknown one
   );
 });
 
-Deno.test("client on a terminal: a server's control characters show as escapes and binary is marked; nothing reaches the terminal raw", async (t) => {
-  if (!await tmuxInstalled()) return void await t.step({ name: NOT_RUN, ignore: true, fn() {} });
+withTmux.test("client on a terminal: a server's control characters show as escapes and binary is marked; nothing reaches the terminal raw", async () => {
   await using server = playServer();
   await using tty = await client([server.url], { NO_COLOR: "1" });
   await tty.until("the prompt", (s) => /event=open/.test(s) && promptRow(s) === ">");
@@ -153,8 +151,7 @@ Deno.test("client on a terminal: a server's control characters show as escapes a
   assert.equal(server.closes[0]?.code, 1000);
 });
 
-Deno.test("client on a terminal: a line longer than the terminal scrolls sideways and is sent whole", async (t) => {
-  if (!await tmuxInstalled()) return void await t.step({ name: NOT_RUN, ignore: true, fn() {} });
+withTmux.test("client on a terminal: a line longer than the terminal scrolls sideways and is sent whole", async () => {
   await using server = playServer();
   await using tty = await client([server.url], { NO_COLOR: "1" }, 30);
   await tty.until("the prompt", (s) => promptRow(s) === ">");
@@ -166,8 +163,7 @@ Deno.test("client on a terminal: a line longer than the terminal scrolls sideway
   await tty.until("the echo", () => server.received.includes(long));
 });
 
-Deno.test("client --output raw on a terminal is a usage error: the server's bytes could drive it", async (t) => {
-  if (!await tmuxInstalled()) return void await t.step({ name: NOT_RUN, ignore: true, fn() {} });
+withTmux.test("client --output raw on a terminal is a usage error: the server's bytes could drive it", async () => {
   await using tty = await client(["--output", "raw", "ws://127.0.0.1:1/"]);
   assert.equal(await tty.exitCode(), 2);
   const screen = (await tty.screen()).join("\n");

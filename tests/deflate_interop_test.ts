@@ -24,15 +24,8 @@ import type { CloseInfo } from "../lib/ws/close.ts";
 import { Program } from "./helpers/process.ts";
 import { frame, RawPeer } from "./helpers/raw.ts";
 import { waitFor } from "./helpers/wait.ts";
-import {
-  available,
-  buildGoPeer,
-  CHROMIUM,
-  DEBIAN_GOPATH,
-  HAVE_NODE_WS,
-  HAVE_PYTHON_WEBSOCKETS,
-  PYTHON,
-} from "./helpers/peers.ts";
+import { needs } from "./helpers/needs.ts";
+import { buildGoPeer, CHROMIUM, PYTHON } from "./helpers/peers.ts";
 
 const PEERS = new URL("./peers/", import.meta.url);
 /** Bound on every wait for a peer; generous for a loaded 2-core machine. */
@@ -457,14 +450,6 @@ async function startPeerServer(
   }
 }
 
-const HAVE_CHROMIUM = await Deno.stat(CHROMIUM).then(() => true, () => false);
-const HAVE_GO = available("go", ["version"]) &&
-  await Deno.stat(`${DEBIAN_GOPATH}/src/github.com/gorilla/websocket`).then(
-    () => true,
-    () => false,
-  ) &&
-  await Deno.stat(`${DEBIAN_GOPATH}/src/nhooyr.io/websocket`).then(() => true, () => false);
-
 let goPeer: Promise<string> | null = null;
 
 /**
@@ -704,9 +689,7 @@ const CHROMIUM_ARGS = [
 ];
 
 Deno.test({
-  name: "permessage-deflate: Chromium's WebSocket → our server" +
-    (HAVE_CHROMIUM ? "" : ` (NOT RUN: ${CHROMIUM} is not installed)`),
-  ignore: !HAVE_CHROMIUM,
+  ...needs("permessage-deflate: Chromium's WebSocket → our server", "chromium"),
   // playwright keeps its pipe to the browser in ways the sanitizers cannot see as closed.
   sanitizeResources: false,
   sanitizeOps: false,
@@ -802,9 +785,7 @@ Deno.test({
 const WS_PEER = new URL("deflate_ws.mjs", PEERS).pathname;
 
 Deno.test({
-  name: "permessage-deflate: npm ws client → our server" +
-    (HAVE_NODE_WS ? "" : " (NOT RUN: node or npm ws is missing)"),
-  ignore: !HAVE_NODE_WS,
+  ...needs("permessage-deflate: npm ws client → our server", "nodeWs"),
   async fn(t) {
     const modes: ClientMode[] = [...clientModes(NO_TAKEOVER), {
       name: "with context takeover, 9-bit windows both ways, asked by the peer",
@@ -820,9 +801,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "permessage-deflate: our dial() → npm ws server" +
-    (HAVE_NODE_WS ? "" : " (NOT RUN: node or npm ws is missing)"),
-  ignore: !HAVE_NODE_WS,
+  ...needs("permessage-deflate: our dial() → npm ws server", "nodeWs"),
   async fn(t) {
     await ourClientSteps(t, "node", [WS_PEER, "server"], [
       { name: "with context takeover", args: [], takeover: true },
@@ -835,12 +814,9 @@ Deno.test({
 // 3. Python websockets, both ways
 
 const PY_PEER = new URL("deflate_websockets.py", PEERS).pathname;
-const NO_PYTHON = " (NOT RUN: /usr/bin/python3 has no websockets module)";
 
 Deno.test({
-  name: "permessage-deflate: Python websockets client → our server" +
-    (HAVE_PYTHON_WEBSOCKETS ? "" : NO_PYTHON),
-  ignore: !HAVE_PYTHON_WEBSOCKETS,
+  ...needs("permessage-deflate: Python websockets client → our server", "python3Websockets"),
   async fn(t) {
     for (const mode of clientModes(NO_TAKEOVER)) {
       await t.step(mode.name, () => peerClientAgainstOurServer(PYTHON, [PY_PEER, "client"], mode));
@@ -849,9 +825,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "permessage-deflate: our dial() → Python websockets server" +
-    (HAVE_PYTHON_WEBSOCKETS ? "" : NO_PYTHON),
-  ignore: !HAVE_PYTHON_WEBSOCKETS,
+  ...needs("permessage-deflate: our dial() → Python websockets server", "python3Websockets"),
   async fn(t) {
     await ourClientSteps(t, PYTHON, [PY_PEER, "server"], [
       {
@@ -868,13 +842,10 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // 4. gorilla/websocket (Go), both ways: no context takeover only
 
-const NO_GO = " (NOT RUN: go, golang-github-gorilla-websocket-dev or " +
-  "golang-nhooyr-websocket-dev is missing)";
 const GORILLA_ONLY = " (NOT RUN: gorilla/websocket implements only no context takeover)";
 
 Deno.test({
-  name: "permessage-deflate: gorilla/websocket client → our server" + (HAVE_GO ? "" : NO_GO),
-  ignore: !HAVE_GO,
+  ...needs("permessage-deflate: gorilla/websocket client → our server", "go", "gorilla", "coder"),
   async fn(t) {
     const bin = await goPeerBinary();
     const args = ["-lib", "gorilla", "-role", "client", "-url"];
@@ -900,8 +871,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "permessage-deflate: our dial() → gorilla/websocket server" + (HAVE_GO ? "" : NO_GO),
-  ignore: !HAVE_GO,
+  ...needs("permessage-deflate: our dial() → gorilla/websocket server", "go", "gorilla", "coder"),
   async fn(t) {
     const bin = await goPeerBinary();
     await ourClientSteps(t, bin, ["-lib", "gorilla", "-role", "server"], [
@@ -925,8 +895,7 @@ Deno.test({
 // 5. coder/websocket (nhooyr.io/websocket, Go), both ways
 
 Deno.test({
-  name: "permessage-deflate: coder/websocket client → our server" + (HAVE_GO ? "" : NO_GO),
-  ignore: !HAVE_GO,
+  ...needs("permessage-deflate: coder/websocket client → our server", "go", "gorilla", "coder"),
   async fn(t) {
     const bin = await goPeerBinary();
     const args = ["-lib", "coder", "-role", "client"];
@@ -938,8 +907,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "permessage-deflate: our dial() → coder/websocket server" + (HAVE_GO ? "" : NO_GO),
-  ignore: !HAVE_GO,
+  ...needs("permessage-deflate: our dial() → coder/websocket server", "go", "gorilla", "coder"),
   async fn(t) {
     const bin = await goPeerBinary();
     await ourClientSteps(t, bin, ["-lib", "coder", "-role", "server"], [

@@ -10,6 +10,10 @@ import { MAX_REFUSAL_BODY } from "../lib/client/response.ts";
 import { PLAIN_PROBE_DELAY_MS } from "../lib/client/tls.ts";
 import { makeCerts } from "./helpers/certs.ts";
 import { fakeServer } from "./helpers/raw.ts";
+import { withPrograms } from "./helpers/needs.ts";
+
+/** Tests that make certificates with openssl. */
+const withOpenssl = withPrograms("openssl");
 
 /** A fake server whose every connection is answered by `answer` (after the request head). */
 function rawServer(answer: (conn: Deno.Conn) => Promise<void>) {
@@ -105,7 +109,7 @@ Deno.test("dial() wss:// to a plain-HTTP server fails within 2 s and says to use
   }
 });
 
-Deno.test("dial() ws:// to a TLS server says to use wss://", async () => {
+withOpenssl.test("dial() ws:// to a TLS server says to use wss://", async () => {
   await using certs = await makeCerts();
   const tls = {
     cert: await Deno.readTextFile(certs.selfSignedLeaf.cert),
@@ -123,7 +127,7 @@ Deno.test("dial() ws:// to a TLS server says to use wss://", async () => {
   }
 });
 
-Deno.test("dial() trusts a self-signed CA:TRUE certificate given in caCerts as that server's own, and only that one", async (t) => {
+withOpenssl.test("dial() trusts a self-signed CA:TRUE certificate given in caCerts as that server's own, and only that one", async (t) => {
   await using certs = await makeCerts();
   const read = (f: string) => Deno.readTextFile(f);
   const server = echoServer({
@@ -163,7 +167,7 @@ Deno.test("dial() trusts a self-signed CA:TRUE certificate given in caCerts as t
   }
 });
 
-Deno.test("dial() with a CA:FALSE self-signed certificate in caCerts needs no help from node:tls", async () => {
+withOpenssl.test("dial() with a CA:FALSE self-signed certificate in caCerts needs no help from node:tls", async () => {
   await using certs = await makeCerts();
   const server = echoServer({
     cert: await Deno.readTextFile(certs.selfSignedLeaf.cert),
@@ -180,7 +184,7 @@ Deno.test("dial() with a CA:FALSE self-signed certificate in caCerts needs no he
   }
 });
 
-Deno.test("dial() with insecure accepts any certificate and keeps Go's keepalive on the socket", async (t) => {
+withOpenssl.test("dial() with insecure accepts any certificate and keeps Go's keepalive on the socket", async (t) => {
   await using certs = await makeCerts();
   for (const kind of ["expired", "wrongName", "selfSignedCa"] as const) {
     await t.step(kind, async () => {

@@ -24,6 +24,7 @@
  * `KEEPALIVE_WS_STRESS=1` (`deno task stress`) runs 16 times as many messages.
  */
 
+import { type Need, needs } from "./helpers/needs.ts";
 import { startServer } from "./helpers/process.ts";
 import {
   Checks,
@@ -89,11 +90,20 @@ function describe(d: Record<string, unknown>): string {
     `${d.ms}ms`;
 }
 
+/** What each pipelining client is built or run with. */
+const NEEDS: Record<"gorilla" | "python", Need[]> = {
+  gorilla: ["go", "gorilla"],
+  python: ["python3Websockets"],
+};
+
 for (const kind of ["gorilla", "python"] as const) {
   const name = kind === "gorilla" ? "gorilla/websocket" : "Python websockets 10.4";
   for (const load of LOADS) {
     Deno.test({
-      name: `a ${name} client pipelining ${load.label} gets every echo back and closes with 1000`,
+      ...needs(
+        `a ${name} client pipelining ${load.label} gets every echo back and closes with 1000`,
+        ...NEEDS[kind],
+      ),
       ...sanitizers,
       async fn() {
         await using server = await startServer();
@@ -129,7 +139,11 @@ for (const kind of ["gorilla", "python"] as const) {
 }
 
 Deno.test({
-  name: "control: both pipelining clients get every echo from gorilla's own echo server",
+  ...needs(
+    "control: both pipelining clients get every echo from gorilla's own echo server",
+    ...NEEDS.gorilla,
+    ...NEEDS.python,
+  ),
   ...sanitizers,
   async fn() {
     await using echo = await PeerProcess.gorilla("serve", ["-addr", "127.0.0.1:0"]);

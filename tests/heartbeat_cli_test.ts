@@ -22,8 +22,11 @@ import {
   startServer,
 } from "./helpers/process.ts";
 import { makePki } from "./helpers/tls.ts";
-import { HAVE_NODE_WS } from "./helpers/peers.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";
+import { needs, withPrograms } from "./helpers/needs.ts";
+
+/** Tests that make certificates with openssl. */
+const withOpenssl = withPrograms("openssl");
 
 const TEXT = 0x1;
 const CONTINUATION = 0x0;
@@ -365,9 +368,7 @@ async function readHead(peer: RawPeer): Promise<Uint8Array> {
 }
 
 Deno.test({
-  name: "npm ws's ws.close() with no code (1005) ends the client with exit 0" +
-    (HAVE_NODE_WS ? "" : " (ignored: node or npm ws missing)"),
-  ignore: !HAVE_NODE_WS,
+  ...needs("npm ws's ws.close() with no code (1005) ends the client with exit 0", "nodeWs"),
   async fn() {
     await using peer = Program.spawn("node", [
       new URL("peers/ws_echo_server.mjs", import.meta.url).pathname,
@@ -434,7 +435,7 @@ Deno.test("client --reconnect keeps backing off while the server accepts and at 
   }
 });
 
-Deno.test("a TLS peer that vanishes without close_notify is eof on both ends, as on plain TCP", async (t) => {
+withOpenssl.test("a TLS peer that vanishes without close_notify is eof on both ends, as on plain TCP", async (t) => {
   await using pki = await makePki();
   await t.step("the client is killed: the server sees eof", async () => {
     await using server = await startServer(["--tls-cert", pki.cert, "--tls-key", pki.key]);

@@ -15,7 +15,8 @@ import { ECHO_PATH, type EchoOptions } from "../app/server/echo.ts";
 import { Program, runClient } from "./helpers/process.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { waitFor } from "./helpers/wait.ts";
-import { HAVE_NODE_WS, HAVE_PYTHON_WEBSOCKETS, PYTHON } from "./helpers/peers.ts";
+import { needs } from "./helpers/needs.ts";
+import { PYTHON } from "./helpers/peers.ts";
 
 const PEERS = new URL("./peers/", import.meta.url);
 /** Bound on every wait for a peer; generous for a loaded 2-core machine. */
@@ -666,14 +667,12 @@ const WS_SERVER: PeerServerKind = {
 };
 
 Deno.test({
-  name: "a Node.js ws client works with our server",
-  ignore: !HAVE_NODE_WS,
+  ...needs("a Node.js ws client works with our server", "nodeWs"),
   fn: (t) => scriptedClientAgainstOurServer(t, "node", [new URL("ws_client.mjs", PEERS).pathname]),
 });
 
 Deno.test({
-  name: "our dial() works with a Node.js ws echo server",
-  ignore: !HAVE_NODE_WS,
+  ...needs("our dial() works with a Node.js ws echo server", "nodeWs"),
   fn: (t) => ourClientAgainst(t, WS_SERVER),
 });
 
@@ -691,8 +690,7 @@ const PYTHON_SERVER: PeerServerKind = {
 };
 
 Deno.test({
-  name: "a Python websockets client works with our server",
-  ignore: !HAVE_PYTHON_WEBSOCKETS,
+  ...needs("a Python websockets client works with our server", "python3Websockets"),
   fn: (t) =>
     scriptedClientAgainstOurServer(t, PYTHON, [
       new URL("websockets_client.py", PEERS).pathname,
@@ -700,7 +698,6 @@ Deno.test({
 });
 
 Deno.test({
-  name: "our dial() works with a Python websockets echo server",
-  ignore: !HAVE_PYTHON_WEBSOCKETS,
+  ...needs("our dial() works with a Python websockets echo server", "python3Websockets"),
   fn: (t) => ourClientAgainst(t, PYTHON_SERVER),
 });

@@ -1,14 +1,15 @@
 /**
  * The keepalive policy end to end: server.ts and client.ts as processes on a
- * loopback connection, each side's `open` event checked against what `ss`
- * (the kernel, seen from outside) shows for that side's socket. That a
- * negative count leaves the kernel's value is shown in sockopt_test.ts, where
- * the socket's count differs from Go's 9.
+ * loopback connection, each side's `open` event checked against the
+ * keepalive timer the kernel runs for that side's socket, seen from outside
+ * in /proc/net/tcp (what `ss -o` shows). That a negative count leaves the
+ * kernel's value is shown in sockopt_test.ts, where the socket's count
+ * differs from Go's 9.
  */
 
 import assert from "node:assert/strict";
 import { type LogEvent, Program, startServer } from "./helpers/process.ts";
-import { ssKeepAliveTimer } from "./helpers/ss.ts";
+import { keepAliveTimer } from "./helpers/tcp_timers.ts";
 
 function keepalive(e: LogEvent) {
   return e.keepalive as {
@@ -40,7 +41,7 @@ async function connect(serverArgs: string[], clientArgs: string[]) {
   };
 }
 
-Deno.test("by default both programs' sockets carry Go's 15/15/9, as their open events and ss show", async () => {
+Deno.test("by default both programs' sockets carry Go's 15/15/9, as their open events and the kernel's timers show", async () => {
   await using c = await connect([], []);
   for (const e of [c.serverOpen, c.clientOpen]) {
     assert.deepEqual(keepalive(e), {
@@ -51,8 +52,8 @@ Deno.test("by default both programs' sockets carry Go's 15/15/9, as their open e
       verified: true,
     });
   }
-  const serverTimer = await ssKeepAliveTimer(c.server.port, c.clientPort);
-  const clientTimer = await ssKeepAliveTimer(c.clientPort, c.server.port);
+  const serverTimer = await keepAliveTimer(c.server.port, c.clientPort);
+  const clientTimer = await keepAliveTimer(c.clientPort, c.server.port);
   assert.ok(serverTimer !== null && serverTimer <= 15, `server timer ${serverTimer}`);
   assert.ok(clientTimer !== null && clientTimer <= 15, `client timer ${clientTimer}`);
 });
@@ -61,8 +62,8 @@ Deno.test("--no-keepalive on the server leaves no keepalive on its side only", a
   await using c = await connect(["--no-keepalive"], []);
   assert.equal(keepalive(c.serverOpen).enabled, false);
   assert.equal(keepalive(c.clientOpen).enabled, true);
-  assert.equal(await ssKeepAliveTimer(c.server.port, c.clientPort), null);
-  const clientTimer = await ssKeepAliveTimer(c.clientPort, c.server.port);
+  assert.equal(await keepAliveTimer(c.server.port, c.clientPort), null);
+  const clientTimer = await keepAliveTimer(c.clientPort, c.server.port);
   assert.ok(clientTimer !== null && clientTimer <= 15, `client timer ${clientTimer}`);
 });
 
@@ -76,11 +77,11 @@ Deno.test("client --keepalive 30s gives 30/15/9 on the client's socket, the serv
     ],
     [30, 15, 9],
   );
-  const clientTimer = await ssKeepAliveTimer(c.clientPort, c.server.port);
+  const clientTimer = await keepAliveTimer(c.clientPort, c.server.port);
   assert.ok(
     clientTimer !== null && clientTimer > 15 && clientTimer <= 30,
     `client timer ${clientTimer}`,
   );
-  const serverTimer = await ssKeepAliveTimer(c.server.port, c.clientPort);
+  const serverTimer = await keepAliveTimer(c.server.port, c.clientPort);
   assert.ok(serverTimer !== null && serverTimer <= 15, `server timer ${serverTimer}`);
 });

@@ -22,6 +22,7 @@
 
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { needs, pathOf } from "./helpers/needs.ts";
 import { runClient, startServer } from "./helpers/process.ts";
 
 const CONFIG = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
@@ -606,20 +607,15 @@ Deno.test("/info is JSON with the keepalive read back, the heartbeat, the limits
   });
 });
 
-const PROMTOOL = "/usr/bin/promtool";
-const noPromtool = await Deno.stat(PROMTOOL).then(() => false, () => true);
-const PROMTOOL_NAME = "promtool check metrics (Prometheus' own linter) finds nothing in /metrics";
-
 Deno.test({
-  name: noPromtool ? `${PROMTOOL_NAME} (NOT RUN: ${PROMTOOL} is not installed)` : PROMTOOL_NAME,
-  ignore: noPromtool,
+  ...needs("promtool check metrics (Prometheus' own linter) finds nothing in /metrics", "promtool"),
   async fn() {
     await using server = await startServer();
     const echoed = await runClient(["--send", "hello", server.echoUrl]);
     assert.equal(echoed.code, 0, echoed.stderr);
     await (await fetch(`${server.httpUrl}/missing`)).body?.cancel();
     const { text } = await scrape(server.httpUrl);
-    const child = new Deno.Command(PROMTOOL, {
+    const child = new Deno.Command(pathOf("promtool"), {
       args: ["check", "metrics"],
       stdin: "piped",
       stdout: "piped",

@@ -14,11 +14,11 @@
 
 import assert from "node:assert/strict";
 import { NatLab, natLabUnavailable } from "./helpers/natlab.ts";
-import { Program, startServer } from "./helpers/process.ts";
+import { notRun } from "./helpers/needs.ts";
+import { IP, Program, startServer } from "./helpers/process.ts";
 import { sleep, TimeoutError } from "./helpers/wait.ts";
 
 const skip = await natLabUnavailable();
-const suffix = skip ? ` (skipped: ${skip})` : "";
 
 /** The NAT's idle timeout in these tests. */
 const NAT_TIMEOUT_S = 5;
@@ -53,10 +53,11 @@ async function echo(client: Program, line: string, timeoutMs = 10_000): Promise<
 }
 
 Deno.test({
-  name:
+  ...notRun(
     `the lab's router forgets idle TCP flows after ${NAT_TIMEOUT_S} s and adopts no mid-stream packet; ` +
-    `the host keeps its own conntrack settings${suffix}`,
-  ignore: skip !== null,
+      `the host keeps its own conntrack settings`,
+    skip,
+  ),
   async fn() {
     const hostTimeout = Deno.readTextFileSync(
       "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established",
@@ -76,10 +77,11 @@ Deno.test({
 });
 
 Deno.test({
-  name:
+  ...notRun(
     `keepalive idle 2s (below the NAT's ${NAT_TIMEOUT_S} s) keeps an idle connection through the NAT: ` +
-    `after ${IDLE_MS / 1000} s it still echoes${suffix}`,
-  ignore: skip !== null,
+      `after ${IDLE_MS / 1000} s it still echoes`,
+    skip,
+  ),
   async fn() {
     await using lab = await NatLab.create({ natTimeoutS: NAT_TIMEOUT_S });
     const { server, client } = await labWithClient(lab, [
@@ -105,10 +107,12 @@ Deno.test({
 });
 
 Deno.test({
-  name: `with keepalive off the NAT forgets an idle connection silently; a send after ${
-    IDLE_MS / 1000
-  } s never arrives and --tcp-user-timeout 3s ends it as user-timeout${suffix}`,
-  ignore: skip !== null,
+  ...notRun(
+    `with keepalive off the NAT forgets an idle connection silently; a send after ${
+      IDLE_MS / 1000
+    } s never arrives and --tcp-user-timeout 3s ends it as user-timeout`,
+    skip,
+  ),
   async fn() {
     await using lab = await NatLab.create({ natTimeoutS: NAT_TIMEOUT_S });
     const { server, client } = await labWithClient(lab, [
@@ -135,10 +139,11 @@ Deno.test({
 });
 
 Deno.test({
-  name:
+  ...notRun(
     `with keepalive off the heartbeat notices the forgotten flow: a ping every 7s (after the NAT's ` +
-    `${NAT_TIMEOUT_S} s) gets no pong, and --pong-timeout 9s ends it as pong-timeout${suffix}`,
-  ignore: skip !== null,
+      `${NAT_TIMEOUT_S} s) gets no pong, and --pong-timeout 9s ends it as pong-timeout`,
+    skip,
+  ),
   async fn() {
     await using lab = await NatLab.create({ natTimeoutS: NAT_TIMEOUT_S });
     const { server, client } = await labWithClient(lab, [
@@ -200,10 +205,11 @@ async function probeInLab(lab: NatLab, args: string[]) {
 }
 
 Deno.test({
-  name:
+  ...notRun(
     `--probe-idle --no-keepalive --probe-min 1s --probe-max 16s finds the NAT's ${NAT_TIMEOUT_S} s ` +
-    `inside its bracket, as silence then timeout${suffix}`,
-  ignore: skip !== null,
+      `inside its bracket, as silence then timeout`,
+    skip,
+  ),
   async fn() {
     await using lab = await NatLab.create({ natTimeoutS: NAT_TIMEOUT_S });
     const p = await probeInLab(lab, ["--no-keepalive"]);
@@ -219,9 +225,10 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    `--probe-idle with keepalive idle 2s finds no idle timeout up to 16s: keepalive as given keeps the NAT's flows${suffix}`,
-  ignore: skip !== null,
+  ...notRun(
+    `--probe-idle with keepalive idle 2s finds no idle timeout up to 16s: keepalive as given keeps the NAT's flows`,
+    skip,
+  ),
   async fn() {
     await using lab = await NatLab.create({ natTimeoutS: NAT_TIMEOUT_S });
     const p = await probeInLab(lab, [
@@ -242,8 +249,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: `a lab is removed with everything in it, even while a program still runs inside${suffix}`,
-  ignore: skip !== null,
+  ...notRun(`a lab is removed with everything in it, even while a program still runs inside`, skip),
   async fn() {
     const lab = await NatLab.create();
     const names = [lab.client.ns, lab.router.ns, lab.server.ns];
@@ -259,16 +265,17 @@ Deno.test({
     });
     assert.ok(exit !== null, "the server in the lab was killed");
     const left = new TextDecoder().decode(
-      (await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output()).stdout,
+      (await new Deno.Command(IP, { args: ["netns", "list"], stdout: "piped" }).output()).stdout,
     );
     for (const ns of names) assert.ok(!left.includes(ns), `${ns} is still there`);
   },
 });
 
 Deno.test({
-  name:
-    `deno task natlab runs the client through the lab with the flags after --, and removes the lab${suffix}`,
-  ignore: skip !== null,
+  ...notRun(
+    `deno task natlab runs the client through the lab with the flags after --, and removes the lab`,
+    skip,
+  ),
   async fn() {
     const before = await netnsList();
     await using tool = Program.spawn(Deno.execPath(), [
@@ -299,7 +306,7 @@ Deno.test({
 
 /** The network namespaces that exist now. */
 async function netnsList(): Promise<string[]> {
-  const out = await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output();
+  const out = await new Deno.Command(IP, { args: ["netns", "list"], stdout: "piped" }).output();
   return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0])
     .filter((n) => n.startsWith("kwl")).sort();
 }

@@ -10,11 +10,11 @@
 
 import assert from "node:assert/strict";
 import { NetnsPair, netnsUnavailable } from "./helpers/netns.ts";
+import { notRun } from "./helpers/needs.ts";
 import { type LogEvent, Program, startServer } from "./helpers/process.ts";
 import { sleep, TimeoutError } from "./helpers/wait.ts";
 
 const skip = await netnsUnavailable();
-const suffix = skip ? ` (skipped: ${skip})` : "";
 
 /** Keepalive idle 1 s, interval 1 s, count 3: a dead idle peer is noticed after about 4 s. */
 const FAST_KEEPALIVE = [
@@ -303,12 +303,11 @@ function seconds(ms: number): string {
 }
 
 for (const row of SCENARIOS) {
-  Deno.test({ name: `${row.name}${suffix}`, ignore: skip !== null, fn: () => run(row) });
+  Deno.test({ ...notRun(row.name, skip), fn: () => run(row) });
 }
 
 Deno.test({
-  name: `netns detection times${suffix}`,
-  ignore: skip !== null,
+  ...notRun("netns detection times", skip),
   fn() {
     console.log(measured.map((line) => `  ${line}`).join("\n"));
   },

@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { dial } from "../lib/client/dial.ts";
-import { NGINX_BIN, nginxInstalled, startNginx } from "./helpers/nginx.ts";
+import { needs } from "./helpers/needs.ts";
+import { startNginx } from "./helpers/nginx.ts";
 import { Program, startServer } from "./helpers/process.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";
 
@@ -19,14 +20,14 @@ const IDLE_MS = 2 * PROXY_TIMEOUT_MS;
 /** Slack for a loaded 2-core machine when checking when nginx cut a connection. */
 const CUT_TOLERANCE_MS = 5_000;
 
-const installed = nginxInstalled();
-const ignored = installed ? "" : ` (ignored: nginx is not installed at ${NGINX_BIN})`;
 const HEARTBEAT_OFF = ["--ping-interval", "0", "--pong-timeout", "0"];
 
 Deno.test({
-  name: `an idle WebSocket through nginx outlives proxy_read_timeout 3s when the server pings ` +
-    `every 1s, and still echoes${ignored}`,
-  ignore: !installed,
+  ...needs(
+    `an idle WebSocket through nginx outlives proxy_read_timeout 3s when the server pings ` +
+      `every 1s, and still echoes`,
+    "nginx",
+  ),
   async fn() {
     await using server = await startServer(["--ping-interval", "1s"]);
     await using nginx = await startNginx({
@@ -54,9 +55,11 @@ Deno.test({
 });
 
 Deno.test({
-  name: `an idle WebSocket through nginx is cut after proxy_read_timeout 3s when the heartbeat ` +
-    `is off: both ends see TCP end without a close frame (eof)${ignored}`,
-  ignore: !installed,
+  ...needs(
+    `an idle WebSocket through nginx is cut after proxy_read_timeout 3s when the heartbeat ` +
+      `is off: both ends see TCP end without a close frame (eof)`,
+    "nginx",
+  ),
   async fn() {
     await using server = await startServer(HEARTBEAT_OFF);
     await using nginx = await startNginx({
@@ -91,9 +94,11 @@ Deno.test({
 });
 
 Deno.test({
-  name: `client.ts kept idle through nginx with the heartbeat off reports nginx's cut as eof ` +
-    `in its close event and exit line, and exits 1${ignored}`,
-  ignore: !installed,
+  ...needs(
+    `client.ts kept idle through nginx with the heartbeat off reports nginx's cut as eof ` +
+      `in its close event and exit line, and exits 1`,
+    "nginx",
+  ),
   async fn() {
     await using server = await startServer(HEARTBEAT_OFF);
     await using nginx = await startNginx({
@@ -141,9 +146,11 @@ async function browserUpgrade(port: number): Promise<string> {
 }
 
 Deno.test({
-  name: `a browser's same-origin upgrade through nginx on a non-default port passes the Origin ` +
-    `check with 'proxy_set_header Host $http_host', and gets 403 with $host (no port)${ignored}`,
-  ignore: !installed,
+  ...needs(
+    `a browser's same-origin upgrade through nginx on a non-default port passes the Origin ` +
+      `check with 'proxy_set_header Host $http_host', and gets 403 with $host (no port)`,
+    "nginx",
+  ),
   async fn() {
     await using server = await startServer(HEARTBEAT_OFF);
     for (const [host, status] of [["$http_host", 101], ["$host", 403]] as const) {

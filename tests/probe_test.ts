@@ -15,7 +15,8 @@ import {
   probeSchedule,
   recommend,
 } from "../app/client/probe.ts";
-import { NGINX_BIN, nginxInstalled, startNginx } from "./helpers/nginx.ts";
+import { needs } from "./helpers/needs.ts";
+import { startNginx } from "./helpers/nginx.ts";
 import {
   hasStackTrace,
   type LogEvent,
@@ -207,12 +208,10 @@ Deno.test("--probe-idle notices a server heartbeat on its silent connections and
 });
 
 Deno.test(
-  `--probe-idle through nginx with proxy_read_timeout 3s finds the timeout between 2s and 3s, as eof, and recommends pings only${
-    nginxInstalled() ? "" : ` (ignored: nginx is not installed at ${NGINX_BIN})`
-  }`,
-  {
-    ignore: !nginxInstalled(),
-  },
+  needs(
+    "--probe-idle through nginx with proxy_read_timeout 3s finds the timeout between 2s and 3s, as eof, and recommends pings only",
+    "nginx",
+  ),
   async () => {
     await using server = await startServer(QUIET_SERVER);
     await using nginx = await startNginx({ upstreamPort: server.port, timeout: "3s" });
@@ -222,7 +221,8 @@ Deno.test(
       LONG_PROBE_MS,
     );
     assert.equal(p.code, 0, p.stderr);
-    assert.match(p.last, /^idle timeout between 2s and 3(\.\d)?s \(eof\)$/, p.stdout);
+    // An upper bound of 2.9 s is nginx's timer firing a little before ours reads 3 s (allowed below).
+    assert.match(p.last, /^idle timeout between 2s and (2\.9|3(\.\d)?)s \(eof\)$/, p.stdout);
     const { lower_s, upper_s, cause } = p.result as Record<string, number | string>;
     assert.equal(cause, "eof");
     assert.ok(

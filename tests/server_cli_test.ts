@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { hasStackTrace, plainLines, Program, runClient, startServer } from "./helpers/process.ts";
+import { missing } from "./helpers/needs.ts";
 import { makePki } from "./helpers/tls.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -160,6 +161,11 @@ Deno.test("server that cannot start exits 1 with one line: port in use, unreadab
       new RegExp(`^server: cannot listen on 127\\.0\\.0\\.1:${taken.addr.port}: .*in use`),
     );
   });
+  const noOpenssl = missing("openssl");
+  if (noOpenssl) {
+    await t.step({ name: `the certificate cases — NOT RUN: ${noOpenssl}`, ignore: true, fn() {} });
+    return;
+  }
   await using pki = await makePki();
   await t.step("--tls-cert file missing", async () => {
     const missing = `${pki.dir}/missing.pem`;

@@ -11,6 +11,8 @@ import {
 } from "../lib/tcp/sockopt.ts";
 import { tuneSocket } from "../lib/tcp/tune.ts";
 import { fallbackWarning, keepAliveFromFlags } from "../app/common/keepalive.ts";
+import { needs } from "./helpers/needs.ts";
+import { keepAliveTimers, parseProcNetTcp, ssKeepAliveTimers } from "./helpers/tcp_timers.ts";
 
 // Open libc before any test runs, so no test owns the library handle.
 const unavailable = sockoptUnavailableReason();
@@ -65,30 +67,9 @@ class Loopback implements Disposable {
   }
 }
 
-/**
- * Seconds left on the keepalive timers `ss` shows for established sockets on
- * local port `sport` (and, if given, peer port `dport`).
- */
-async function ssKeepAliveTimers(sport: number, dport?: number): Promise<number[]> {
-  const filter = dport === undefined
-    ? `( sport = :${sport} )`
-    : `( sport = :${sport} and dport = :${dport} )`;
-  const out = await new Deno.Command("ss", {
-    args: ["-tnoi", "state", "established", filter],
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  const text = new TextDecoder().decode(out.stdout);
-  // ss prints a timer as [Nmin][Nsec | N.]NNNms: "1min5sec", "14sec", "4.996ms" (4.996 s), "996ms".
-  return [...text.matchAll(/timer:\(keepalive,([^,]*),/g)].map((m) => {
-    const t = /^(?:(\d+)min)?(?:(\d+)(?:sec|\.(?=\d+ms$)))?(?:(\d+)ms)?$/.exec(m[1]);
-    assert.ok(t, `unexpected ss timer ${m[1]}`);
-    return Number(t[1] ?? 0) * 60 + Number(t[2] ?? 0) + Number(t[3] ?? 0) / 1000;
-  });
-}
-
-/** The keepalive timers `ss` shows for this one conn's socket. */
-function ssTimersOf(conn: Deno.Conn): Promise<number[]> {
-  return ssKeepAliveTimers(port(conn.localAddr), port(conn.remoteAddr));
+/** The keepalive timers the kernel runs for this one conn's socket (from /proc/net/tcp). */
+function timersOf(conn: Deno.Conn): Promise<number[]> {
+  return keepAliveTimers(port(conn.localAddr), port(conn.remoteAddr));
 }
 
 /**
@@ -134,6 +115,59 @@ Deno.test({
   },
 });
 
+Deno.test("parseProcNetTcp() reads ports, state and timer from /proc/net/tcp and tcp6, in clock ticks", () => {
+  const tcp = [
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+    "   0: 0100007F:848D 0100007F:DDF0 01 00000000:00000011 02:000005A0 00000000     0        0 210212 2 000000002b73f118 20 4 30 12 -1",
+    "   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 152482 1 000000009a940675 100 0 0 10 0",
+    "",
+  ].join("\n");
+  assert.deepEqual(parseProcNetTcp(tcp, 100), [
+    { localPort: 0x848d, remotePort: 0xddf0, state: 1, timer: 2, timerS: 14.4 },
+    { localPort: 8080, remotePort: 0, state: 10, timer: 0, timerS: 0 },
+  ]);
+  const tcp6 = [
+    "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+    "   0: 00000000000000000000000001000000:C350 00000000000000000000000001000000:1F90 01 00000000:00000000 02:00000BB8 00000000     0        0 20339 1 0000000000000000 20 4 30 10 -1",
+  ].join("\n");
+  assert.deepEqual(parseProcNetTcp(tcp6, 250), [
+    { localPort: 50000, remotePort: 8080, state: 1, timer: 2, timerS: 12 },
+  ]);
+  assert.throws(() => parseProcNetTcp("sl local remote\n 0: x", 100), assert.AssertionError);
+  assert.throws(() => parseProcNetTcp(`${tcp6.split("\n")[0]}\n   0: garbage`, 100), /garbage/);
+});
+
+const SS_AGREES = needs(
+  "the keepalive timers read from /proc/net/tcp are the ones ss shows, socket by socket",
+  "ss",
+);
+
+Deno.test({
+  name: SS_AGREES.name,
+  ignore: SS_AGREES.ignore || ffi.ignore,
+  async fn() {
+    using lo = new Loopback();
+    const a = await lo.pair();
+    const b = await lo.pair();
+    tuneSocket(a.server, { idle: 5_000 });
+    tuneSocket(a.client, { idle: 21_000 });
+    tuneSocket(b.server); // 15 s; b.client keeps no keepalive.
+    let timers = 0;
+    for (const conn of [a.server, a.client, b.server, b.client]) {
+      const [local, peer] = [port(conn.localAddr), port(conn.remoteAddr)];
+      const bySs = await ssKeepAliveTimers(local, peer);
+      const byProc = await keepAliveTimers(local, peer);
+      assert.equal(byProc.length, bySs.length, `${local}→${peer}: ss ${bySs}, /proc ${byProc}`);
+      // ss prints whole seconds above 1 s ("20sec" for 20.92 s); /proc has clock ticks.
+      for (const [i, s] of bySs.entries()) {
+        assert.ok(Math.abs(byProc[i] - s) < 1, `${local}→${peer}: ss ${s}s, /proc ${byProc[i]}s`);
+      }
+      timers += bySs.length;
+    }
+    assert.equal(timers, 3, "three sockets with keepalive, one without");
+  },
+});
+
 Deno.test({
   name: "kernelKeepAliveDefaults() matches /proc/sys/net/ipv4, in ms",
   ...ffi,
@@ -153,7 +187,7 @@ Deno.test({
     assert.equal(read.verified, true);
     assert.deepEqual(keepAliveOf(read), [false, k.idle, k.interval, k.count]);
     assert.equal(read.userTimeout, 0);
-    assert.deepEqual(await ssKeepAliveTimers(lo.port), [], "no keepalive timer yet");
+    assert.deepEqual(await keepAliveTimers(lo.port), [], "no keepalive timer yet");
   },
 });
 
@@ -166,8 +200,8 @@ Deno.test({
     const read = applyPolicy(server, GO);
     assert.deepEqual(read, GO_READ_BACK);
     assert.deepEqual(readSocketOptions(server), read, "a second read agrees");
-    const timers = await ssKeepAliveTimers(lo.port);
-    assert.equal(timers.length, 1, "ss shows one keepalive timer");
+    const timers = await keepAliveTimers(lo.port);
+    assert.equal(timers.length, 1, "the kernel runs one keepalive timer");
     assert.ok(timers[0] > 0 && timers[0] <= 15, `timer ${timers[0]}s`);
   },
 });
@@ -181,7 +215,7 @@ Deno.test({
     const read = applyPolicy(client, resolveSingleKeepAlive(30_000));
     assert.deepEqual(keepAliveOf(read), [true, 30_000, 15_000, 9]);
     assert.equal(read.verified, true);
-    const timers = await ssTimersOf(client);
+    const timers = await timersOf(client);
     assert.ok(timers.length === 1 && timers[0] > 15 && timers[0] <= 30, `timers ${timers}`);
   },
 });
@@ -193,12 +227,12 @@ Deno.test({
     using lo = new Loopback();
     const { server } = await lo.pair();
     assert.equal(applyPolicy(server, GO).keepAlive, true);
-    assert.equal((await ssKeepAliveTimers(lo.port)).length, 1);
+    assert.equal((await keepAliveTimers(lo.port)).length, 1);
     const read = applyPolicy(server, resolveSingleKeepAlive(-1));
     assert.equal(read.keepAlive, false);
     assert.equal(read.verified, true);
     assert.deepEqual(read.errors, []);
-    assert.deepEqual(await ssKeepAliveTimers(lo.port), []);
+    assert.deepEqual(await keepAliveTimers(lo.port), []);
   },
 });
 
@@ -262,7 +296,7 @@ Deno.test({
       errors: [],
     });
     assert.equal(fdFinderStats().fullScans, before.fullScans);
-    const timers = await ssKeepAliveTimers(lo.port);
+    const timers = await keepAliveTimers(lo.port);
     assert.equal(timers.length, 1);
     assert.ok(timers[0] > 15 && timers[0] <= 21, `timer ${timers[0]}s`);
   },
@@ -283,7 +317,7 @@ Deno.test({
     assert.deepEqual(readSocketOptions(client), tuned, "a second read agrees");
     assert.deepEqual(tuneSocket(server, {}), GO_READ_BACK);
     for (const conn of [client, server]) {
-      const timers = await ssTimersOf(conn);
+      const timers = await timersOf(conn);
       assert.ok(timers.length === 1 && timers[0] > 0 && timers[0] <= 15, `timers ${timers}`);
     }
   },
@@ -298,7 +332,7 @@ Deno.test({
     const tuned = tuneSocket(client, { idle: 30_000 });
     assert.deepEqual(tuned, { ...GO_READ_BACK, idle: 30_000 });
     assert.deepEqual(readSocketOptions(client), tuned);
-    const timers = await ssTimersOf(client);
+    const timers = await timersOf(client);
     assert.ok(timers.length === 1 && timers[0] > 15 && timers[0] <= 30, `timers ${timers}`);
   },
 });
@@ -323,7 +357,7 @@ Deno.test({
       userTimeout: 8_000,
     });
     assert.deepEqual(readSocketOptions(server), tuned);
-    const timers = await ssTimersOf(server);
+    const timers = await timersOf(server);
     assert.ok(timers.length === 1 && timers[0] > 0 && timers[0] <= 5, `timers ${timers}`);
   },
 });
@@ -338,7 +372,7 @@ Deno.test({
     const k = procKeepAlive();
     const fresh = tuneSocket(server, { idle: -1 });
     assert.deepEqual(keepAliveOf(fresh), [true, k.idle, 15_000, 9]);
-    const serverTimers = await ssTimersOf(server);
+    const serverTimers = await timersOf(server);
     assert.ok(
       serverTimers.length === 1 && serverTimers[0] > 15 && serverTimers[0] <= k.idle / 1000,
       `timers ${serverTimers}`,
@@ -348,7 +382,7 @@ Deno.test({
     const again = tuneSocket(client, { idle: -1, interval: -1, count: -1 });
     assert.deepEqual(keepAliveOf(again), [true, 30_000, 5_000, 3]);
     assert.equal(again.verified, true);
-    const clientTimers = await ssTimersOf(client);
+    const clientTimers = await timersOf(client);
     assert.ok(
       clientTimers.length === 1 && clientTimers[0] > 15 && clientTimers[0] <= 30,
       `timers ${clientTimers}`,
@@ -363,12 +397,12 @@ Deno.test({
     using lo = new Loopback();
     const { client } = await lo.pair();
     assert.equal(tuneSocket(client).keepAlive, true);
-    assert.equal((await ssTimersOf(client)).length, 1);
+    assert.equal((await timersOf(client)).length, 1);
     const off = tuneSocket(client, { enable: false });
     assert.equal(off.keepAlive, false);
     assert.equal(off.verified, true);
     assert.equal(readSocketOptions(client)!.keepAlive, false);
-    assert.deepEqual(await ssTimersOf(client), []);
+    assert.deepEqual(await timersOf(client), []);
   },
 });
 
@@ -399,7 +433,7 @@ Deno.test({
       message: "KeepAliveConfig.Idle 32768000ms is out of range: Linux allows 1s to 32767s",
     });
     assert.deepEqual(readSocketOptions(server), untouched, "nothing was set");
-    assert.deepEqual(await ssTimersOf(server), [], "still no keepalive timer");
+    assert.deepEqual(await timersOf(server), [], "still no keepalive timer");
   },
 });
 
@@ -644,8 +678,8 @@ Deno.test({
       );
       // From outside: the kernel's idle time is in force on both ends, not 15 s.
       const timers = [
-        ...await ssKeepAliveTimers(out.port),
-        ...await ssKeepAliveTimers(out.clientPort, out.port),
+        ...await keepAliveTimers(out.port),
+        ...await keepAliveTimers(out.clientPort, out.port),
       ];
       assert.equal(timers.length, 2, `timers ${timers}`);
       for (const t of timers) assert.ok(t > 15, `timer ${t}s`);
@@ -673,8 +707,8 @@ Deno.test({
       assert.deepEqual(out.applied, GO_READ_BACK);
       assert.deepEqual(out.tuned, GO_READ_BACK);
       const timers = [
-        ...await ssKeepAliveTimers(out.port),
-        ...await ssKeepAliveTimers(out.clientPort, out.port),
+        ...await keepAliveTimers(out.port),
+        ...await keepAliveTimers(out.clientPort, out.port),
       ];
       assert.ok(timers.length === 2 && timers.every((t) => t <= 15), `timers ${timers}`);
     } finally {

@@ -25,11 +25,12 @@
  * @module
  */
 
+import { missing, pathOf } from "./needs.ts";
 import { netnsUnavailable } from "./netns.ts";
 import { IP } from "./process.ts";
 
 /** Where Debian's nftables installs `nft`. */
-export const NFT = "/usr/sbin/nft";
+export const NFT: string = pathOf("nft");
 /** Where Debian's conntrack installs `conntrack` (optional: only for showing flows). */
 export const CONNTRACK = "/usr/sbin/conntrack";
 /** The NAT's idle timeout unless told otherwise (what natlab.md measured with). */
@@ -78,13 +79,7 @@ function uniqueTag(): string {
 /** Null when the lab can be built here; otherwise why not, for a test's name. */
 export async function natLabUnavailable(): Promise<string | null> {
   const netns = await netnsUnavailable();
-  if (netns) return netns;
-  try {
-    Deno.statSync(NFT);
-  } catch {
-    return `needs nftables (${NFT})`;
-  }
-  return null;
+  return netns ?? missing("nft");
 }
 
 /** One end host of the lab. */

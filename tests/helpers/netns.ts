@@ -8,6 +8,7 @@
  * @module
  */
 
+import { missing } from "./needs.ts";
 import { IP } from "./process.ts";
 
 const decoder = new TextDecoder();
@@ -46,6 +47,8 @@ let unavailable: Promise<string | null> | undefined;
 export function netnsUnavailable(): Promise<string | null> {
   unavailable ??= (async () => {
     if (Deno.build.os !== "linux") return `needs Linux, not ${Deno.build.os}`;
+    const noIp = missing("ip");
+    if (noIp) return noIp;
     if (Deno.uid() !== 0) return "needs root for ip netns";
     const ns = `kwsprobe${uniqueTag()}`;
     try {

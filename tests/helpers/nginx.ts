@@ -8,19 +8,11 @@
  * @module
  */
 
+import { pathOf } from "./needs.ts";
 import { Program } from "./process.ts";
 
-/** Where Debian's nginx packages install the binary. */
-export const NGINX_BIN = "/usr/sbin/nginx";
-
-/** Whether nginx can be run here; tests that need it are ignored otherwise. */
-export function nginxInstalled(): boolean {
-  try {
-    return Deno.statSync(NGINX_BIN).isFile;
-  } catch {
-    return false;
-  }
-}
+/** Where Debian's nginx packages install the binary (tests say `needs(…, "nginx")`). */
+export const NGINX_BIN: string = pathOf("nginx");
 
 /** What the proxy in front of the upstream looks like. */
 export interface NginxOptions {

@@ -1,38 +1,18 @@
 /**
- * Where the tests find the peers this project did not write, and whether
- * each is installed here: a test of a missing peer says NOT RUN instead of
- * failing. `.ci/run` installs them all.
+ * Where the tests find the peers this project did not write (whether each is
+ * installed is asked of {@linkcode ./needs.ts}), and the build of the Go ones.
  *
  * @module
  */
 
-import { ROOT } from "./process.ts";
+import { DEBIAN_GOPATH, pathOf } from "./needs.ts";
+
+export { DEBIAN_GOPATH } from "./needs.ts";
 
 /** Debian's python3, which has python3-websockets (not a venv's). */
-export const PYTHON = "/usr/bin/python3";
+export const PYTHON: string = pathOf("python3Websockets");
 /** Debian's chromium. */
-export const CHROMIUM = "/usr/bin/chromium";
-/** Where Debian's golang-*-dev packages put their sources (GOPATH mode). */
-export const DEBIAN_GOPATH = "/usr/share/gocode";
-
-/** Whether `command args` runs and exits 0. */
-export function available(command: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(command, { args, stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-}
-
-/** Node.js with this repository's npm `ws`. */
-export const HAVE_NODE_WS = available("node", [
-  "-e",
-  `require(${JSON.stringify(new URL("node_modules/ws", ROOT).pathname)})`,
-]);
-
-/** Python with the `websockets` package. */
-export const HAVE_PYTHON_WEBSOCKETS = available(PYTHON, ["-c", "import websockets"]);
+export const CHROMIUM: string = pathOf("chromium");
 
 /** Where built test peers are kept between runs. */
 function cacheDir(): string {
@@ -54,7 +34,7 @@ export async function buildGoPeer(dir: URL, name: string, needs: string): Promis
   const bin = `${cache}/${name}-${hash}`;
   if (await Deno.stat(bin).then(() => true, () => false)) return bin;
   await Deno.mkdir(cache, { recursive: true });
-  const out = await new Deno.Command("go", {
+  const out = await new Deno.Command(pathOf("go"), {
     args: ["build", "-o", bin, "."],
     cwd: dir.pathname,
     env: { GO111MODULE: "off", GOPATH: DEBIAN_GOPATH, GOCACHE: `${cache}/go-build`, GOFLAGS: "" },

@@ -13,6 +13,7 @@
  */
 
 import { EventLog, type LogEvent, type WaitForEventOptions } from "./log.ts";
+import { pathOf } from "./needs.ts";
 import { type Condition, DEFAULT_WAIT_MS } from "./wait.ts";
 
 export type { LogEvent } from "./log.ts";
@@ -31,7 +32,7 @@ export const PERMISSIONS: string[] = taskFlags("client");
 export const ROOT = new URL("../../", import.meta.url);
 
 /** Where iproute2 is installed on Debian; `ip netns exec` runs a program inside a namespace. */
-export const IP = "/usr/sbin/ip";
+export const IP: string = pathOf("ip");
 
 /** How a process ended. */
 export interface Exit {

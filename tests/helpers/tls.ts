@@ -6,8 +6,10 @@
  * @module
  */
 
-/** Where the system's openssl lives (Debian). */
-export const OPENSSL = "/usr/bin/openssl";
+import { pathOf } from "./needs.ts";
+
+/** Where the system's openssl lives (Debian; tests say `needs(…, "openssl")`). */
+export const OPENSSL: string = pathOf("openssl");
 
 /** The files of a throwaway PKI. */
 export interface Pki extends AsyncDisposable {
