@@ -29,6 +29,17 @@ export function runs(command: string): boolean {
   }
 }
 
+/**
+ * How to exec a program as the leader of a new session: util-linux's
+ * `setsid`, or, where it is missing (a machine with only Node.js and npm),
+ * Python's os.setsid() and os.execvp(), which do the same in place.
+ */
+const SETSID: string[] = runs("setsid") ? ["setsid"] : [
+  "python3",
+  "-c",
+  "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])",
+];
+
 /** A process of a group, as `/proc` shows it. */
 export interface Member {
   pid: number;
@@ -72,7 +83,8 @@ export class Group implements AsyncDisposable {
 
   /** Starts `command args` as the leader of a new session and process group. */
   static start(command: string, args: string[], options: SpawnOptions = {}): Group {
-    return new Group(Program.spawn("setsid", [command, ...args], options));
+    const [launcher, ...words] = SETSID;
+    return new Group(Program.spawn(launcher, [...words, command, ...args], options));
   }
 
   /** The group's id, the leader's pid. */
