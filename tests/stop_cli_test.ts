@@ -182,7 +182,9 @@ npxTest(
     const log = await Deno.makeTempFile({ suffix: ".log" });
     const deno = Deno.execPath();
     const script =
-      `nohup '${deno}' task server --addr 127.0.0.1:0 --log-format json > '${log}' 2>&1 &`;
+      // What nohup does (SIGHUP ignored, inherited across exec), in the shell itself: a machine
+      // with only Node.js and npm may have no nohup.
+      `(trap '' HUP; exec '${deno}' task server --addr 127.0.0.1:0 --log-format json) > '${log}' 2>&1 &`;
     await using group = Group.start("npm", ["exec", "-c", script]);
     try {
       const exit = await waitFor(leaderExit(group.proc), "npm exec -c to return", START_MS);
