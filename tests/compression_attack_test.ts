@@ -47,7 +47,7 @@ const GOOD_EVERY_MS = 100;
 const sanitizers = { sanitizeOps: false, sanitizeResources: false };
 const ATTACKER = new URL("./attackers/deflate_attack.ts", import.meta.url).pathname;
 
-/** Runs deflate_attack.ts in `mode` against `server`. */
+/** Runs deflate_attack.ts in `mode` against `server` (the bombs). */
 function attacker(server: ServerProcess, mode: string, args: string[]): PeerProcess {
   return new PeerProcess(Deno.execPath(), [
     "run",
@@ -70,8 +70,8 @@ async function arena(name: string) {
   return {
     server,
     checks,
-    /** Stops the good client, checks it and the server, and throws every failure. */
-    async finish(label: string) {
+    /** Stops the good client, checks it and the server, throws every failure; returns its worst round trip. */
+    async finish(label: string): Promise<number> {
       const r = await good.stop();
       checks.that(
         r.error === null && r.echoed > 0 && r.closeCode === 1000,
@@ -93,6 +93,7 @@ async function arena(name: string) {
         `/healthz took ${probe.worstMs.toFixed(0)}ms at worst (bound ${HEALTHZ_BOUND_MS}ms)`,
       );
       checks.done();
+      return r.worstMs;
     },
     async [Symbol.asyncDispose]() {
       await good.stop().catch(() => {});
@@ -131,31 +132,70 @@ Deno.test({
   },
 });
 
-/**
- * Streams `mode` on `conns` connections for `seconds`; checks that every
- * attacking connection was echoed and not closed by the server.
- */
-async function stream(name: string, mode: string, conns: number, seconds: number) {
-  await using a = await arena(name);
-  const { server, checks } = a;
-  await using attack = attacker(server, mode, [
+/** Runs `mode` on `conns` connections for `seconds` against `port`; returns the attackers' reports. */
+async function attack(port: number, mode: string, conns: number, seconds: number) {
+  await using peer = new PeerProcess(Deno.execPath(), [
+    "run",
+    "--allow-net",
+    ATTACKER,
+    mode,
+    "--url",
+    `ws://127.0.0.1:${port}/echo`,
     "--conns",
     String(conns),
     "--duration",
     String(seconds),
   ]);
-  const done = await attack.waitFor("done", conns, seconds * 1000 + 60_000);
-  for (const d of done) {
-    checks.that(
-      Number(d.echoed) > 0 && d.code === null,
-      `${d.local}: ${d.echoed} of ${d.sent} echoed, closed with ${d.code} ${d.reason}`,
-    );
-  }
-  const echoes = done.map((d) => `${d.echoed}/${d.sent}`).join(", ");
-  console.log(`  ${name}: echoed/sent per connection ${echoes}`);
-  await a.finish(name);
+  const done = await peer.waitFor("done", conns, seconds * 1000 + 60_000).catch((err) => {
+    if (peer.all("unsupported").length > 0) return [];
+    throw err;
+  });
+  return { done, unsupported: peer.all("unsupported").map((e) => String(e.error)) };
 }
 
+/**
+ * Streams `mode` on `conns` connections for `seconds` against our server
+ * (checked) and then against gorilla's echo server with compression (the
+ * control, shown only); prints the well-behaved client's worst round trip
+ * beside each.
+ */
+async function stream(name: string, mode: string, conns: number, seconds: number) {
+  let ours: number;
+  {
+    await using a = await arena(name);
+    const { server, checks } = a;
+    const { done } = await attack(server.port, mode, conns, seconds);
+    for (const d of done) {
+      checks.that(
+        Number(d.echoed) > 0 && d.code === null,
+        `${d.local}: ${d.echoed} of ${d.sent} echoed, closed with ${d.code} ${d.reason}`,
+      );
+    }
+    const echoes = done.map((d) => `${d.echoed}/${d.sent}`).join(", ");
+    console.log(`  ${name}: echoed/sent per connection ${echoes}`);
+    ours = await a.finish(name);
+  }
+  // The control: gorilla's echo server under the same attack (not checked).
+  await using gorilla = await PeerProcess.gorilla("serve", [
+    "-addr",
+    "127.0.0.1:0",
+    "-compression",
+  ]);
+  const [listening] = await gorilla.waitFor("listening", 1, 15_000);
+  const port = Number(String(listening.addr).split(":").pop());
+  const good = await GoodClient.start(port, GOOD_EVERY_MS, 10_000);
+  const { done, unsupported } = await attack(port, mode, conns, seconds);
+  const r = await good.stop();
+  const theirs = unsupported.length > 0
+    ? `not comparable (${unsupported[0]})`
+    : `${r.worstMs.toFixed(0)}ms over ${r.echoed} echoes, ${
+      done.map((d) => `${d.echoed}/${d.sent}`).join(", ")
+    } echoed/sent`;
+  console.log(
+    `  ${name}, worst round trip of a well-behaved client: ours ${ours.toFixed(0)}ms | ` +
+      `gorilla ${theirs}`,
+  );
+}
 Deno.test({
   name:
     "8 amplifiers streaming 15 MiB messages that deflate to 15 KiB are slowed to a fair share, not cut, and do not starve a well-behaved client or /healthz",

@@ -17,7 +17,9 @@
  */
 
 import zlib from "node:zlib";
+import { errorText } from "../errors.ts";
 
+const Z_NO_FLUSH = 0;
 const Z_SYNC_FLUSH = 2;
 /** Output is produced in chunks of this size. */
 const CHUNK = 64 * 1024;
@@ -86,28 +88,62 @@ function engineOf(stream: unknown): Engine {
 const OUT = new Uint8Array(CHUNK);
 
 /**
- * Runs `inputs`, one after the other, through `e` with a sync flush; calls
- * `take` with a copy of each chunk of output. Returns false if `take` asked
- * to stop.
+ * Runs `inputs`, one after the other, through `e` with `flush`; calls `take`
+ * with a copy of each chunk of output. Returns false if `take` asked to stop.
  */
-function run(e: Engine, inputs: Uint8Array[], take: (chunk: Uint8Array) => boolean): boolean {
-  for (const input of inputs) {
-    let inOff = 0;
-    let inLen = input.length;
+function run(
+  e: Engine,
+  inputs: Uint8Array[],
+  take: (chunk: Uint8Array) => boolean,
+  flush = Z_SYNC_FLUSH,
+): boolean {
+  const cursor: Cursor = { inputs, index: 0, offset: 0 };
+  return step(e, cursor, Infinity, take, flush) !== Step.Stopped;
+}
+
+/** Where a stepwise run stands in its inputs. */
+interface Cursor {
+  inputs: Uint8Array[];
+  /** The input being consumed. */
+  index: number;
+  /** How much of it zlib has taken. */
+  offset: number;
+}
+
+/** How a {@linkcode step} ended. */
+const Step = { Done: 0, More: 1, Stopped: 2 } as const;
+
+/**
+ * Runs the inputs at `c` through `e` until they are all taken and flushed
+ * (Done), at least `budget` bytes of output were produced (More: call again
+ * with the same cursor), or `take` asked to stop (Stopped).
+ */
+function step(
+  e: Engine,
+  c: Cursor,
+  budget: number,
+  take: (chunk: Uint8Array) => boolean,
+  flush: number,
+): number {
+  let produced = 0;
+  for (; c.index < c.inputs.length; c.index++, c.offset = 0) {
+    const input = c.inputs[c.index];
     for (;;) {
-      e._handle!.writeSync(Z_SYNC_FLUSH, input, inOff, inLen, OUT, 0, CHUNK);
+      if (produced >= budget) return Step.More;
+      const inLen = input.length - c.offset;
+      e._handle!.writeSync(flush, input, c.offset, inLen, OUT, 0, CHUNK);
       if (e.failure !== undefined) throw new Error(e.failure);
       const availOut = e._writeState[0];
       const availIn = e._writeState[1];
-      const produced = CHUNK - availOut;
-      inOff += inLen - availIn;
-      inLen = availIn;
-      if (produced > 0 && !take(OUT.slice(0, produced))) return false;
+      const n = CHUNK - availOut;
+      c.offset += inLen - availIn;
+      produced += n;
+      if (n > 0 && !take(OUT.slice(0, n))) return Step.Stopped;
       // Output space left over means zlib has taken all input and flushed.
       if (availOut !== 0) break;
     }
   }
-  return true;
+  return Step.Done;
 }
 
 function join(parts: Uint8Array[], total: number): Uint8Array {
@@ -130,15 +166,19 @@ export class RawDeflater {
     this.#e = engineOf(zlib.createDeflateRaw({ windowBits, level, memLevel }));
   }
 
-  /** Compresses `input` with a sync flush: the result ends with 00 00 FF FF (RFC 7692 §7.2.1). */
-  push(input: Uint8Array): Uint8Array {
+  /**
+   * Compresses `input` with a sync flush: the result ends with 00 00 FF FF
+   * (RFC 7692 §7.2.1). With `more`, the message goes on in the next call:
+   * nothing is flushed, and the output so far (maybe none) is returned.
+   */
+  push(input: Uint8Array, more = false): Uint8Array {
     const parts: Uint8Array[] = [];
     let total = 0;
     run(this.#e, [input], (c) => {
       parts.push(c);
       total += c.length;
       return true;
-    });
+    }, more ? Z_NO_FLUSH : Z_SYNC_FLUSH);
     return join(parts, total);
   }
 
@@ -156,6 +196,7 @@ export class RawDeflater {
 /** A raw DEFLATE decompressor with a window of up to `2^windowBits`. */
 export class RawInflater {
   #e: Engine;
+  #cursor: Cursor | null = null;
 
   /** @param windowBits the largest window the peer may use, 8 to 15 */
   constructor(windowBits: number) {
@@ -179,18 +220,50 @@ export class RawInflater {
         return total <= max;
       });
     } catch (err) {
-      throw new RangeError(`invalid compressed data: ${err instanceof Error ? err.message : err}`);
+      throw new RangeError(`invalid compressed data: ${errorText(err)}`);
     }
     return ok ? join(parts, total) : null;
   }
 
-  /** Forgets the window. */
+  /**
+   * Starts inflating `inputs` (one message, then e.g. the sync flush marker
+   * put back) a slice at a time: see {@linkcode RawInflater.step}.
+   */
+  begin(inputs: Uint8Array[]): void {
+    this.#cursor = { inputs, index: 0, offset: 0 };
+  }
+
+  /**
+   * Inflates more of what {@linkcode RawInflater.begin} was given: at least
+   * `budget` bytes of output (one 64 KiB chunk past it at most), handing
+   * each chunk to `take`. Returns `done` once all is inflated, `more` when
+   * there is more to do, `stopped` when `take` refused a chunk. Throws a
+   * RangeError for data that is not valid DEFLATE.
+   */
+  step(budget: number, take: (chunk: Uint8Array) => boolean): "done" | "more" | "stopped" {
+    const c = this.#cursor;
+    if (c === null) return "done";
+    let r: number;
+    try {
+      r = step(this.#e, c, budget, take, Z_SYNC_FLUSH);
+    } catch (err) {
+      this.#cursor = null;
+      throw new RangeError(`invalid compressed data: ${errorText(err)}`);
+    }
+    if (r === Step.More) return "more";
+    this.#cursor = null;
+    return r === Step.Done ? "done" : "stopped";
+  }
+
+  /** Forgets the window (and any message begun). */
   reset(): void {
+    this.#cursor = null;
     this.#e._handle!.reset();
   }
 
   /** Frees the engine. */
   close(): void {
+    this.#cursor = null;
     this.#e._handle?.close();
   }
 }

@@ -17,6 +17,9 @@
  *   from the shared window (context takeover), `--batch` per write, reading
  *   every echo.
  *
+ * A server whose terms rule the attack out (windowcopy against a server that
+ * asks for client_no_context_takeover) gets `{"event":"unsupported",…}`.
+ *
  * Every connection prints `{"event":"open","local":…}` once upgraded and
  * `{"event":"done","local":…,"sent":…,"echoed":…,"code":…,"reason":…,"ms":…}`
  * when it ends: at the server's close, at `--duration` (seconds), or when
@@ -129,6 +132,9 @@ async function windowCopy(): Promise<[Uint8Array, Uint8Array]> {
   return [a, b];
 }
 
+/** The server's terms make this attack impossible (e.g. no context takeover for windowcopy). */
+class Unsupported extends Error {}
+
 /** Connects and upgrades with permessage-deflate; returns the conn and any bytes after the head. */
 async function open(): Promise<[Deno.Conn, Uint8Array]> {
   const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
@@ -159,8 +165,12 @@ async function open(): Promise<[Deno.Conn, Uint8Array]> {
     if (!text.startsWith("HTTP/1.1 101") || !text.includes(accept)) {
       throw new Error(`upgrade refused: ${text.slice(0, end)}`);
     }
-    if (!/permessage-deflate/i.test(text.slice(0, end))) {
+    const agreed = /^sec-websocket-extensions:(.*)$/im.exec(text.slice(0, end))?.[1] ?? "";
+    if (!/permessage-deflate/i.test(agreed)) {
       throw new Error("the server did not agree permessage-deflate");
+    }
+    if (mode === "windowcopy" && /client_no_context_takeover/i.test(agreed)) {
+      throw new Unsupported("the server asks for client_no_context_takeover: no shared window");
     }
     return [conn, got.subarray(end + 4)];
   }
@@ -299,7 +309,10 @@ if (mode === "bomb") {
 await Promise.all(
   Array.from({ length: conns }, () =>
     attack(first, unit, perUnit).catch((err) => {
-      emit({ event: "error", error: String(err?.message ?? err) });
+      emit({
+        event: err instanceof Unsupported ? "unsupported" : "error",
+        error: String(err?.message ?? err),
+      });
     })),
 );
 emit({ event: "finished" });

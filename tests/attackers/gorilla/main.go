@@ -18,7 +18,9 @@
 //	                                    gorilla clients each send one message every D
 //	                                    and wait for its echo, for T from their own
 //	                                    upgrade; worst round trip and when it was
-//	serve                               gorilla's echo server, the control peer
+//	serve [-compression]                gorilla's echo server, the control peer
+//	                                    (-compression: permessage-deflate, in gorilla's
+//	                                    only mode, no context takeover)
 //
 // Every connection prints {"event":"open","local":"127.0.0.1:P"} as soon as it
 // is upgraded, so the test can find it in the server's log by its address.
@@ -61,6 +63,7 @@ type options struct {
 	timeout  time.Duration
 	addr     string
 	batch    int
+	compress bool
 }
 
 func main() {
@@ -78,6 +81,7 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "steady, flood: how long")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "pipeline: bound on the whole run")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "serve: address")
+	fs.BoolVar(&o.compress, "compression", false, "serve: negotiate permessage-deflate (gorilla's only mode: no context takeover)")
 	fs.IntVar(&o.batch, "batch", 64<<10/7, "flood: messages per write (the default fills 64 KiB)")
 	_ = fs.Parse(os.Args[2:])
 	var err error
@@ -577,9 +581,10 @@ func max(a, b int) int {
 
 func serve(o options) error {
 	upgrader := websocket.Upgrader{
-		ReadBufferSize:  64 << 10,
-		WriteBufferSize: 64 << 10,
-		CheckOrigin:     func(*http.Request) bool { return true },
+		ReadBufferSize:    64 << 10,
+		WriteBufferSize:   64 << 10,
+		CheckOrigin:       func(*http.Request) bool { return true },
+		EnableCompression: o.compress,
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
