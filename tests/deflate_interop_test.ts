@@ -98,6 +98,9 @@ const CASES: Case[] = [
   { name: "random binary", message: randomBytes(4096) },
   { name: "empty text", message: "" },
   { name: "300 KB of JSON text", message: jsonRecords(1200, 12), compressible: true },
+  // Past compression.ts's 256 KiB slices both ways: we send it in fragments, a
+  // slice at a time, and inflate the peer's over several turns.
+  { name: "1.2 MB of JSON text", message: jsonRecords(4800, 1300), compressible: true },
 ];
 const REPEAT = 2; // CASES[2] repeats CASES[1].
 

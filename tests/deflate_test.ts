@@ -12,8 +12,8 @@ import {
   type DeflateParams,
   negotiateDeflate,
   parseExtensions,
-  PerMessageDeflate,
 } from "../lib/ws/deflate.ts";
+import { PerMessageDeflate } from "../lib/ws/compression.ts";
 import { HandshakeError } from "../lib/ws/errors.ts";
 import { type Message, Progress, Protocol } from "../lib/ws/protocol.ts";
 import { concat, frame } from "./helpers/raw.ts";

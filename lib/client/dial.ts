@@ -13,12 +13,8 @@
 
 import { Connection, connectionSettings } from "../connection.ts";
 import type { ConnectionOptions } from "../ws/conn.ts";
-import {
-  acceptDeflateResponse,
-  type CompressionOptions,
-  deflateOffer,
-  PerMessageDeflate,
-} from "../ws/deflate.ts";
+import { acceptDeflateResponse, type CompressionOptions, deflateOffer } from "../ws/deflate.ts";
+import { PerMessageDeflate } from "../ws/compression.ts";
 import { type KeepAliveConfig, type KeepAlivePolicy, resolveKeepAlive } from "../tcp/keepalive.ts";
 import { applyPolicy, closeConn, type SocketOptions } from "../tcp/sockopt.ts";
 import { HandshakeError } from "../ws/errors.ts";

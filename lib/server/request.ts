@@ -11,12 +11,8 @@ import { Connection } from "../connection.ts";
 import type { ConnectionOptions } from "../ws/conn.ts";
 import type { MemoryBudget } from "../ws/budget.ts";
 import { GoingAway } from "../ws/close.ts";
-import {
-  type CompressionOptions,
-  negotiateDeflate,
-  parseExtensions,
-  PerMessageDeflate,
-} from "../ws/deflate.ts";
+import { type CompressionOptions, negotiateDeflate, parseExtensions } from "../ws/deflate.ts";
+import { PerMessageDeflate } from "../ws/compression.ts";
 import { HandshakeError } from "../ws/errors.ts";
 import {
   buildUpgradeResponse,

@@ -1,7 +1,7 @@
 /**
  * permessage-deflate (RFC 7692): negotiating it in the opening handshake
- * (§5, §7.1), and compressing and inflating messages (§7.2) with a memory
- * account.
+ * (§5, §7.1). Compressing and inflating messages (§7.2) is
+ * `compression.ts`'s.
  *
  * - Negotiation is pure: parse the offers, choose, build the answer; check
  *   the server's answer on the client side.
@@ -19,22 +19,13 @@
  */
 
 import { HandshakeError } from "./errors.ts";
-import { RawDeflater, RawInflater, zlibAvailable } from "./zlib.ts";
+import { zlibAvailable } from "./zlib.ts";
 
 /** The extension's name (RFC 7692 §7). */
 export const PERMESSAGE_DEFLATE = "permessage-deflate";
 
-/** The bytes a sync flush ends with, stripped on send and put back on receive (§7.2.1, §7.2.2). */
-const TAIL = Uint8Array.of(0x00, 0x00, 0xff, 0xff);
-
-/** Messages smaller than this (bytes) go uncompressed by default: the frame header would eat the gain. */
-export const DEFAULT_COMPRESSION_THRESHOLD = 256;
-
-/** zlib's compression level unless one is given (measured: 1 KiB of JSON, ~25 us at 6, ~9 us at 1). */
-const DEFAULT_COMPRESSION_LEVEL = 6;
-
 /** zlib refuses an 8-bit window for raw deflate (it uses 9), so a peer asking us for 8 is declined. */
-const MIN_OWN_WINDOW_BITS = 9;
+export const MIN_OWN_WINDOW_BITS = 9;
 
 /** What both sides agreed (RFC 7692 §7.1). */
 export interface DeflateParams {
@@ -275,119 +266,4 @@ export function formatDeflateParams(p: DeflateParams): string {
   if (p.serverMaxWindowBits !== 15) parts.push(`server_max_window_bits=${p.serverMaxWindowBits}`);
   if (p.clientMaxWindowBits !== 15) parts.push(`client_max_window_bits=${p.clientMaxWindowBits}`);
   return parts.join("; ");
-}
-
-// Engines shared by every connection that does not keep context, one per
-// window size (and, to compress, level).
-const sharedDeflaters = new Map<string, RawDeflater>();
-const sharedInflaters = new Map<number, RawInflater>();
-
-/** zlib's memory for a deflate engine: (1 << (windowBits + 2)) + (1 << (memLevel + 9)), plus its state. */
-function deflaterBytes(bits: number): number {
-  return (1 << (bits + 2)) + (1 << (8 + 9)) + 6 * 1024;
-}
-
-/** zlib's memory for an inflate engine: its window plus its state. */
-function inflaterBytes(bits: number): number {
-  return (1 << bits) + 7 * 1024;
-}
-
-/** One connection's permessage-deflate: compresses what it sends, inflates what it receives. */
-export class PerMessageDeflate {
-  /** The agreed parameters. */
-  readonly params: DeflateParams;
-  /** Messages smaller than this (bytes) are sent uncompressed. */
-  readonly threshold: number;
-  #level: number;
-  #ownBits: number;
-  #peerBits: number;
-  #keepOwn: boolean;
-  #keepPeer: boolean;
-  #deflater: RawDeflater | null = null;
-  #inflater: RawInflater | null = null;
-
-  /**
-   * The engine of one side of a connection.
-   *
-   * @param params what was agreed
-   * @param role which side this is: its own parameters are the server's or the client's
-   * @param threshold messages below this many bytes go uncompressed; DEFAULT_COMPRESSION_THRESHOLD by default
-   * @param level zlib's compression level, 1 (fastest) to 9 (smallest); 6 by default
-   */
-  constructor(
-    params: DeflateParams,
-    role: "server" | "client",
-    threshold?: number,
-    level?: number,
-  ) {
-    if (threshold === undefined) threshold = DEFAULT_COMPRESSION_THRESHOLD;
-    if (level === undefined) level = DEFAULT_COMPRESSION_LEVEL;
-    if (!Number.isInteger(level) || level < 1 || level > 9) {
-      throw new RangeError(`a compression level is 1 to 9, not ${level}`);
-    }
-    this.params = params;
-    this.threshold = threshold;
-    this.#level = level;
-    const server = role === "server";
-    this.#ownBits = Math.max(
-      MIN_OWN_WINDOW_BITS,
-      server ? params.serverMaxWindowBits : params.clientMaxWindowBits,
-    );
-    this.#peerBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
-    this.#keepOwn = !(server ? params.serverNoContextTakeover : params.clientNoContextTakeover);
-    this.#keepPeer = !(server ? params.clientNoContextTakeover : params.serverNoContextTakeover);
-  }
-
-  /** zlib memory held for this connection alone (engines that keep context). */
-  get held(): number {
-    return (this.#deflater ? deflaterBytes(this.#ownBits) : 0) +
-      (this.#inflater ? inflaterBytes(this.#peerBits) : 0);
-  }
-
-  /** Compresses one message's payload; the result goes in frames with RSV1 on the first (§7.2.1). */
-  compress(payload: Uint8Array): Uint8Array {
-    let engine: RawDeflater;
-    if (this.#keepOwn) {
-      engine = this.#deflater ??= new RawDeflater(this.#ownBits, this.#level);
-    } else {
-      const key = `${this.#ownBits}/${this.#level}`;
-      engine = sharedDeflaters.get(key) ?? new RawDeflater(this.#ownBits, this.#level);
-      sharedDeflaters.set(key, engine);
-    }
-    const out = engine.push(payload);
-    if (!this.#keepOwn) engine.reset();
-    // Strip the sync flush's 00 00 FF FF (§7.2.1); an empty result is one 0x00 byte (§7.2.3.6).
-    return out.length >= 4 ? out.subarray(0, out.length - 4) : Uint8Array.of(0);
-  }
-
-  /**
-   * Inflates one message's payload (with the 00 00 FF FF put back, §7.2.2);
-   * returns null as soon as the output passes `max` bytes. Throws a
-   * RangeError for data that is not valid DEFLATE.
-   */
-  decompress(payload: Uint8Array, max: number): Uint8Array | null {
-    let engine: RawInflater;
-    if (this.#keepPeer) {
-      engine = this.#inflater ??= new RawInflater(this.#peerBits);
-    } else {
-      engine = sharedInflaters.get(this.#peerBits) ?? new RawInflater(this.#peerBits);
-      sharedInflaters.set(this.#peerBits, engine);
-    }
-    try {
-      return engine.push(payload, max, TAIL);
-    } catch (err) {
-      // A shared engine that failed is replaced; an own one dies with its connection.
-      if (!this.#keepPeer) sharedInflaters.delete(this.#peerBits);
-      throw err;
-    } finally {
-      if (!this.#keepPeer && sharedInflaters.get(this.#peerBits) === engine) engine.reset();
-    }
-  }
-
-  /** Frees the engines of its own. */
-  close(): void {
-    this.#deflater?.close();
-    this.#inflater?.close();
-    this.#deflater = this.#inflater = null;
-  }
 }

@@ -72,9 +72,5 @@ export {
 } from "./close.ts";
 export { HandshakeError, ProtocolViolation } from "./errors.ts";
 export { type BudgetMember, type Eviction, MemoryBudget } from "./budget.ts";
-export {
-  DEFAULT_COMPRESSION_THRESHOLD,
-  type DeflateParams,
-  PERMESSAGE_DEFLATE,
-  PerMessageDeflate,
-} from "./deflate.ts";
+export { type DeflateParams, PERMESSAGE_DEFLATE } from "./deflate.ts";
+export { DEFAULT_COMPRESSION_THRESHOLD, PerMessageDeflate } from "./compression.ts";

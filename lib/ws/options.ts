@@ -10,7 +10,7 @@
 import type { CloseCause } from "./close.ts";
 import type { MemoryBudget } from "./budget.ts";
 import type { Role } from "./protocol.ts";
-import type { PerMessageDeflate } from "./deflate.ts";
+import type { PerMessageDeflate } from "./compression.ts";
 
 /**
  * How long a closing side waits for the other's close frame, or for TCP to end

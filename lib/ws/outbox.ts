@@ -9,14 +9,20 @@
 
 import { type Message, type Protocol, State } from "./protocol.ts";
 import { ZERO_COPY_PAYLOAD } from "./write.ts";
-import { quietRejection } from "../async.ts";
+import { nextTurn, quietRejection } from "../async.ts";
 
 /** How long a write's EPIPE waits for the read to report the socket's own error. */
 const BROKEN_PIPE_GRACE_MS = 50;
 
-/** A send waiting until the outgoing stream is written up to `pos`. */
+/**
+ * A send waiting until the outgoing stream is written up to `pos`, the
+ * deferred message `seq` is compressed and queued, and no more than
+ * `level` bytes are buffered.
+ */
 interface Waiter {
   pos: number;
+  seq: number;
+  level: number;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -97,8 +103,10 @@ export class Outbox {
   send(data: Message): Promise<void> {
     const p = this.#p;
     if (p.state !== State.Open) return quietRejection("the WebSocket connection is not open");
+    const before = p.lastDeferred;
     p.send(data);
     this.schedule();
+    if (p.lastDeferred !== before) return this.#deferred(data, p.lastDeferred);
     if (this.#zeroCopy && typeof data !== "string" && data.length >= ZERO_COPY_PAYLOAD) {
       return this.written(p.queuedTotal);
     }
@@ -121,11 +129,34 @@ export class Outbox {
 
   /** A promise for the moment the outgoing stream is written up to `pos`. */
   written(pos: number): Promise<void> {
-    if (this.#p.writtenTotal >= pos) return RESOLVED;
+    return this.#wait(pos, 0, Infinity);
+  }
+
+  /**
+   * The promise of a send that was deferred behind (or as) a message
+   * compressed in slices: a binary payload is read from the caller's bytes
+   * until it is compressed, so its promise waits for that; above the
+   * high-water mark, it also waits for the queue to drain to the low-water
+   * mark.
+   */
+  #deferred(data: Message, seq: number): Promise<void> {
+    const above = this.#p.bufferedAmount >= this.#highWater;
+    const level = above ? this.lowWater : Infinity;
+    if (typeof data !== "string") return this.#wait(0, seq, level);
+    return above ? this.#wait(0, 0, level) : RESOLVED;
+  }
+
+  #wait(pos: number, seq: number, level: number): Promise<void> {
+    if (this.#ready(pos, seq, level)) return RESOLVED;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     promise.catch(noop); // a send nobody awaits must not crash the process
-    this.#waiters.push({ pos, resolve, reject });
+    this.#waiters.push({ pos, seq, level, resolve, reject });
     return promise;
+  }
+
+  #ready(pos: number, seq: number, level: number): boolean {
+    const p = this.#p;
+    return p.writtenTotal >= pos && p.deferredDone >= seq && p.bufferedAmount <= level;
   }
 
   /** Runs `then` once everything queued is written (at once if nothing is). */
@@ -157,8 +188,13 @@ export class Outbox {
     this.#flushing = true;
     const p = this.#p;
     try {
-      let chunks: Uint8Array[] | null;
-      while (!host.ended && !host.frozen && (chunks = p.takeOutput()) !== null) {
+      while (!host.ended && !host.frozen) {
+        const chunks = p.takeOutput();
+        if (chunks === null) {
+          if (!p.outputPending) break;
+          await nextTurn(); // a slice compressed to nothing yet: the next one, after the others
+          continue;
+        }
         host.account();
         for (const chunk of chunks) {
           let off = 0;
@@ -173,6 +209,8 @@ export class Outbox {
         this.lastSent = this.#clock();
         this.#settle();
         host.wrote();
+        // A message compressed in slices: let other connections run between them.
+        if (p.outputPending) await nextTurn();
       }
     } catch (err) {
       this.writingSince = 0;
@@ -198,9 +236,8 @@ export class Outbox {
   /** Settles the sends whose bytes are all written now. */
   #settle(): void {
     if (this.#waiters.length === 0) return;
-    const at = this.#p.writtenTotal;
     this.#waiters = this.#waiters.filter((w) => {
-      if (w.pos > at) return true;
+      if (!this.#ready(w.pos, w.seq, w.level)) return true;
       w.resolve();
       return false;
     });

@@ -42,8 +42,12 @@ import {
 import { ProtocolViolation } from "./errors.ts";
 import { MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
 import { FrameReader, type Message, ReadEvent } from "./read.ts";
-import { formatDeflateParams, type PerMessageDeflate } from "./deflate.ts";
-import { SendQueue } from "./write.ts";
+import { formatDeflateParams } from "./deflate.ts";
+import type { PerMessageDeflate } from "./compression.ts";
+import { Outgoing } from "./outgoing.ts";
+import { Progress, type Role, State, type Traffic } from "./state.ts";
+
+export { Progress, type Role, State, type Traffic } from "./state.ts";
 
 export type { Message } from "./read.ts";
 
@@ -56,34 +60,11 @@ export const DEFAULT_SEND_HIGH_WATER = 1024 * 1024;
  */
 export const DEFAULT_TURN_BUDGET = 1024 * 1024;
 
+/** What a byte compressed for a send costs in the turn budget. */
+const DEFLATE_COST = 3;
+
 /** What a frame costs beyond its bytes, in the turn budget (parsing, delivery, answer). */
 const FRAME_COST = 1024;
-
-/** The connection's state. */
-export const State = {
-  /** Messages flow both ways. */
-  Open: "open",
-  /** A close frame went or came; waiting for the other, or for TCP to end. */
-  Closing: "closing",
-  /** Finished; nothing more is read or written. */
-  Closed: "closed",
-} as const;
-
-/** One of {@linkcode State}. */
-export type State = typeof State[keyof typeof State];
-
-/** Why {@linkcode Protocol.process} returned. */
-export const Progress = {
-  /** Every complete frame was handled: read more. */
-  NeedInput: 0,
-  /** Output is above the high-water mark, or input is held: wait, then process again. */
-  Paused: 1,
-  /** The turn's budget is spent: let others run, then process again. */
-  Yield: 2,
-} as const;
-
-/** Which end of the connection this is; it decides masking (RFC 6455 §5.3). */
-export type Role = "server" | "client";
 
 /** Receives what the peer sends, synchronously, as {@linkcode Protocol.process} parses it. */
 export interface ProtocolHandler {
@@ -116,20 +97,7 @@ export interface ProtocolOptions {
   autoPong?: boolean;
 }
 
-/** Totals of one connection's traffic. */
-export interface Traffic {
-  /** Messages received. */
-  messagesIn: number;
-  /** Payload bytes received. */
-  bytesIn: number;
-  /** Messages sent. */
-  messagesOut: number;
-  /** Payload bytes sent. */
-  bytesOut: number;
-}
-
 const EMPTY = new Uint8Array(0);
-const encoder = new TextEncoder();
 
 /** One WebSocket connection's protocol state, without I/O. */
 export class Protocol {
@@ -142,7 +110,7 @@ export class Protocol {
 
   #state: State = State.Open;
   #reader: FrameReader;
-  #queue: SendQueue;
+  #out: Outgoing;
   #handler: ProtocolHandler;
   #highWater: number;
   #turnBudget: number;
@@ -173,7 +141,7 @@ export class Protocol {
       maxFragments: options.maxFragments,
       deflate: this.#deflate,
     });
-    this.#queue = new SendQueue(options.role === "client");
+    this.#out = new Outgoing(options.role === "client", this.#deflate);
     this.#highWater = options.sendHighWater ?? DEFAULT_SEND_HIGH_WATER;
     this.#turnBudget = options.turnBudget ?? DEFAULT_TURN_BUDGET;
     this.#autoPong = options.autoPong ?? true;
@@ -199,24 +167,24 @@ export class Protocol {
     return this.#info;
   }
 
-  /** Output bytes queued or being written. */
+  /** Output bytes queued or being written, and those of messages waiting to be compressed. */
   get bufferedAmount(): number {
-    return this.#queue.buffered;
+    return this.#out.buffered;
   }
 
   /** Bytes ever queued for output, a position in the outgoing stream. */
   get queuedTotal(): number {
-    return this.#queue.queuedTotal;
+    return this.#out.queuedTotal;
   }
 
   /** Bytes ever written, a position in the outgoing stream. */
   get writtenTotal(): number {
-    return this.#queue.writtenTotal;
+    return this.#out.writtenTotal;
   }
 
   /** Memory held for this connection: read buffer, partial message, output. */
   get held(): number {
-    return this.#reader.held + this.#queue.held + (this.#deflate?.held ?? 0);
+    return this.#reader.held + this.#out.held + (this.#deflate?.held ?? 0);
   }
 
   /** The extensions agreed in the handshake, as a header value ("" for none). */
@@ -264,7 +232,7 @@ export class Protocol {
     const reader = this.#reader;
     for (;;) {
       if (this.#state === State.Closed) return Progress.NeedInput;
-      if (this.holdInput || this.#queue.buffered >= this.#highWater) return Progress.Paused;
+      if (this.holdInput || this.#out.buffered >= this.#highWater) return Progress.Paused;
       let event: number;
       try {
         event = reader.next();
@@ -277,7 +245,16 @@ export class Protocol {
         this.#cost = 0;
         return Progress.Yield;
       }
-      this.#cost += FRAME_COST;
+      if (event === ReadEvent.Inflating) {
+        // A slice of a compressed message: its output counts; waiting for a slot yields.
+        this.#cost += reader.work + FRAME_COST;
+        if (reader.work === 0 || this.#cost >= this.#turnBudget) {
+          this.#cost = 0;
+          return Progress.Yield;
+        }
+        continue;
+      }
+      this.#cost += FRAME_COST + reader.work;
       switch (event) {
         case ReadEvent.Message: {
           const message = reader.message;
@@ -291,7 +268,7 @@ export class Protocol {
         case ReadEvent.Ping:
           // Answer while open; after our close frame nothing more is sent (§5.5.1).
           if (this.#state === State.Open && this.#autoPong) {
-            this.#queue.frame(Opcode.Pong, reader.control);
+            this.#out.control(Opcode.Pong, reader.control);
           }
           this.#handler.ping?.(reader.control);
           break;
@@ -334,24 +311,18 @@ export class Protocol {
   // -------------------------------------------------------------------------
   // Output
 
-  /** Queues a text (string) or binary (bytes) message; returns its payload size. */
+  /**
+   * Queues a text (string) or binary (bytes) message; returns its payload
+   * size. A large message that goes compressed, and what is sent after it,
+   * waits to be compressed a slice at a time by {@linkcode takeOutput}
+   * (see `outgoing.ts`; {@linkcode lastDeferred}).
+   */
   send(data: Message): number {
     this.#mustBeOpen();
-    const deflate = this.#deflate;
-    // Compressed: a message at least the threshold long (a string's UTF-16
-    // length is a lower bound of its UTF-8 size, so short text is not encoded
-    // just to be measured). Control frames are never compressed (§6.1).
-    let n: number;
-    if (deflate !== null && data.length >= deflate.threshold) {
-      const bytes = typeof data === "string" ? encoder.encode(data) : data;
-      const opcode = typeof data === "string" ? Opcode.Text : Opcode.Binary;
-      this.#queue.frame(opcode, deflate.compress(bytes), true, true);
-      n = bytes.length;
-    } else {
-      n = typeof data === "string"
-        ? this.#queue.text(data)
-        : this.#queue.frame(Opcode.Binary, data);
-    }
+    const n = this.#out.message(data);
+    // Compressing costs the turn more than its bytes (measured: deflate at
+    // level 6 takes 2-4 times as long per byte as inflate or parsing).
+    this.#cost += this.#out.compressed * DEFLATE_COST;
     this.traffic.messagesOut++;
     this.traffic.bytesOut += n;
     return n;
@@ -409,7 +380,7 @@ export class Protocol {
    * stays. What was taken is still written whole, frame by frame.
    */
   dropOutput(): void {
-    this.#queue.drop();
+    this.#out.drop();
   }
 
   /** Whether the connection was failed (rather than closed by a handshake). */
@@ -417,14 +388,37 @@ export class Protocol {
     return this.#failed;
   }
 
-  /** Hands out the bytes to write, in order, or null when there are none. */
+  /**
+   * The number of the last message {@linkcode send} deferred (0: none), and
+   * of the last deferred message now compressed and queued: a deferred
+   * binary payload is read from the caller's bytes until then.
+   */
+  get lastDeferred(): number {
+    return this.#out.lastDeferred;
+  }
+
+  /** See {@linkcode lastDeferred}. */
+  get deferredDone(): number {
+    return this.#out.deferredDone;
+  }
+
+  /** Whether messages wait to be compressed: call {@linkcode takeOutput} again, after letting others run. */
+  get outputPending(): boolean {
+    return this.#out.pending;
+  }
+
+  /**
+   * Hands out the bytes to write, in order, or null when there are none
+   * (now: with {@linkcode outputPending}, more may come at the next call).
+   * Compresses at most one slice of a deferred message.
+   */
   takeOutput(): Uint8Array[] | null {
-    return this.#queue.take();
+    return this.#out.take();
   }
 
   /** Reports `n` more bytes of the taken output as written. */
   written(n: number): void {
-    this.#queue.written(n);
+    this.#out.written(n);
   }
 
   /** Ends the connection with `info` (the owner's verdict, e.g. a socket error). */
@@ -433,7 +427,7 @@ export class Protocol {
     this.#state = State.Closed;
     this.#info = info;
     this.#reader.discard();
-    this.#queue.drop();
+    this.#out.drop();
     this.#deflate?.close();
     return info;
   }
@@ -446,7 +440,7 @@ export class Protocol {
       throw new RangeError(`a ${name} payload is at most 125 bytes`);
     }
     this.#mustBeOpen();
-    this.#queue.frame(opcode, payload);
+    this.#out.control(opcode, payload);
   }
 
   #mustBeOpen(): void {
@@ -458,7 +452,7 @@ export class Protocol {
     this.#closeSent = true;
     this.#sentCode = code;
     this.#sentReason = reason;
-    this.#queue.frame(Opcode.Close, buildClosePayload(code, reason));
+    this.#out.close(buildClosePayload(code, reason), this.#failed);
   }
 
   #peerClose(payload: Uint8Array): void {

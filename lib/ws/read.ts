@@ -30,7 +30,7 @@ import {
 import { unmask } from "./mask.ts";
 import { decodeAscii, decodeText, SHORT_TEXT } from "./utf8.ts";
 import { release, resize } from "./bytes.ts";
-import type { PerMessageDeflate } from "./deflate.ts";
+import type { InflateStep, Inflation, PerMessageDeflate } from "./compression.ts";
 import { InvalidFramePayloadData, MessageTooBig, ProtocolError } from "./close.ts";
 import { Assembly } from "./assembly.ts";
 
@@ -77,6 +77,12 @@ export const ReadEvent = {
   Pong: 3,
   /** A close frame; its payload is in {@linkcode FrameReader.control}. */
   Close: 4,
+  /**
+   * A compressed message is inflating in slices and not done yet:
+   * {@linkcode FrameReader.work} says how much this slice did (0 when it
+   * waits for a slot); call next() again, after letting others run.
+   */
+  Inflating: 5,
 } as const;
 
 /** A received message: a string for text, bytes for binary. */
@@ -100,6 +106,8 @@ export class FrameReader {
   message: Message = EMPTY;
   /** Its size in bytes (as received: UTF-8 for text). */
   messageSize = 0;
+  /** The work of the last {@linkcode ReadEvent.Inflating} slice, in bytes of output. */
+  work = 0;
   /** The payload of the last control frame: a view, valid until the next call. */
   control: Uint8Array = EMPTY;
 
@@ -109,6 +117,10 @@ export class FrameReader {
   #deflate: PerMessageDeflate | null;
   /** The message being assembled is compressed (RSV1 on its first frame). */
   #compressed = false;
+  /** A compressed message inflating in slices, its opcode, and the buffer it came in (freed when done). */
+  #inflation: Inflation | null = null;
+  #inflateOpcode = 0;
+  #inflateInput: Uint8Array | null = null;
 
   // The read buffer: unparsed bytes are #buf[#start, #end).
   #buf = new Uint8Array(INITIAL_READ_BUFFER);
@@ -147,9 +159,10 @@ export class FrameReader {
     this.#deflate = options.deflate ?? null;
   }
 
-  /** Memory held: the read buffer and the message being assembled. */
+  /** Memory held: the read buffer, the message being assembled or inflated. */
   get held(): number {
-    return this.#buf.length + (this.#asm?.held ?? 0) + this.#pinned;
+    return this.#buf.length + (this.#asm?.held ?? 0) + this.#pinned +
+      (this.#inflation?.held ?? 0) + (this.#inflateInput?.length ?? 0);
   }
 
   /** Whether a message is partly received. */
@@ -218,6 +231,7 @@ export class FrameReader {
     if (this.#reading) this.#pinned = this.#direct ? this.#asm!.held : this.#buf.length;
     release(this.#buf);
     this.#asm?.discard();
+    this.#endInflation();
     this.#buf = EMPTY;
     this.#start = this.#end = 0;
     this.#inPayload = false;
@@ -232,6 +246,8 @@ export class FrameReader {
    */
   next(): number {
     const h = HEADER;
+    this.work = 0;
+    if (this.#inflation !== null && !this.#discarding) return this.#inflateStep();
     for (;;) {
       if (this.#discarding) return ReadEvent.NeedInput;
       if (this.#inPayload) {
@@ -320,7 +336,7 @@ export class FrameReader {
     if (h.masked) unmask(this.#buf, p, end, this.#buf, h.maskOffset);
     this.#start += total;
     this.#counted = this.#fragments = this.#payloadAnnounced = 0;
-    if (h.rsv1) return this.#inflated(h.opcode, this.#buf.subarray(p, end));
+    if (h.rsv1) return this.#inflate(h.opcode, this.#buf.subarray(p, end), null);
     this.messageSize = h.payloadLength;
     if (h.opcode === Opcode.Binary) {
       this.message = this.#buf.slice(p, end);
@@ -386,12 +402,11 @@ export class FrameReader {
       this.#compressed = false;
       const len = asm.length;
       const msg = asm.take();
-      const out = this.#inflated(
+      return this.#inflate(
         text ? Opcode.Text : Opcode.Binary,
         msg ? msg.subarray(0, len) : EMPTY,
+        msg,
       );
-      release(msg);
-      return out;
     }
     this.messageSize = asm.length;
     this.message = text ? asm.text() : asm.bytes();
@@ -400,17 +415,36 @@ export class FrameReader {
 
   /**
    * Inflates a compressed message (RFC 7692 §7.2.2) into
-   * {@linkcode message}: bounded by maxMessageSize as it inflates (1009
-   * past it, without inflating the rest), text checked as UTF-8 (1007),
-   * corrupt data refused (1007).
+   * {@linkcode message}, a slice at a time (see `compression.ts`): bounded
+   * by maxMessageSize as it inflates (1009 past it, without inflating the
+   * rest), text checked as UTF-8 (1007), corrupt data refused (1007).
+   * `owned` is the buffer `payload` lies in when it is the message's own
+   * (freed once inflated); null when `payload` is a view of the read buffer,
+   * which is then copied if the message takes more than one slice.
    */
-  #inflated(opcode: number, payload: Uint8Array): number {
-    let out: Uint8Array | null;
+  #inflate(opcode: number, payload: Uint8Array, owned: Uint8Array | null): number {
+    this.#inflateOpcode = opcode;
+    this.#inflateInput = owned;
+    this.#inflation = this.#deflate!.inflation(payload, this.maxMessageSize);
+    const event = this.#inflateStep();
+    if (event === ReadEvent.Inflating && owned === null) this.#inflation?.detach();
+    return event;
+  }
+
+  /** The next slice of the message inflating: {@linkcode ReadEvent.Inflating} until it is done. */
+  #inflateStep(): number {
+    const inf = this.#inflation!;
+    let r: InflateStep;
     try {
-      out = this.#deflate!.decompress(payload, this.maxMessageSize);
+      r = inf.step();
     } catch {
+      this.#endInflation();
       throw new ProtocolViolation(InvalidFramePayloadData, "invalid compressed data");
     }
+    this.work = inf.last;
+    if (r === "more" || r === "wait") return ReadEvent.Inflating;
+    const out = r === "done" ? inf.result() : null;
+    this.#endInflation();
     if (out === null) {
       throw new ProtocolViolation(
         MessageTooBig,
@@ -418,8 +452,16 @@ export class FrameReader {
       );
     }
     this.messageSize = out.length;
-    this.message = opcode === Opcode.Binary ? out : decodeText(out);
+    this.message = this.#inflateOpcode === Opcode.Binary ? out : decodeText(out);
     return ReadEvent.Message;
+  }
+
+  /** Ends the message inflating (done or given up): its slot, engine and input go back. */
+  #endInflation(): void {
+    this.#inflation?.close();
+    this.#inflation = null;
+    release(this.#inflateInput);
+    this.#inflateInput = null;
   }
 
   /** Ensures `need` bytes fit from #start, compacting or growing the read buffer. */

@@ -233,6 +233,11 @@ export class RawInflater {
     this.#cursor = { inputs, index: 0, offset: 0 };
   }
 
+  /** Replaces the inputs of the message begun by equal copies (the same bytes, elsewhere). */
+  resume(inputs: Uint8Array[]): void {
+    if (this.#cursor) this.#cursor.inputs = inputs;
+  }
+
   /**
    * Inflates more of what {@linkcode RawInflater.begin} was given: at least
    * `budget` bytes of output (one 64 KiB chunk past it at most), handing

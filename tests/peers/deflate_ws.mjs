@@ -53,6 +53,8 @@ if (role === "server") {
   });
   process.on("SIGTERM", () => process.exit(0));
 } else if (role === "client") {
+  // Decoded as one stream: a multi-byte character may straddle two chunks.
+  process.stdin.setEncoding("utf8");
   let input = "";
   for await (const chunk of process.stdin) input += chunk;
   const steps = JSON.parse(input);
