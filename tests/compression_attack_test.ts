@@ -34,6 +34,7 @@ import {
   waitCloseEvent,
 } from "./helpers/attack.ts";
 import type { ServerProcess } from "./helpers/process.ts";
+import { missing } from "./helpers/needs.ts";
 
 /** RSS bound for every compression attack. */
 const BOUND = 1024 * MiB;
@@ -176,6 +177,14 @@ async function stream(name: string, mode: string, conns: number, seconds: number
     ours = await a.finish(name);
   }
   // The control: gorilla's echo server under the same attack (not checked).
+  const why = missing("go", "gorilla");
+  if (why !== null) {
+    console.log(
+      `  ${name}, worst round trip of a well-behaved client: ours ${ours.toFixed(0)}ms | ` +
+        `gorilla NOT RUN (${why})`,
+    );
+    return;
+  }
   await using gorilla = await PeerProcess.gorilla("serve", [
     "-addr",
     "127.0.0.1:0",
