@@ -260,15 +260,13 @@ export type InflateStep = "done" | "more" | "wait" | "over";
  * needs one of the {@linkcode MAX_INFLATING} slots, or it waits.
  */
 export class Inflation {
-  /** Output bytes so far. */
-  total = 0;
   /** Output bytes of the last step (the work it did). */
   last = 0;
   #owner: PerMessageDeflate;
   #engine: RawInflater | null;
-  #parts: Uint8Array[] = [];
-  #max: number;
   #input: Uint8Array;
+  #result: Uint8Array | null = null;
+  #total = 0;
   #steps = 0;
   #slot = false;
   #detached = false;
@@ -277,15 +275,21 @@ export class Inflation {
   constructor(owner: PerMessageDeflate, engine: RawInflater, payload: Uint8Array, max: number) {
     this.#owner = owner;
     this.#engine = engine;
-    this.#max = max;
     this.#input = payload;
-    engine.begin([payload, TAIL]);
+    engine.begin([payload, TAIL], max);
+  }
+
+  /** Output bytes so far. */
+  get total(): number {
+    return this.#total;
   }
 
   /** Memory held: the output so far, a detached copy of the input, a lent engine. */
   get held(): number {
-    return this.total + (this.#detached ? this.#input.length : 0) +
-      (this.#engine && !this.#owner.keepsOwnContext ? this.#owner.inflaterBytes : 0);
+    const engine = this.#engine;
+    return (this.#result?.length ?? engine?.held ?? 0) +
+      (this.#detached ? this.#input.length : 0) +
+      (engine && !this.#owner.keepsOwnContext ? this.#owner.inflaterBytes : 0);
   }
 
   /**
@@ -304,35 +308,27 @@ export class Inflation {
       this.#slot = true;
     }
     this.#steps++;
-    let r: "done" | "more" | "stopped";
+    const before = engine.length;
+    let r: "done" | "more" | "over";
     try {
-      r = engine.step(INFLATE_SLICE, (chunk) => {
-        this.total += chunk.length;
-        this.last += chunk.length;
-        this.#parts.push(chunk);
-        return this.total <= this.#max;
-      });
+      r = engine.step(INFLATE_SLICE);
     } catch (err) {
       this.#end(false);
       throw err;
     }
+    this.last = engine.length - before;
+    this.#total = engine.length;
     if (r === "more") return "more";
+    if (r === "done") this.#result = engine.output();
     this.#end(true);
-    return r === "done" ? "done" : "over";
+    return r;
   }
 
   /** The inflated message, once a step said `done`. */
   result(): Uint8Array {
-    const parts = this.#parts;
-    this.#parts = [];
-    if (parts.length === 1) return parts[0];
-    const all = new Uint8Array(this.total);
-    let off = 0;
-    for (const p of parts) {
-      all.set(p, off);
-      off += p.length;
-    }
-    return all;
+    const out = this.#result ?? new Uint8Array(0);
+    this.#result = null;
+    return out;
   }
 
   /** Copies the input, so that the caller may reuse the buffer it was in. */
@@ -345,7 +341,7 @@ export class Inflation {
 
   /** Gives up (the connection ended): frees the slot and gives the engine back. */
   close(): void {
-    this.#parts = [];
+    this.#result = null;
     this.#end(false);
   }
 

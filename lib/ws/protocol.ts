@@ -58,7 +58,7 @@ export const DEFAULT_SEND_HIGH_WATER = 1024 * 1024;
  * Work one connection may do before {@linkcode Protocol.process} yields: in
  * bytes received, with each frame counted as {@linkcode FRAME_COST} more.
  */
-export const DEFAULT_TURN_BUDGET = 1024 * 1024;
+export const DEFAULT_TURN_BUDGET = 256 * 1024;
 
 /** What a byte compressed for a send costs in the turn budget. */
 const DEFLATE_COST = 3;

@@ -197,6 +197,16 @@ export class RawDeflater {
 export class RawInflater {
   #e: Engine;
   #cursor: Cursor | null = null;
+  /**
+   * Where the message begun is inflated to: the shared {@linkcode OUT} while
+   * it fits there (a message done within one step is copied out once, at
+   * its size), then a buffer of its own that zlib writes into directly,
+   * grown ×4 up to the limit, so a large message is neither cut into
+   * chunks nor joined.
+   */
+  #out: Uint8Array = OUT;
+  #len = 0;
+  #max = 0;
 
   /** @param windowBits the largest window the peer may use, 8 to 15 */
   constructor(windowBits: number) {
@@ -210,27 +220,20 @@ export class RawInflater {
    * DEFLATE.
    */
   push(input: Uint8Array, max: number, tail?: Uint8Array): Uint8Array | null {
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    let ok: boolean;
-    try {
-      ok = run(this.#e, tail ? [input, tail] : [input], (c) => {
-        total += c.length;
-        parts.push(c);
-        return total <= max;
-      });
-    } catch (err) {
-      throw new RangeError(`invalid compressed data: ${errorText(err)}`);
-    }
-    return ok ? join(parts, total) : null;
+    this.begin(tail ? [input, tail] : [input], max);
+    return this.step(Infinity) === "done" ? this.output() : null;
   }
 
   /**
    * Starts inflating `inputs` (one message, then e.g. the sync flush marker
-   * put back) a slice at a time: see {@linkcode RawInflater.step}.
+   * put back), bounded by `max` bytes of output, a slice at a time: see
+   * {@linkcode RawInflater.step}.
    */
-  begin(inputs: Uint8Array[]): void {
+  begin(inputs: Uint8Array[], max: number): void {
     this.#cursor = { inputs, index: 0, offset: 0 };
+    this.#out = OUT;
+    this.#len = 0;
+    this.#max = max;
   }
 
   /** Replaces the inputs of the message begun by equal copies (the same bytes, elsewhere). */
@@ -238,37 +241,98 @@ export class RawInflater {
     if (this.#cursor) this.#cursor.inputs = inputs;
   }
 
+  /** Bytes inflated so far of the message begun. */
+  get length(): number {
+    return this.#len;
+  }
+
+  /** Memory held for the message begun: its own output buffer, once it has one. */
+  get held(): number {
+    return this.#out === OUT ? 0 : this.#out.length;
+  }
+
   /**
-   * Inflates more of what {@linkcode RawInflater.begin} was given: at least
-   * `budget` bytes of output (one 64 KiB chunk past it at most), handing
-   * each chunk to `take`. Returns `done` once all is inflated, `more` when
-   * there is more to do, `stopped` when `take` refused a chunk. Throws a
-   * RangeError for data that is not valid DEFLATE.
+   * Inflates more of what {@linkcode RawInflater.begin} was given, about
+   * `budget` bytes of output. Returns `done` once all is inflated
+   * ({@linkcode output} then has it), `more` when there is more to do,
+   * `over` when the output passed the limit. Throws a RangeError for data
+   * that is not valid DEFLATE.
    */
-  step(budget: number, take: (chunk: Uint8Array) => boolean): "done" | "more" | "stopped" {
+  step(budget: number): "done" | "more" | "over" {
     const c = this.#cursor;
     if (c === null) return "done";
-    let r: number;
+    let r: "done" | "more" | "over";
     try {
-      r = step(this.#e, c, budget, take, Z_SYNC_FLUSH);
+      r = this.#run(c, budget);
     } catch (err) {
       this.#cursor = null;
       throw new RangeError(`invalid compressed data: ${errorText(err)}`);
     }
-    if (r === Step.More) return "more";
-    this.#cursor = null;
-    return r === Step.Done ? "done" : "stopped";
+    if (r !== "more") this.#cursor = null;
+    return r;
+  }
+
+  /** The message inflated, at its size (once a step said `done`). */
+  output(): Uint8Array {
+    const out = this.#out;
+    this.#out = OUT;
+    if (out === OUT) return OUT.slice(0, this.#len);
+    return this.#len === out.length ? out : out.subarray(0, this.#len);
+  }
+
+  #run(c: Cursor, budget: number): "done" | "more" | "over" {
+    const e = this.#e;
+    let produced = 0;
+    for (; c.index < c.inputs.length; c.index++, c.offset = 0) {
+      const input = c.inputs[c.index];
+      for (;;) {
+        if (produced >= budget) {
+          // The message goes on later: its output so far may not stay in the shared buffer.
+          if (this.#out === OUT) this.#grow();
+          return "more";
+        }
+        if (this.#len === this.#out.length && !this.#grow()) return "over";
+        const out = this.#out;
+        const room = Math.min(out.length - this.#len, Math.max(CHUNK, budget - produced));
+        const inLen = input.length - c.offset;
+        e._handle!.writeSync(Z_SYNC_FLUSH, input, c.offset, inLen, out, this.#len, room);
+        if (e.failure !== undefined) throw new Error(e.failure);
+        const availOut = e._writeState[0];
+        const n = room - availOut;
+        c.offset += inLen - e._writeState[1];
+        this.#len += n;
+        produced += n;
+        if (this.#len > this.#max) return "over";
+        // Output space left over means zlib has taken all input and flushed.
+        if (availOut !== 0) break;
+      }
+    }
+    return "done";
+  }
+
+  /** More room for the output, ×4 up to one byte past the limit; false when it is at that. */
+  #grow(): boolean {
+    const cap = this.#max + 1;
+    const old = this.#out;
+    if (old.length >= cap) return false;
+    const size = Math.min(cap, Math.max(old.length * 4, CHUNK));
+    const grown = new Uint8Array(size);
+    grown.set(old.subarray(0, this.#len));
+    this.#out = grown;
+    return true;
   }
 
   /** Forgets the window (and any message begun). */
   reset(): void {
     this.#cursor = null;
+    this.#out = OUT;
     this.#e._handle!.reset();
   }
 
   /** Frees the engine. */
   close(): void {
     this.#cursor = null;
+    this.#out = OUT;
     this.#e._handle?.close();
   }
 }
