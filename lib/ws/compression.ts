@@ -55,10 +55,22 @@ export const DEFLATE_SLICE = 256 * 1024;
 /** Output (bytes) inflated per slice: 1 MiB of zeros inflates in about 3 ms. */
 export const INFLATE_SLICE = 256 * 1024;
 
+/** The idle engine shared by every connection of one window size (and level), or null while lent. */
+interface Shared<T> {
+  engine: T | null;
+}
+
 // Engines shared by every connection that does not keep context, one per
-// window size (and, to compress, level); lent whole to a message in slices.
-const sharedDeflaters = new Map<string, RawDeflater>();
-const sharedInflaters = new Map<number, RawInflater>();
+// window size (and, to compress, level); lent whole to a message, given back
+// when it is done. Each connection finds its slot once, at its start.
+const sharedDeflaters = new Map<string, Shared<RawDeflater>>();
+const sharedInflaters = new Map<number, Shared<RawInflater>>();
+
+function sharedSlot<K, T>(map: Map<K, Shared<T>>, key: K): Shared<T> {
+  let slot = map.get(key);
+  if (!slot) map.set(key, slot = { engine: null });
+  return slot;
+}
 /** Messages inflating across turns now (see {@linkcode MAX_INFLATING}). */
 let inflating = 0;
 
@@ -90,6 +102,8 @@ export class PerMessageDeflate {
   #keepPeer: boolean;
   #deflater: RawDeflater | null = null;
   #inflater: RawInflater | null = null;
+  #sharedDeflater: Shared<RawDeflater> | null = null;
+  #sharedInflater: Shared<RawInflater> | null = null;
 
   /**
    * The engine of one side of a connection.
@@ -121,6 +135,10 @@ export class PerMessageDeflate {
     this.#peerBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
     this.#keepOwn = !(server ? params.serverNoContextTakeover : params.clientNoContextTakeover);
     this.#keepPeer = !(server ? params.clientNoContextTakeover : params.serverNoContextTakeover);
+    if (!this.#keepOwn) {
+      this.#sharedDeflater = sharedSlot(sharedDeflaters, `${this.#ownBits}/${level}`);
+    }
+    if (!this.#keepPeer) this.#sharedInflater = sharedSlot(sharedInflaters, this.#peerBits);
   }
 
   /** zlib memory held for this connection alone (engines that keep context). */
@@ -209,45 +227,41 @@ export class PerMessageDeflate {
 
   /** Gives back an inflate engine; one that failed (`ok` false) and was shared is dropped. */
   giveInflater(engine: RawInflater, ok: boolean): void {
-    if (this.#keepPeer) return; // our own: it dies with the connection
-    if (ok && !sharedInflaters.has(this.#peerBits)) {
+    const shared = this.#sharedInflater;
+    if (shared === null) return; // our own: it dies with the connection
+    if (ok && shared.engine === null) {
       engine.reset();
-      sharedInflaters.set(this.#peerBits, engine);
+      shared.engine = engine;
     } else {
       engine.close();
     }
   }
 
   #takeDeflater(): RawDeflater {
-    if (this.#keepOwn) return this.#deflater ??= new RawDeflater(this.#ownBits, this.#level);
-    const key = `${this.#ownBits}/${this.#level}`;
-    const shared = sharedDeflaters.get(key);
-    if (shared) {
-      sharedDeflaters.delete(key);
-      return shared;
-    }
-    return new RawDeflater(this.#ownBits, this.#level);
+    const shared = this.#sharedDeflater;
+    if (shared === null) return this.#deflater ??= new RawDeflater(this.#ownBits, this.#level);
+    const engine = shared.engine ?? new RawDeflater(this.#ownBits, this.#level);
+    shared.engine = null;
+    return engine;
   }
 
   #giveDeflater(engine: RawDeflater): void {
-    if (this.#keepOwn) return;
-    const key = `${this.#ownBits}/${this.#level}`;
-    if (sharedDeflaters.has(key)) {
+    const shared = this.#sharedDeflater;
+    if (shared === null) return;
+    if (shared.engine !== null) {
       engine.close();
       return;
     }
     engine.reset();
-    sharedDeflaters.set(key, engine);
+    shared.engine = engine;
   }
 
   #takeInflater(): RawInflater {
-    if (this.#keepPeer) return this.#inflater ??= new RawInflater(this.#peerBits);
-    const shared = sharedInflaters.get(this.#peerBits);
-    if (shared) {
-      sharedInflaters.delete(this.#peerBits);
-      return shared;
-    }
-    return new RawInflater(this.#peerBits);
+    const shared = this.#sharedInflater;
+    if (shared === null) return this.#inflater ??= new RawInflater(this.#peerBits);
+    const engine = shared.engine ?? new RawInflater(this.#peerBits);
+    shared.engine = null;
+    return engine;
   }
 }
 
