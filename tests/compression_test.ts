@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import {
   DEFLATE_SLICE,
   INFLATE_SLICE,
+  inflation,
   MAX_INFLATING,
   PerMessageDeflate,
 } from "../lib/ws/compression.ts";
@@ -241,7 +242,7 @@ Deno.test(`at most ${MAX_INFLATING} messages inflate across turns at once; the n
   const payload = deflated(new Uint8Array(INFLATE_SLICE * 4));
   const engines = Array.from(
     { length: MAX_INFLATING + 1 },
-    () => new PerMessageDeflate(TAKEOVER, "server").inflation(payload, 1 << 30),
+    () => inflation(new PerMessageDeflate(TAKEOVER, "server"), payload, 1 << 30),
   );
   for (const e of engines) assert.equal(e.step(), "more", "the first slice needs no slot");
   const second = engines.map((e) => e.step());
@@ -260,7 +261,7 @@ Deno.test(`at most ${MAX_INFLATING} messages inflate across turns at once; the n
 
 Deno.test("a message inflating past the limit stops there (1009) and gives its slot back", () => {
   const payload = deflated(new Uint8Array(INFLATE_SLICE * 8));
-  const a = new PerMessageDeflate(TAKEOVER, "server").inflation(payload, INFLATE_SLICE * 2);
+  const a = inflation(new PerMessageDeflate(TAKEOVER, "server"), payload, INFLATE_SLICE * 2);
   let r;
   while ((r = a.step()) === "more");
   assert.equal(r, "over");
@@ -268,7 +269,7 @@ Deno.test("a message inflating past the limit stops there (1009) and gives its s
   // Every slot is free again: MAX_INFLATING messages can all go past their first slice.
   const others = Array.from(
     { length: MAX_INFLATING },
-    () => new PerMessageDeflate(TAKEOVER, "server").inflation(payload, 1 << 30),
+    () => inflation(new PerMessageDeflate(TAKEOVER, "server"), payload, 1 << 30),
   );
   for (const o of others) o.step();
   assert.deepEqual(others.map((o) => o.step()), Array(MAX_INFLATING).fill("more"));

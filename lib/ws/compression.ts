@@ -89,21 +89,114 @@ function stripTail(out: Uint8Array): Uint8Array {
   return out.length >= 4 ? out.subarray(0, out.length - 4) : Uint8Array.of(0);
 }
 
+/**
+ * The zlib engines of one connection: its own (a context kept across
+ * messages) or the process-wide shared ones, lent whole to one message at a
+ * time and given back when it is done.
+ */
+export class Engines {
+  /** Whether our own context is kept (the deflater is ours, not shared). */
+  readonly keepOwn: boolean;
+  /** Whether the peer's context is kept (the inflater is ours, not shared). */
+  readonly keepPeer: boolean;
+  /** zlib memory of one deflate engine of our window. */
+  readonly deflaterBytes: number;
+  /** zlib memory of one inflate engine of the peer's window. */
+  readonly inflaterBytes: number;
+  #level: number;
+  #ownBits: number;
+  #peerBits: number;
+  #deflater: RawDeflater | null = null;
+  #inflater: RawInflater | null = null;
+  #sharedDeflater: Shared<RawDeflater> | null = null;
+  #sharedInflater: Shared<RawInflater> | null = null;
+
+  /** Engines for one side of a connection with `params` agreed. */
+  constructor(params: DeflateParams, server: boolean, level: number) {
+    this.#level = level;
+    this.#ownBits = Math.max(
+      MIN_OWN_WINDOW_BITS,
+      server ? params.serverMaxWindowBits : params.clientMaxWindowBits,
+    );
+    this.#peerBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
+    this.keepOwn = !(server ? params.serverNoContextTakeover : params.clientNoContextTakeover);
+    this.keepPeer = !(server ? params.clientNoContextTakeover : params.serverNoContextTakeover);
+    this.deflaterBytes = deflaterBytes(this.#ownBits);
+    this.inflaterBytes = inflaterBytes(this.#peerBits);
+    if (!this.keepOwn) {
+      this.#sharedDeflater = sharedSlot(sharedDeflaters, `${this.#ownBits}/${level}`);
+    }
+    if (!this.keepPeer) this.#sharedInflater = sharedSlot(sharedInflaters, this.#peerBits);
+  }
+
+  /** zlib memory held for this connection alone (engines that keep context). */
+  get held(): number {
+    return (this.#deflater ? this.deflaterBytes : 0) + (this.#inflater ? this.inflaterBytes : 0);
+  }
+
+  /** The engine to compress one message with: our own, or the shared one (lent until given back). */
+  takeDeflater(): RawDeflater {
+    const shared = this.#sharedDeflater;
+    if (shared === null) return this.#deflater ??= new RawDeflater(this.#ownBits, this.#level);
+    const engine = shared.engine ?? new RawDeflater(this.#ownBits, this.#level);
+    shared.engine = null;
+    return engine;
+  }
+
+  /** Gives back an engine from {@linkcode takeDeflater}: a shared one is reset and shared again. */
+  giveDeflater(engine: RawDeflater): void {
+    const shared = this.#sharedDeflater;
+    if (shared === null) return;
+    if (shared.engine !== null) {
+      engine.close();
+      return;
+    }
+    engine.reset();
+    shared.engine = engine;
+  }
+
+  /** The engine to inflate one message with: our own, or the shared one (lent until given back). */
+  takeInflater(): RawInflater {
+    const shared = this.#sharedInflater;
+    if (shared === null) return this.#inflater ??= new RawInflater(this.#peerBits);
+    const engine = shared.engine ?? new RawInflater(this.#peerBits);
+    shared.engine = null;
+    return engine;
+  }
+
+  /** Gives back an inflate engine; one that failed (`ok` false) and was shared is dropped. */
+  giveInflater(engine: RawInflater, ok: boolean): void {
+    const shared = this.#sharedInflater;
+    if (shared === null) return; // our own: it dies with the connection
+    if (ok && shared.engine === null) {
+      engine.reset();
+      shared.engine = engine;
+    } else {
+      engine.close();
+    }
+  }
+
+  /** Frees the engines of its own. */
+  close(): void {
+    this.#deflater?.close();
+    this.#inflater?.close();
+    this.#deflater = this.#inflater = null;
+  }
+}
+
+let enginesOf: (d: PerMessageDeflate) => Engines;
+
 /** One connection's permessage-deflate: compresses what it sends, inflates what it receives. */
 export class PerMessageDeflate {
   /** The agreed parameters. */
   readonly params: DeflateParams;
   /** Messages smaller than this (bytes) are sent uncompressed. */
   readonly threshold: number;
-  #level: number;
-  #ownBits: number;
-  #peerBits: number;
-  #keepOwn: boolean;
-  #keepPeer: boolean;
-  #deflater: RawDeflater | null = null;
-  #inflater: RawInflater | null = null;
-  #sharedDeflater: Shared<RawDeflater> | null = null;
-  #sharedInflater: Shared<RawInflater> | null = null;
+  #engines: Engines;
+
+  static {
+    enginesOf = (d) => d.#engines;
+  }
 
   /**
    * The engine of one side of a connection.
@@ -126,44 +219,23 @@ export class PerMessageDeflate {
     }
     this.params = params;
     this.threshold = threshold;
-    this.#level = level;
-    const server = role === "server";
-    this.#ownBits = Math.max(
-      MIN_OWN_WINDOW_BITS,
-      server ? params.serverMaxWindowBits : params.clientMaxWindowBits,
-    );
-    this.#peerBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
-    this.#keepOwn = !(server ? params.serverNoContextTakeover : params.clientNoContextTakeover);
-    this.#keepPeer = !(server ? params.clientNoContextTakeover : params.serverNoContextTakeover);
-    if (!this.#keepOwn) {
-      this.#sharedDeflater = sharedSlot(sharedDeflaters, `${this.#ownBits}/${level}`);
-    }
-    if (!this.#keepPeer) this.#sharedInflater = sharedSlot(sharedInflaters, this.#peerBits);
+    this.#engines = new Engines(params, role === "server", level);
   }
 
   /** zlib memory held for this connection alone (engines that keep context). */
   get held(): number {
-    return (this.#deflater ? deflaterBytes(this.#ownBits) : 0) +
-      (this.#inflater ? inflaterBytes(this.#peerBits) : 0);
+    return this.#engines.held;
   }
 
   /** Compresses one message's payload; the result goes in frames with RSV1 on the first (§7.2.1). */
   compress(payload: Uint8Array): Uint8Array {
-    const engine = this.#takeDeflater();
+    const engines = this.#engines;
+    const engine = engines.takeDeflater();
     try {
       return stripTail(engine.push(payload));
     } finally {
-      this.#giveDeflater(engine);
+      engines.giveDeflater(engine);
     }
-  }
-
-  /**
-   * Starts compressing one message in slices ({@linkcode Deflation.step}),
-   * for a message larger than {@linkcode DEFLATE_SLICE}. `payload` must not
-   * change until the deflation is done.
-   */
-  deflation(payload: Uint8Array): Deflation {
-    return new Deflation(this, payload);
   }
 
   /**
@@ -172,97 +244,42 @@ export class PerMessageDeflate {
    * RangeError for data that is not valid DEFLATE.
    */
   decompress(payload: Uint8Array, max: number): Uint8Array | null {
-    const engine = this.#takeInflater();
+    const engines = this.#engines;
+    const engine = engines.takeInflater();
     let ok = false;
     try {
       const out = engine.push(payload, max, TAIL);
       ok = true;
       return out;
     } finally {
-      this.giveInflater(engine, ok);
+      engines.giveInflater(engine, ok);
     }
-  }
-
-  /**
-   * Starts inflating one message's payload in slices
-   * ({@linkcode Inflation.step}), bounded by `max` bytes of output.
-   * `payload` must stay unchanged until the first step returns, or until
-   * {@linkcode Inflation.detach} was called.
-   */
-  inflation(payload: Uint8Array, max: number): Inflation {
-    return new Inflation(this, this.#takeInflater(), payload, max);
   }
 
   /** Frees the engines of its own. */
   close(): void {
-    this.#deflater?.close();
-    this.#inflater?.close();
-    this.#deflater = this.#inflater = null;
+    this.#engines.close();
   }
+}
 
-  /** zlib memory of one inflate engine of this connection's peer window. */
-  get inflaterBytes(): number {
-    return inflaterBytes(this.#peerBits);
-  }
+/**
+ * Starts compressing one message of `d`'s connection in slices
+ * ({@linkcode Deflation.step}), for a message larger than
+ * {@linkcode DEFLATE_SLICE}. `payload` must not change until it is done.
+ */
+export function deflation(d: PerMessageDeflate, payload: Uint8Array): Deflation {
+  return new Deflation(enginesOf(d), payload);
+}
 
-  /** zlib memory of one deflate engine of this connection's own window. */
-  get deflaterBytes(): number {
-    return deflaterBytes(this.#ownBits);
-  }
-
-  /** Whether a lent engine is this connection's own (kept across messages). */
-  get keepsOwnContext(): boolean {
-    return this.#keepOwn;
-  }
-
-  /** The engine to compress one message with: our own, or the shared one (lent until given back). */
-  takeDeflater(): RawDeflater {
-    return this.#takeDeflater();
-  }
-
-  /** Gives back an engine from {@linkcode takeDeflater}: a shared one is reset and shared again. */
-  giveDeflater(engine: RawDeflater): void {
-    this.#giveDeflater(engine);
-  }
-
-  /** Gives back an inflate engine; one that failed (`ok` false) and was shared is dropped. */
-  giveInflater(engine: RawInflater, ok: boolean): void {
-    const shared = this.#sharedInflater;
-    if (shared === null) return; // our own: it dies with the connection
-    if (ok && shared.engine === null) {
-      engine.reset();
-      shared.engine = engine;
-    } else {
-      engine.close();
-    }
-  }
-
-  #takeDeflater(): RawDeflater {
-    const shared = this.#sharedDeflater;
-    if (shared === null) return this.#deflater ??= new RawDeflater(this.#ownBits, this.#level);
-    const engine = shared.engine ?? new RawDeflater(this.#ownBits, this.#level);
-    shared.engine = null;
-    return engine;
-  }
-
-  #giveDeflater(engine: RawDeflater): void {
-    const shared = this.#sharedDeflater;
-    if (shared === null) return;
-    if (shared.engine !== null) {
-      engine.close();
-      return;
-    }
-    engine.reset();
-    shared.engine = engine;
-  }
-
-  #takeInflater(): RawInflater {
-    const shared = this.#sharedInflater;
-    if (shared === null) return this.#inflater ??= new RawInflater(this.#peerBits);
-    const engine = shared.engine ?? new RawInflater(this.#peerBits);
-    shared.engine = null;
-    return engine;
-  }
+/**
+ * Starts inflating one message of `d`'s connection in slices
+ * ({@linkcode Inflation.step}), bounded by `max` bytes of output.
+ * `payload` must stay unchanged until the first step returns, or until
+ * {@linkcode Inflation.detach} was called.
+ */
+export function inflation(d: PerMessageDeflate, payload: Uint8Array, max: number): Inflation {
+  const engines = enginesOf(d);
+  return new Inflation(engines, engines.takeInflater(), payload, max);
 }
 
 /** How an {@linkcode Inflation} step ended. */
@@ -276,7 +293,7 @@ export type InflateStep = "done" | "more" | "wait" | "over";
 export class Inflation {
   /** Output bytes of the last step (the work it did). */
   last = 0;
-  #owner: PerMessageDeflate;
+  #owner: Engines;
   #engine: RawInflater | null;
   #input: Uint8Array;
   #result: Uint8Array | null = null;
@@ -285,8 +302,8 @@ export class Inflation {
   #slot = false;
   #detached = false;
 
-  /** Made by {@linkcode PerMessageDeflate.inflation}. */
-  constructor(owner: PerMessageDeflate, engine: RawInflater, payload: Uint8Array, max: number) {
+  /** Made by {@linkcode inflation}. */
+  constructor(owner: Engines, engine: RawInflater, payload: Uint8Array, max: number) {
     this.#owner = owner;
     this.#engine = engine;
     this.#input = payload;
@@ -303,7 +320,7 @@ export class Inflation {
     const engine = this.#engine;
     return (this.#result?.length ?? engine?.held ?? 0) +
       (this.#detached ? this.#input.length : 0) +
-      (engine && !this.#owner.keepsOwnContext ? this.#owner.inflaterBytes : 0);
+      (engine && !this.#owner.keepPeer ? this.#owner.inflaterBytes : 0);
   }
 
   /**
@@ -378,13 +395,13 @@ export class Inflation {
 export class Deflation {
   /** Input bytes not yet compressed. */
   remaining: number;
-  #owner: PerMessageDeflate;
+  #owner: Engines;
   #engine: RawDeflater | null;
   #payload: Uint8Array;
   #offset = 0;
 
-  /** Made by {@linkcode PerMessageDeflate.deflation}. */
-  constructor(owner: PerMessageDeflate, payload: Uint8Array) {
+  /** Made by {@linkcode deflation}. */
+  constructor(owner: Engines, payload: Uint8Array) {
     this.#owner = owner;
     this.#payload = payload;
     this.remaining = payload.length;
@@ -393,7 +410,7 @@ export class Deflation {
 
   /** Memory held: a lent engine (the payload is the caller's, counted by whoever queued it). */
   get held(): number {
-    return this.#engine && !this.#owner.keepsOwnContext ? this.#owner.deflaterBytes : 0;
+    return this.#engine && !this.#owner.keepOwn ? this.#owner.deflaterBytes : 0;
   }
 
   /** Compresses the next slice; `last` says whether that was the end of the message. */

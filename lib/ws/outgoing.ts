@@ -17,7 +17,7 @@
  * @module
  */
 
-import { DEFLATE_SLICE, type Deflation, type PerMessageDeflate } from "./compression.ts";
+import { DEFLATE_SLICE, type Deflation, deflation, type PerMessageDeflate } from "./compression.ts";
 import { Opcode } from "./frame.ts";
 import type { Message } from "./read.ts";
 import { SendQueue, ZERO_COPY_PAYLOAD } from "./write.ts";
@@ -196,7 +196,7 @@ export class Outgoing {
         continue;
       }
       const first = d.deflation === null;
-      d.deflation ??= this.#deflate!.deflation(d.data as Uint8Array);
+      d.deflation ??= deflation(this.#deflate!, d.data as Uint8Array);
       const before = d.deflation.remaining;
       const { out, last } = d.deflation.step();
       this.#deferredBytes -= before - d.deflation.remaining;

@@ -30,7 +30,12 @@ import {
 import { unmask } from "./mask.ts";
 import { decodeAscii, decodeText, SHORT_TEXT } from "./utf8.ts";
 import { release, resize } from "./bytes.ts";
-import type { InflateStep, Inflation, PerMessageDeflate } from "./compression.ts";
+import {
+  type InflateStep,
+  type Inflation,
+  inflation,
+  type PerMessageDeflate,
+} from "./compression.ts";
 import { InvalidFramePayloadData, MessageTooBig, ProtocolError } from "./close.ts";
 import { Assembly } from "./assembly.ts";
 
@@ -425,7 +430,7 @@ export class FrameReader {
   #inflate(opcode: number, payload: Uint8Array, owned: Uint8Array | null): number {
     this.#inflateOpcode = opcode;
     this.#inflateInput = owned;
-    this.#inflation = this.#deflate!.inflation(payload, this.maxMessageSize);
+    this.#inflation = inflation(this.#deflate!, payload, this.maxMessageSize);
     const event = this.#inflateStep();
     if (event === ReadEvent.Inflating && owned === null) this.#inflation?.detach();
     return event;
