@@ -17,7 +17,7 @@ import {
 } from "../lib/ws/compression.ts";
 import type { DeflateParams } from "../lib/ws/deflate.ts";
 import { type Message, Progress, Protocol } from "../lib/ws/protocol.ts";
-import { concat, frame } from "./helpers/raw.ts";
+import { concat, frame, type SplitFrame, splitFrames } from "./helpers/raw.ts";
 
 const TEXT = 0x1;
 const BINARY = 0x2;
@@ -69,36 +69,10 @@ function inflated(payload: Uint8Array): Uint8Array {
   );
 }
 
-interface Frame {
-  opcode: number;
-  fin: boolean;
-  rsv1: boolean;
-  payload: Uint8Array;
-}
+type Frame = SplitFrame;
 
 /** Splits unmasked server output into frames. */
-function frames(bytes: Uint8Array): Frame[] {
-  const out: Frame[] = [];
-  for (let i = 0; i < bytes.length;) {
-    let len = bytes[i + 1] & 0x7f;
-    let at = i + 2;
-    if (len === 126) {
-      len = (bytes[at] << 8) | bytes[at + 1];
-      at += 2;
-    } else if (len === 127) {
-      len = Number(new DataView(bytes.buffer, bytes.byteOffset + at, 8).getBigUint64(0));
-      at += 8;
-    }
-    out.push({
-      opcode: bytes[i] & 0x0f,
-      fin: (bytes[i] & 0x80) !== 0,
-      rsv1: (bytes[i] & 0x40) !== 0,
-      payload: bytes.slice(at, at + len),
-    });
-    i = at + len;
-  }
-  return out;
-}
+const frames = splitFrames;
 
 /** A server protocol with permessage-deflate, recording the messages it gets. */
 function server(params = TAKEOVER) {

@@ -12,7 +12,7 @@ import {
   type ProtocolOptions,
   State,
 } from "../lib/ws/protocol.ts";
-import { closePayload, concat, frame, TEST_MASK_KEY } from "./helpers/raw.ts";
+import { closePayload, concat, frame, splitFrames, TEST_MASK_KEY } from "./helpers/raw.ts";
 
 const CONT = 0x0;
 const TEXT = 0x1;
@@ -61,31 +61,7 @@ function output(
       p.written(x.length);
     }
   }
-  const bytes = concat(...chunks);
-  const frames = [];
-  for (let i = 0; i < bytes.length;) {
-    const fin = (bytes[i] & 0x80) !== 0;
-    const opcode = bytes[i] & 0x0f;
-    const masked = (bytes[i + 1] & 0x80) !== 0;
-    let len = bytes[i + 1] & 0x7f;
-    let at = i + 2;
-    if (len === 126) {
-      len = (bytes[at] << 8) | bytes[at + 1];
-      at += 2;
-    } else if (len === 127) {
-      len = Number(new DataView(bytes.buffer, bytes.byteOffset + at, 8).getBigUint64(0));
-      at += 8;
-    }
-    let payload = bytes.slice(at + (masked ? 4 : 0), at + (masked ? 4 : 0) + len);
-    if (masked) {
-      const key = bytes.subarray(at, at + 4);
-      payload = payload.map((b, j) => b ^ key[j & 3]);
-      at += 4;
-    }
-    frames.push({ opcode, fin, masked, payload });
-    i = at + len;
-  }
-  return frames;
+  return splitFrames(concat(...chunks));
 }
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -22,6 +22,7 @@ import type { Faults } from "../common/faults.ts";
 import type { LogFormat } from "../common/log.ts";
 import { commonSettings, type ConnectionSettings } from "../common/settings.ts";
 import { versionLine } from "../common/version.ts";
+import type { Command } from "../common/command.ts";
 import { parseHeader } from "./headers.ts";
 import { CLIENT_HELP, DEFAULT_URL } from "./help.ts";
 import { OUTPUT_MODES, type OutputMode } from "./output.ts";
@@ -107,10 +108,7 @@ export interface ClientProgram {
 }
 
 /** What the command line asks for: text to print and exit 0 (help, version, report), or a client. */
-export type ClientCommand =
-  | { type: "print"; text: string }
-  | { type: "keepalive-report"; settings: ConnectionSettings; logFormat: LogFormat }
-  | { type: "run"; program: ClientProgram };
+export type ClientCommand = Command<ClientProgram>;
 
 /** Reads the client's command line; a bad one throws {@linkcode UsageError}. */
 export function parseClientArgs(args: string[]): ClientCommand {

@@ -10,8 +10,7 @@ import { readFlagFile } from "../common/files.ts";
 import { warnIfUntunable } from "../common/keepalive.ts";
 import { readLines } from "../common/lines.ts";
 import { createLogger, type Logger, writeStderr } from "../common/log.ts";
-import { printKeepAlive } from "../common/report.ts";
-import { EXIT_OK } from "../common/run.ts";
+import { runCommand } from "../common/command.ts";
 import { listenForStop, type Stop } from "../common/signals.ts";
 import type { ClientCommand, ClientProgram } from "./cli.ts";
 import { createOutput } from "./output.ts";
@@ -20,17 +19,8 @@ import { type ClientIO, runClient } from "./session.ts";
 import { processTerminal, Terminal } from "./terminal.ts";
 
 /** Does what the command line asked for; resolves with the exit code. */
-export async function clientCommand(command: ClientCommand): Promise<number> {
-  switch (command.type) {
-    case "print":
-      console.log(command.text);
-      return EXIT_OK;
-    case "keepalive-report":
-      printKeepAlive(command.settings, command.logFormat, "client");
-      return EXIT_OK;
-    case "run":
-      return await runClientProgram(command.program);
-  }
+export function clientCommand(command: ClientCommand): Promise<number> {
+  return runCommand(command, "client", runClientProgram);
 }
 
 /** Where the client's output goes: the terminal's line editor, or plain streams. */

@@ -20,6 +20,7 @@ import { commonSettings, type ConnectionSettings } from "../common/settings.ts";
 import type { Faults } from "../common/faults.ts";
 import type { LogFormat } from "../common/log.ts";
 import { versionLine } from "../common/version.ts";
+import type { Command } from "../common/command.ts";
 import { SERVER_HELP } from "./help.ts";
 import { workerCount } from "./supervisor.ts";
 
@@ -80,10 +81,7 @@ export interface ServerProgram {
 }
 
 /** What the command line asks for: text to print and exit 0 (help, version, report), or a server. */
-export type ServerCommand =
-  | { type: "print"; text: string }
-  | { type: "keepalive-report"; settings: ConnectionSettings; logFormat: LogFormat }
-  | { type: "run"; program: ServerProgram };
+export type ServerCommand = Command<ServerProgram>;
 
 /** Reads the server's command line; a bad one throws {@linkcode UsageError}. */
 export function parseServerArgs(args: string[]): ServerCommand {

@@ -9,7 +9,7 @@ import { errorText } from "../../lib/errors.ts";
 import { readFlagFile } from "../common/files.ts";
 import { warnIfUntunable } from "../common/keepalive.ts";
 import { createLogger } from "../common/log.ts";
-import { printKeepAlive } from "../common/report.ts";
+import { runCommand } from "../common/command.ts";
 import { EXIT_OK } from "../common/run.ts";
 import { listenForStop } from "../common/signals.ts";
 import type { ServerCommand, ServerProgram } from "./cli.ts";
@@ -18,17 +18,8 @@ import { reusePortSupported, superviseWorkers, withoutFlag } from "./supervisor.
 import { WorkerChannel } from "./worker.ts";
 
 /** Does what the command line asked for; resolves with the exit code. */
-export async function serverCommand(command: ServerCommand): Promise<number> {
-  switch (command.type) {
-    case "print":
-      console.log(command.text);
-      return EXIT_OK;
-    case "keepalive-report":
-      printKeepAlive(command.settings, command.logFormat, "server");
-      return EXIT_OK;
-    case "run":
-      return await runServer(command.program);
-  }
+export function serverCommand(command: ServerCommand): Promise<number> {
+  return runCommand(command, "server", runServer);
 }
 
 /**

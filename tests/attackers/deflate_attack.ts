@@ -32,9 +32,9 @@ import { parseArgs } from "node:util";
 import zlib from "node:zlib";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { concat as join, frame as rawFrame } from "../helpers/raw.ts";
 
 const MiB = 1024 * 1024;
-const MASK = Uint8Array.of(0x37, 0xfa, 0x21, 0x3d);
 const TAIL_LEN = 4; // the 00 00 FF FF a sender strips (RFC 7692 §7.2.1)
 
 const { values, positionals } = parseArgs({
@@ -63,35 +63,13 @@ function emit(o: Record<string, unknown>): void {
   console.log(JSON.stringify(o));
 }
 
-/** A masked client frame with RSV1 (compressed) unless `plain`. */
+/** A masked client frame, compressed (RSV1) unless `compressed` is false (tests/helpers/raw.ts builds it). */
 function frame(opcode: number, payload: Uint8Array, compressed: boolean): Uint8Array {
-  const len = payload.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const out = new Uint8Array(2 + ext + 4 + len);
-  out[0] = 0x80 | (compressed ? 0x40 : 0) | opcode;
-  if (ext === 0) out[1] = 0x80 | len;
-  else if (ext === 2) {
-    out[1] = 0x80 | 126;
-    out[2] = len >>> 8;
-    out[3] = len & 0xff;
-  } else {
-    out[1] = 0x80 | 127;
-    new DataView(out.buffer).setBigUint64(2, BigInt(len));
-  }
-  out.set(MASK, 2 + ext);
-  const body = 2 + ext + 4;
-  for (let i = 0; i < len; i++) out[body + i] = payload[i] ^ MASK[i & 3];
-  return out;
+  return rawFrame(opcode, payload, { mask: true, rsv: compressed ? 4 : 0 });
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return join(...parts);
 }
 
 /**

@@ -115,6 +115,47 @@ export function frame(
   return concat(Uint8Array.from(head), data);
 }
 
+/** One frame as {@linkcode splitFrames} reads it. */
+export interface SplitFrame {
+  opcode: number;
+  fin: boolean;
+  /** RSV1: a compressed message's first frame (RFC 7692 §6). */
+  rsv1: boolean;
+  masked: boolean;
+  /** The payload, unmasked. */
+  payload: Uint8Array;
+}
+
+/** Splits whole frames written one after the other (RFC 6455 §5.2), independent of `lib/ws/frame.ts`. */
+export function splitFrames(bytes: Uint8Array): SplitFrame[] {
+  const frames: SplitFrame[] = [];
+  for (let i = 0; i < bytes.length;) {
+    const masked = (bytes[i + 1] & 0x80) !== 0;
+    let len = bytes[i + 1] & 0x7f;
+    let at = i + 2;
+    if (len === 126) {
+      len = (bytes[at] << 8) | bytes[at + 1];
+      at += 2;
+    } else if (len === 127) {
+      len = Number(new DataView(bytes.buffer, bytes.byteOffset + at, 8).getBigUint64(0));
+      at += 8;
+    }
+    const key = masked ? bytes.subarray(at, at + 4) : null;
+    if (key) at += 4;
+    let payload = bytes.slice(at, at + len);
+    if (key) payload = payload.map((b, j) => b ^ key[j & 3]);
+    frames.push({
+      opcode: bytes[i] & 0x0f,
+      fin: (bytes[i] & 0x80) !== 0,
+      rsv1: (bytes[i] & 0x40) !== 0,
+      masked,
+      payload,
+    });
+    i = at + len;
+  }
+  return frames;
+}
+
 /** A close frame payload: the 2-byte code, then the reason (string or raw bytes). */
 export function closePayload(code: number, reason: string | Uint8Array = ""): Uint8Array {
   const r = typeof reason === "string" ? encoder.encode(reason) : reason;
