@@ -36,6 +36,7 @@ import {
   runIdle,
   runPipelined,
   runRtt,
+  runStorm,
   runThroughput,
   type Timing,
 } from "./loadgen.ts";
@@ -81,6 +82,45 @@ type ServerScenario = Exclude<Scenario, "client" | "c100k" | "json" | "deflate">
 
 /** The scenarios measured on servers started with permessage-deflate on. */
 const DEFLATE_SCENARIOS: Scenario[] = ["json", "deflate"];
+
+/**
+ * GET /healthz on a fresh connection every 100 ms until stopped; keeps the
+ * slowest answer (a peer without /healthz answers something else, which
+ * counts the same: the question is how long any answer takes).
+ */
+class HttpProbe {
+  #worst = 0;
+  #stopped = false;
+  #loop: Promise<void>;
+
+  constructor(port: number) {
+    this.#loop = (async () => {
+      while (!this.#stopped) {
+        const started = performance.now();
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+            signal: AbortSignal.timeout(30_000),
+          });
+          await res.body?.cancel();
+        } catch {
+          // No answer within 30 s counts as 30 s.
+        }
+        this.#worst = Math.max(this.#worst, performance.now() - started);
+        await sleep(100);
+      }
+    })();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  async worstMs(): Promise<number> {
+    this.#stopped = true;
+    await this.#loop;
+    return this.#worst;
+  }
+}
 
 /** µs of CPU per unit of work, or nothing when it was not measured or nothing was done. */
 function perUnit(key: string, cpuSeconds: number | null, units: number): Record<string, number> {
@@ -179,6 +219,25 @@ async function measureServer(
           accepts: r.accepts,
           errors: r.errors,
           ...perUnit("cpu_us_per_conn", r.cpu_s, r.accepts),
+        },
+        note,
+      };
+    }
+    case "storm": {
+      // /healthz (any HTTP answer, for the peers) on a fresh connection every 100 ms meanwhile.
+      const probe = new HttpProbe(server.port);
+      const r = await runStorm(bin, server.url, config.stormClients, config.stormDialers, pid)
+        .finally(() => probe.stop());
+      const note = r.errors ? `${r.errors} client(s) failed, first: ${r.first_error}` : undefined;
+      return {
+        values: {
+          storm_s: r.storm_s,
+          ...perUnit("cpu_us_per_conn", r.cpu_s, r.echoed),
+          p50_ms: r.p50_ms,
+          p99_ms: r.p99_ms,
+          healthz_worst_ms: await probe.worstMs(),
+          echoed: r.echoed,
+          errors: r.errors,
         },
         note,
       };

@@ -16,6 +16,7 @@ export const SCENARIOS = [
   "large",
   "rtt",
   "accept",
+  "storm",
   "pipelined",
   "json",
   "deflate",
@@ -43,6 +44,10 @@ export const RTT: Load = { conns: 1, inflight: 1, size: 32, binary: false };
 export const JSON_LOAD: Load = { conns: 16, inflight: 4, size: 1024, binary: false, json: true };
 /** pipelined: 2 connections, each writing 64 × 1 MiB binary back to back, reading every echo. */
 export const PIPELINED: PipelinedLoad = { conns: 2, burst: 64, size: 1024 * 1024 };
+/** storm: clients in all, each upgrading, sending one message and waiting for its echo. */
+export const DEFAULT_STORM_CLIENTS = 10_000;
+/** storm: dialers at once (issue 20: 10,000 × 200). */
+export const DEFAULT_STORM_DIALERS = 200;
 /** accept: goroutines that each dial, upgrade and close, over and over. */
 export const DEFAULT_ACCEPT_DIALERS = 4;
 /** c100k: idle connections held at once. */
@@ -76,6 +81,9 @@ export interface BenchConfig {
   servers: ServerName[];
   /** Dialing goroutines in the accept scenario. */
   acceptDialers: number;
+  /** Clients of the storm scenario, and dialers at once. */
+  stormClients: number;
+  stormDialers: number;
   /** Message size of the pipelined scenario (bytes; 1 MiB unless a smoke test shrinks it). */
   pipelinedSize: number;
   /** Message size of the json and deflate scenarios (bytes; 1 KiB unless a smoke test shrinks it). */
@@ -108,6 +116,9 @@ its process tree over the counted window), and writes JSON to bench/results/.
                       (default ${DEFAULT_SCENARIOS.join(",")}; c100k only when named)
   --servers LIST      comma-separated subset of ${SERVER_NAMES.join(",")} (default all)
   --accept-dialers N  goroutines dialing at once in the accept scenario (default ${DEFAULT_ACCEPT_DIALERS})
+  --storm-clients N   clients of the storm scenario, each upgrading and waiting for one
+                      echo (default ${DEFAULT_STORM_CLIENTS})
+  --storm-dialers N   of them dialing at once (default ${DEFAULT_STORM_DIALERS})
   --pipelined-size B  message bytes in the pipelined scenario (default ${PIPELINED.size})
   --json-size B       message bytes in the json and deflate scenarios (default ${JSON_LOAD.size})
   --c100k-conns N     connections the c100k scenario holds (default ${DEFAULT_C100K_CONNS})
@@ -131,6 +142,8 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
       scenarios: { type: "string", default: DEFAULT_SCENARIOS.join(",") },
       servers: { type: "string", default: SERVER_NAMES.join(",") },
       "accept-dialers": { type: "string", default: String(DEFAULT_ACCEPT_DIALERS) },
+      "storm-clients": { type: "string", default: String(DEFAULT_STORM_CLIENTS) },
+      "storm-dialers": { type: "string", default: String(DEFAULT_STORM_DIALERS) },
       "pipelined-size": { type: "string", default: String(PIPELINED.size) },
       "json-size": { type: "string", default: String(JSON_LOAD.size) },
       "c100k-conns": { type: "string", default: String(DEFAULT_C100K_CONNS) },
@@ -178,6 +191,8 @@ export function parseBenchArgs(args: string[], defaultOutDir: string): BenchConf
     scenarios,
     servers: list("servers", v.servers, SERVER_NAMES),
     acceptDialers: count("accept-dialers", v["accept-dialers"]),
+    stormClients: count("storm-clients", v["storm-clients"]),
+    stormDialers: count("storm-dialers", v["storm-dialers"]),
     pipelinedSize: count("pipelined-size", v["pipelined-size"]),
     jsonSize: atLeast("json-size", v["json-size"], 64),
 

@@ -280,6 +280,46 @@ export async function runAccept(
   return { ...(result as unknown as AcceptResult), cpu_s: cpuSeconds };
 }
 
+/** Result of the `storm` mode. */
+export interface StormResult {
+  /** Clients in all, and how many were echoed. */
+  clients: number;
+  echoed: number;
+  /** Clients that failed (dial, upgrade or echo), and the first error. */
+  errors: number;
+  first_error: string;
+  /** The whole storm, from the first dial to the last close (s). */
+  storm_s: number;
+  /** Connect + upgrade + echo, per client (ms). */
+  p50_ms: number;
+  p99_ms: number;
+}
+
+/**
+ * A reconnect storm: `clients` clients through `dialers` concurrent dialers,
+ * each upgrading, sending one message and waiting for its echo; with
+ * `serverPid`, also the server's CPU seconds over the whole storm.
+ */
+export async function runStorm(
+  bin: string,
+  url: string,
+  clients: number,
+  dialers: number,
+  serverPid?: number,
+): Promise<StormResult & { cpu_s: number | null }> {
+  const { result, cpuSeconds } = await runMarked(
+    "loadgen storm",
+    bin,
+    ["storm", `-url=${url}`, `-count=${clients}`, `-dialers=${dialers}`],
+    STORM_BOUND_MS,
+    serverPid,
+  );
+  return { ...(result as unknown as StormResult), cpu_s: cpuSeconds };
+}
+
+/** The longest a storm may take before the bench gives up on it. */
+const STORM_BOUND_MS = 300_000;
+
 /** What the `pipelined` mode is asked to do. */
 export interface PipelinedLoad {
   /** Connections, each writing bursts. */

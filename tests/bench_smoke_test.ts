@@ -56,6 +56,8 @@ Deno.test(SMOKE, async () => {
         "--idle-conns=600",
         "--idle-dialers=8",
         "--pipelined-size=65536",
+        "--storm-clients=300",
+        "--storm-dialers=30",
         `--out=${out}`,
       ],
       stdin: "null",
@@ -95,7 +97,18 @@ Deno.test(SMOKE, async () => {
     const cpuRows = rows.filter((r) => r.kind === "cpu");
     assert.deepEqual(
       cpuRows.map((r) => r.scenario),
-      ["small", "large", "rtt", "idle", "accept", "pipelined", "json", "deflate", "client"],
+      [
+        "small",
+        "large",
+        "rtt",
+        "idle",
+        "accept",
+        "storm",
+        "pipelined",
+        "json",
+        "deflate",
+        "client",
+      ],
     );
     // Compression was agreed with every server that has it, and shrank what the server sent;
     // uncompressed, the wire carries a little more than the payload (frame headers).

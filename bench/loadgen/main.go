@@ -14,6 +14,10 @@
 //	pipelined   -conns N -burst K -size B: bursts of K messages written back to
 //	            back while every echo is read; counts echoes lost and closes
 //	idle        open -conns N, report the accept rate, hold them until stdin ends
+//	storm       -count N -dialers P: N clients through P concurrent dialers, each
+//	            dialing, upgrading, sending one message and waiting for its
+//	            echo, then closing (a reconnect storm); storm time and
+//	            connect+echo percentiles; the window is the whole storm
 //
 // The timed modes print {"event":"window","phase":"start"} and
 // {"event":"window","phase":"end"} the moment they take their counters at the
@@ -66,11 +70,12 @@ type options struct {
 	json     bool
 	compress bool
 	wire     bool
+	count    int
 }
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: loadgen throughput|rtt|accept|pipelined|idle [flags]"))
+		fail(errors.New("usage: loadgen throughput|rtt|accept|pipelined|idle|storm [flags]"))
 	}
 	mode := os.Args[1]
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
@@ -92,6 +97,7 @@ func main() {
 	fs.BoolVar(&o.json, "json", false, "throughput mode: send realistic JSON text of exactly -size bytes")
 	fs.BoolVar(&o.compress, "compress", false, "throughput mode: offer permessage-deflate")
 	fs.BoolVar(&o.wire, "wire", false, "throughput mode: count the bytes on the TCP connections")
+	fs.IntVar(&o.count, "count", 10000, "storm mode: clients in all")
 
 	_ = fs.Parse(os.Args[2:])
 
@@ -107,6 +113,8 @@ func main() {
 		err = pipelined(o)
 	case "idle":
 		err = idle(o)
+	case "storm":
+		err = storm(o)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -773,6 +781,85 @@ func pipelined(o options) error {
 		"conns":         o.conns,
 		"burst":         o.burst,
 		"message_bytes": o.size,
+	})
+	return nil
+}
+
+// storm is a reconnect storm: o.count clients through o.dialers concurrent
+// dialers, each upgrading, sending one text message and waiting for its
+// echo before it closes. The window is the whole storm.
+func storm(o options) error {
+	d := dialer(0)
+	d.ReadBufferSize = 4096
+	d.HandshakeTimeout = 30 * time.Second
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	lat := make([]time.Duration, o.count)
+	var wg sync.WaitGroup
+	payload := []byte("storm")
+	mark("start")
+	t0 := time.Now()
+	for w := 0; w < o.dialers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(o.count) {
+					return
+				}
+				start := time.Now()
+				c, _, err := d.Dial(o.url, nil)
+				if err == nil {
+					_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+					err = c.WriteMessage(websocket.TextMessage, payload)
+					if err == nil {
+						var data []byte
+						_, data, err = c.ReadMessage()
+						if err == nil && !bytes.Equal(data, payload) {
+							err = errors.New("the echo differs")
+						}
+					}
+					if err == nil {
+						lat[i] = time.Since(start)
+					}
+					closeAndDrain(c)
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					lat[i] = -1
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	secs := time.Since(t0).Seconds()
+	mark("end")
+	ok := make([]time.Duration, 0, o.count)
+	for _, l := range lat {
+		if l >= 0 {
+			ok = append(ok, l)
+		}
+	}
+	if len(ok) == 0 {
+		return fmt.Errorf("no client was echoed; first error: %v", firstErr.Load())
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i] < ok[j] })
+	ms := func(q float64) float64 {
+		return float64(ok[int(q*float64(len(ok)-1))].Microseconds()) / 1e3
+	}
+	first, _ := firstErr.Load().(string)
+	emit(map[string]any{
+		"event":       "result",
+		"clients":     o.count,
+		"echoed":      len(ok),
+		"errors":      failed.Load(),
+		"first_error": first,
+		"dialers":     o.dialers,
+		"storm_s":     secs,
+		"p50_ms":      ms(0.50),
+		"p99_ms":      ms(0.99),
 	})
 	return nil
 }
