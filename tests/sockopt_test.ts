@@ -716,3 +716,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "findConnFd() after a burst of conns accepted before any lookup (a reconnect storm): one full scan finds them all",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const servers: Deno.TcpConn[] = [];
+    for (let i = 0; i < 300; i++) servers.push((await lo.pair()).server);
+    const before = fdFinderStats();
+    // Looked up in the reverse order of their fds, as no heuristic expects.
+    const found = servers.toReversed().map((s) => [s, findConnFd(s)] as const);
+    const after = fdFinderStats();
+    assert.ok(
+      after.fullScans - before.fullScans <= 2,
+      `${after.fullScans - before.fullScans} full scans for 300 lookups`,
+    );
+    const ports = procPorts();
+    for (const [s, fd] of found) {
+      assert.deepEqual(ports(fd!), [lo.port, port(s.remoteAddr)], "each fd is its own conn's");
+    }
+  },
+});

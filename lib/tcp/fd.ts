@@ -110,6 +110,35 @@ const freedSet = new Set<number>();
 /** Probed fds that were in use by something else (e.g. a conn not yet applied), newest last. */
 const skipped = new Set<number>();
 const SKIPPED_MAX = 256;
+/**
+ * Connected sockets a full scan passed that nobody had claimed yet, by their
+ * two addresses: in a reconnect storm the runtime accepts many connections
+ * before the program asks for their fds, and one scan then finds them all.
+ * Always verified before use; a stale entry (fd closed and reused) misses.
+ */
+const discovered = new Map<string, number>();
+const DISCOVERED_MAX = 4096;
+
+/** The key of a connected socket in {@linkcode discovered}. */
+function pairKey(local: IpPort, peer: IpPort): string {
+  return `${local.port}|${peer.port}|${peer.ip.join(".")}|${local.ip.join(".")}`;
+}
+
+/** Records what `fd` is, if it is a connected socket nobody has claimed (getsockname, getpeername). */
+function discover(n: Native, fd: number): void {
+  if (owners.has(fd)) return;
+  const { libc, p } = n;
+  lenBuf[0] = addrBuf.length;
+  if (libc.getsockname(fd, addrBuf, bytes(lenBuf)) !== 0) return;
+  const local = readSockaddr(p);
+  lenBuf[0] = addrBuf.length;
+  if (local === null || libc.getpeername(fd, addrBuf, bytes(lenBuf)) !== 0) return;
+  const peer = readSockaddr(p);
+  if (peer === null) return;
+  if (discovered.size >= DISCOVERED_MAX) discovered.clear();
+  discovered.set(pairKey(local, peer), fd);
+}
+
 /** The highest fd matched so far; new fds appear above it. */
 let highWater = 2;
 
@@ -230,8 +259,9 @@ function fdLimit(n: Native): number {
 }
 
 /**
- * Scans every fd. Also records the lowest free fds it passes, so the next
- * lookups find their fd among the candidates again.
+ * Scans every fd. Also records the lowest free fds it passes, and the
+ * connected sockets not yet claimed, so the next lookups find their fd at
+ * once or among the candidates.
  */
 function fullScan(n: Native, t: Target): number | null {
   counters.fullScans++;
@@ -239,6 +269,7 @@ function fullScan(n: Native, t: Target): number | null {
   const fds = listed ?? Array.from({ length: fdLimit(n) }, (_, i) => i);
   const open = listed ? new Set(listed) : null;
   let gaps = 0;
+  let found: number | null = null;
   const noteFree = (fd: number) => {
     if (gaps < MAX_CANDIDATES && !owners.has(fd)) {
       addFreed(fd);
@@ -253,10 +284,14 @@ function fullScan(n: Native, t: Target): number | null {
     }
     if (fd < 3) continue;
     const r = probe(n, fd, t);
-    if (r === "match") return fd;
+    if (r === "match") {
+      found = fd;
+      continue; // on, to note the others for the lookups to come
+    }
     if (r === "free") noteFree(fd);
+    else discover(n, fd);
   }
-  return null;
+  return found;
 }
 
 /** Finds and verifies the fd of a conn or listener, or returns null. */
@@ -267,8 +302,18 @@ export function findFd(n: Native, self: object, t: Target): number | null {
     fdOf.delete(self);
     if (owners.get(cached)?.deref() === self) owners.delete(cached);
   }
-  const fd = findAmongCandidates(n, t, self) ?? fullScan(n, t);
+  const fd = fromDiscovered(n, t) ?? findAmongCandidates(n, t, self) ?? fullScan(n, t);
   return fd === null ? null : claim(fd, self);
+}
+
+/** The fd a full scan saw with `t`'s addresses, verified; null when none (or it is stale). */
+function fromDiscovered(n: Native, t: Target): number | null {
+  if (t.peer === null || discovered.size === 0) return null;
+  const key = pairKey(t.local, t.peer);
+  const fd = discovered.get(key);
+  if (fd === undefined) return null;
+  discovered.delete(key);
+  return !owners.has(fd) && probe(n, fd, t) === "match" ? fd : null;
 }
 
 export function connTarget(conn: Deno.Conn): Target | null {
