@@ -739,3 +739,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "findConnFd() without --allow-all (which /dev/fd needs) lists the fds through libc: a full scan probes the open fds, not every fd up to the limit",
+  ...ffi,
+  async fn() {
+    const script = await Deno.makeTempFile({ suffix: ".ts" });
+    try {
+      const fd = new URL("../lib/tcp/fd.ts", import.meta.url).href;
+      await Deno.writeTextFile(
+        script,
+        `import { fdFinderStats, findConnFd } from ${JSON.stringify(fd)};
+const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+const port = (l.addr as Deno.NetAddr).port;
+const servers: Deno.Conn[] = [];
+const keep: Deno.Conn[] = [];
+for (let i = 0; i < 100; i++) {
+  keep.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+  servers.push(await l.accept());
+}
+let readable = true;
+try { Deno.readDirSync("/dev/fd"); } catch { readable = false; }
+const found = servers.toReversed().map((s) => findConnFd(s));
+console.log(JSON.stringify({ readable, found: found.filter((f) => f !== null).length, ...fdFinderStats() }));
+`,
+      );
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-net", "--allow-ffi", "--allow-read", script],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const r = JSON.parse(text);
+      assert.equal(r.readable, false, "Deno 2.9 lets only --allow-all read /dev/fd");
+      assert.equal(r.found, 100);
+      // About 200 fds are open (both ends of 100 conns): a scan up to the fd limit would probe
+      // thousands.
+      assert.ok(r.probes < 1_000, `${r.probes} probes in ${r.fullScans} full scan(s)`);
+    } finally {
+      await Deno.remove(script);
+    }
+  },
+});

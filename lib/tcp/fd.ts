@@ -237,16 +237,47 @@ function findAmongCandidates(
   return above(MAX_CANDIDATES);
 }
 
-/** Lists open fds, or null when the fd directory cannot be read. */
-function listFds(p: SockoptPlatform): number[] | null {
+/**
+ * Lists open fds, or null when the fd directory cannot be read. Deno lets
+ * only `--allow-all` read `/dev/fd` (it is `/proc/self/fd`), so on Linux
+ * the directory is read through libc when Deno refuses: without a list, a
+ * full scan would probe every fd up to the limit (20,000 probes a scan were
+ * seen under `deno task server`).
+ */
+function listFds(n: Native): number[] | null {
   try {
-    return [...Deno.readDirSync(p.FD_DIR)]
+    return [...Deno.readDirSync(n.p.FD_DIR)]
       .map((e) => Number(e.name))
       .filter((x) => Number.isInteger(x))
       .sort((a, b) => a - b);
   } catch {
-    return null;
+    return Deno.build.os === "linux" ? listFdsByLibc(n) : null;
   }
+}
+
+/** glibc's `struct dirent` on Linux: `d_name` starts at byte 19 (after ino, off, reclen, type). */
+const DIRENT_NAME = 19;
+const direntBuf = new Uint8Array(DIRENT_NAME + 256);
+const PROC_FD = new TextEncoder().encode("/proc/self/fd\0");
+
+/** The open fds from `/proc/self/fd` through opendir/readdir, or null. */
+function listFdsByLibc(n: Native): number[] | null {
+  const { libc } = n;
+  const dir = libc.opendir(PROC_FD);
+  if (dir === null) return null;
+  const fds: number[] = [];
+  try {
+    for (let entry = libc.readdir(dir); entry !== null; entry = libc.readdir(dir)) {
+      libc.memcpy(direntBuf, entry, BigInt(direntBuf.length));
+      let fd = 0;
+      let i = DIRENT_NAME;
+      for (; direntBuf[i] >= 0x30 && direntBuf[i] <= 0x39; i++) fd = fd * 10 + direntBuf[i] - 0x30;
+      if (i > DIRENT_NAME && direntBuf[i] === 0) fds.push(fd);
+    }
+  } finally {
+    libc.closedir(dir);
+  }
+  return fds.sort((a, b) => a - b);
 }
 
 /** The soft limit on open fds, capped so a scan stays finite. */
@@ -265,7 +296,7 @@ function fdLimit(n: Native): number {
  */
 function fullScan(n: Native, t: Target): number | null {
   counters.fullScans++;
-  const listed = listFds(n.p);
+  const listed = listFds(n);
   const fds = listed ?? Array.from({ length: fdLimit(n) }, (_, i) => i);
   const open = listed ? new Set(listed) : null;
   let gaps = 0;

@@ -139,6 +139,10 @@ const SYMBOLS = {
   strlen: { parameters: ["pointer"], result: "usize" },
   // Reads memory without Deno.UnsafePointerView, which needs unrestricted FFI.
   memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
+  // Lists a directory that Deno lets only --allow-all read (/proc/self/fd).
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
 } as const;
 
 function dlopenLibc(path: string, p: SockoptPlatform) {
