@@ -245,7 +245,7 @@ withOpenssl.test("client names a wrong scheme: wss:// to a plain server within 2
   assert.equal(tlsToPlain.code, 1);
   assert.match(
     errorLine(tlsToPlain.stderr),
-    /speaks plain HTTP, not TLS: use ws:\/\/ instead of wss:\/\//,
+    /(speaks plain HTTP, not TLS|did not answer in TLS \(a plain ws:\/\/ server\?\)): use ws:\/\/ instead of wss:\/\//,
   );
   // The client process starts, probes after 1 s, and exits: well under the 10 s handshake timeout.
   assert.ok(took < 4_000, `took ${took}ms`);
