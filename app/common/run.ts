@@ -8,7 +8,7 @@
 
 import { errorText } from "../../lib/errors.ts";
 import { UsageError } from "./errors.ts";
-import { writeStderr } from "./log.ts";
+import { flushStderr, writeStderr } from "./log.ts";
 
 /** Exit code for success. */
 export const EXIT_OK = 0;
@@ -53,8 +53,10 @@ export async function runMain(
   } catch (err) {
     const usage = err instanceof UsageError;
     const hint = usage ? `\nRun '${commandName(program)} --help' for usage.` : "";
+    flushStderr(); // what was logged comes before the last word
     writeStderr(`${program}: ${plainText(errorText(err))}${hint}\n`);
     code = usage ? EXIT_USAGE : EXIT_FAILURE;
   }
+  flushStderr();
   Deno.exit(code);
 }

@@ -8,7 +8,7 @@
 import { errorText } from "../../lib/errors.ts";
 import { readFlagFile } from "../common/files.ts";
 import { warnIfUntunable } from "../common/keepalive.ts";
-import { createLogger } from "../common/log.ts";
+import { createLogger, writeStderrSoon } from "../common/log.ts";
 import { runCommand } from "../common/command.ts";
 import { EXIT_OK } from "../common/run.ts";
 import { listenForStop } from "../common/signals.ts";
@@ -27,7 +27,7 @@ export function serverCommand(command: ServerCommand): Promise<number> {
  * started through; a worker also stops when its supervisor is gone.
  */
 export async function runServer(p: ServerProgram): Promise<number> {
-  const log = createLogger(p.logFormat);
+  const log = createLogger(p.logFormat, writeStderrSoon);
   if (p.workers > 1 && p.workerIndex === null) {
     if (reusePortSupported()) {
       return await superviseWorkers({
