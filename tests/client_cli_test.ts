@@ -472,6 +472,7 @@ Deno.test(
       "run",
       ...PERMISSIONS,
       new URL("client.ts", ROOT).pathname,
+      "--no-history", // not this machine's history file
       server.echoUrl,
     ].join(" ");
     // script(1) gives the client a pseudo-terminal for stdin and stdout.

@@ -46,15 +46,31 @@ function playServer() {
   };
 }
 
-/** The client in a terminal, `env` its whole environment (NO_COLOR, …). */
-function client(args: string[], env: Record<string, string> = {}, width = 100): Promise<Tmux> {
-  return Tmux.start([
+/**
+ * The client in a terminal, `env` its whole environment (NO_COLOR, …).
+ * Unless `env` names one, its history goes to a fresh XDG_STATE_HOME that
+ * goes with the pane, never to this machine's home.
+ */
+async function client(
+  args: string[],
+  env: Record<string, string> = {},
+  width = 100,
+): Promise<Tmux> {
+  const state = env.XDG_STATE_HOME ?? await Deno.makeTempDir({ prefix: "keepalive-ws-state-" });
+  const tty = await Tmux.start([
     Deno.execPath(),
     "run",
     ...PERMISSIONS,
     new URL("client.ts", ROOT).pathname,
     ...args,
-  ], { env, width });
+  ], { env: { XDG_STATE_HOME: state, ...env }, width });
+  if (env.XDG_STATE_HOME) return tty;
+  const dispose = tty[Symbol.asyncDispose].bind(tty);
+  tty[Symbol.asyncDispose] = async () => {
+    await dispose();
+    await Deno.remove(state, { recursive: true });
+  };
+  return tty;
 }
 
 /** The last row that shows the prompt. */
@@ -169,4 +185,51 @@ withTmux.test("client --output raw on a terminal is a usage error: the server's 
   const screen = (await tty.screen()).join("\n");
   assert.match(screen, /client: --output raw writes the server's bytes unchanged/);
   assert.match(screen, /Run 'deno task client --help' for usage\./);
+});
+
+withTmux.test("client on a terminal keeps its history in $XDG_STATE_HOME (0600) for the next run, without lines typed after a space; --no-history neither reads nor writes it", async () => {
+  await using server = playServer();
+  const state = await Deno.makeTempDir({ prefix: "keepalive-ws-state-" });
+  const file = `${state}/keepalive-ws/history`;
+  try {
+    {
+      await using tty = await client([server.url], { XDG_STATE_HOME: state });
+      await tty.until("the prompt", (s) => /event=open/.test(s) && promptRow(s) === ">");
+      await tty.type("kept line\r");
+      await tty.until("the echo", (s) => s.includes("< kept line"));
+      await tty.type(" secret token\r");
+      await tty.until("the secret's echo", (s) => s.includes("<  secret token"));
+      await tty.keys("C-d");
+      assert.equal(await tty.exitCode(), 0);
+    }
+    assert.equal(
+      Deno.readTextFileSync(file),
+      "kept line\n",
+      "the line after a space is sent, not kept",
+    );
+    assert.equal(Deno.statSync(file).mode! & 0o777, 0o600);
+    {
+      await using tty = await client([server.url], { XDG_STATE_HOME: state });
+      await tty.until("the prompt", (s) => /event=open/.test(s) && promptRow(s) === ">");
+      await tty.keys("Up");
+      await tty.until("last run's line recalled", (s) => promptRow(s) === "> kept line");
+      await tty.keys("C-u", "C-d");
+      assert.equal(await tty.exitCode(), 0);
+    }
+    {
+      await using tty = await client(["--no-history", server.url], { XDG_STATE_HOME: state });
+      await tty.until("the prompt", (s) => /event=open/.test(s) && promptRow(s) === ">");
+      await tty.keys("Up");
+      await tty.type("unsaved\r");
+      await tty.until("the echo", (s) => s.includes("< unsaved"));
+      await tty.keys("Up");
+      await tty.until("only this run's line", (s) => promptRow(s) === "> unsaved");
+      await tty.keys("C-u", "C-d");
+      assert.equal(await tty.exitCode(), 0);
+    }
+    assert.equal(Deno.readTextFileSync(file), "kept line\n", "--no-history wrote nothing");
+    assert.deepEqual(server.received, ["kept line", " secret token", "unsaved"]);
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
 });

@@ -88,7 +88,11 @@ Deno.test("LineEditor edits in the middle of a line with the readline keys", () 
   assert.equal(e.line, "ello ");
   type(e, "x\x15"); // Ctrl-U deletes to the start
   assert.equal(e.line, "");
-  assert.deepEqual(type(e, "ü✓\r"), [{ type: "edit" }, { type: "line", line: "ü✓" }]);
+  assert.deepEqual(type(e, "ü✓\r"), [{ type: "edit" }, {
+    type: "line",
+    line: "ü✓",
+    remembered: true,
+  }]);
 });
 
 Deno.test("LineEditor history: up and down walk it, and the line being typed comes back", () => {

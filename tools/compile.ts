@@ -13,8 +13,9 @@
  * Each binary gets exactly the permissions the program needs, baked in:
  * `--allow-net` (listen, connect), `--allow-ffi` (setsockopt/getsockopt
  * through libc) and `--allow-read` (the PEM files of --tls-cert, --tls-key
- * and --ca); the server also `--allow-run` and `--unstable-net`, to start
- * its --workers on a port shared with SO_REUSEPORT.
+ * and --ca); the client also `--allow-write` and `--allow-env` (its saved
+ * history, under $XDG_STATE_HOME or $HOME), the server `--allow-run` and
+ * `--unstable-net`, to start its --workers on a port shared with SO_REUSEPORT.
  * Nothing else is included: the module graph of `server.ts`/`client.ts` only.
  *
  * `deno compile` downloads a base runtime (`denort`) per target from
@@ -49,7 +50,7 @@ export const PROGRAMS = [
   {
     entry: "client.ts",
     binary: "keepalive-ws-client",
-    flags: ["--allow-net", "--allow-ffi", "--allow-read"],
+    flags: ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"],
   },
 ] as const;
 

@@ -51,6 +51,7 @@ export const CLIENT_FLAGS = {
   "probe-idle": { type: "boolean" },
   "probe-min": { type: "string" },
   "probe-max": { type: "string" },
+  "no-history": { type: "boolean" },
 } as const;
 
 type ClientValues = FlagValues<typeof CLIENT_FLAGS>;
@@ -105,6 +106,8 @@ export interface ClientProgram {
   logFormat: LogFormat;
   /** `--probe-idle` with its first and last checkpoints (ms), or null. */
   probe: { min: number; max: number } | null;
+  /** Keep the interactive history in its file (not with --no-history). */
+  history: boolean;
 }
 
 /** What the command line asks for: text to print and exit 0 (help, version, report), or a client. */
@@ -168,6 +171,7 @@ export function parseClientArgs(args: string[]): ClientCommand {
       faults: common.faults,
       logFormat: common.logFormat,
       probe,
+      history: !v["no-history"],
     },
   };
 }

@@ -11,7 +11,8 @@ import { charWidth, type Key, type KeyName, textWidth } from "./keys.ts";
 /** What a key did to the editor. */
 export type EditResult =
   | { type: "edit" }
-  | { type: "line"; line: string }
+  /** `remembered`: the line went into the history (not empty, no leading space, not a repeat). */
+  | { type: "line"; line: string; remembered: boolean }
   | { type: "eof" }
   | { type: "interrupt" }
   | { type: "clear-screen" };
@@ -37,16 +38,21 @@ export class LineEditor {
   chars: string[] = [];
   /** The cursor, as an index into {@linkcode chars}. */
   cursor = 0;
-  /** Lines entered, oldest first (no empty lines, no repeats in a row). */
-  readonly history: string[] = [];
+  /** Lines entered, oldest first (no empty lines, none starting with a space, no repeats in a row). */
+  readonly history: string[];
   #historyIndex = 0;
   #draft: string[] = [];
   #scroll = 0;
   #maxHistory: number;
 
-  /** @param maxHistory how many lines the history keeps */
-  constructor(maxHistory = 1000) {
+  /**
+   * @param maxHistory how many lines the history keeps
+   * @param saved lines entered before (a saved history), oldest first
+   */
+  constructor(maxHistory = 1000, saved: readonly string[] = []) {
     this.#maxHistory = maxHistory;
+    this.history = saved.slice(-maxHistory);
+    this.#historyIndex = this.history.length;
   }
 
   /** The line as a string. */
@@ -85,17 +91,22 @@ export class LineEditor {
     }
   }
 
-  /** Enter: the line is done; it goes to the history and the editor starts afresh. */
+  /**
+   * Enter: the line is done; it goes to the history (unless it starts with a
+   * space, as bash's `HISTCONTROL=ignorespace` has it) and the editor starts
+   * afresh.
+   */
   #enter(): EditResult {
     const line = this.line;
-    if (line !== "" && this.history.at(-1) !== line) {
+    const remembered = line !== "" && !line.startsWith(" ") && this.history.at(-1) !== line;
+    if (remembered) {
       this.history.push(line);
       if (this.history.length > this.#maxHistory) this.history.shift();
     }
     this.#historyIndex = this.history.length;
     this.#set([]);
     this.#scroll = 0;
-    return { type: "line", line };
+    return { type: "line", line, remembered };
   }
 
   /** The keys that move the cursor or delete. */

@@ -51,6 +51,10 @@ Messages:
                            newline (not on a terminal)
   --slash, --no-slash      read lines starting with / as commands (default: on a
                            terminal only)
+  --no-history             do not read or save the terminal's history file
+                           ($XDG_STATE_HOME/keepalive-ws/history, else
+                           ~/.local/state/keepalive-ws/history; mode 0600, the last
+                           1000 lines; a line typed with a leading space is not kept)
 
 Connection:
   -H, --header "K: V"      an extra request header (repeatable)

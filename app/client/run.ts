@@ -13,6 +13,7 @@ import { createLogger, type Logger, writeStderr } from "../common/log.ts";
 import { runCommand } from "../common/command.ts";
 import { listenForStop, type Stop } from "../common/signals.ts";
 import type { ClientCommand, ClientProgram } from "./cli.ts";
+import { HistoryFile, historyPath } from "./history.ts";
 import { createOutput } from "./output.ts";
 import { runProbe } from "./probe_run.ts";
 import { type ClientIO, runClient } from "./session.ts";
@@ -80,15 +81,21 @@ export async function runClientProgram(p: ClientProgram): Promise<number> {
   }
 }
 
-/** The line editor when both ends are a terminal (and stdin is the input), and the logger. */
+/**
+ * The line editor when both ends are a terminal (and stdin is the input),
+ * with the saved history unless --no-history, and the logger.
+ */
 function openScreen(p: ClientProgram, stop: Stop): Screen {
   const stdoutTty = Deno.stdout.isTerminal();
   const interactive = Deno.stdin.isTerminal() && stdoutTty && !p.send && p.probe === null;
+  const warnings: string[] = [];
+  const history = interactive && p.history ? savedHistory((w) => warnings.push(w)) : undefined;
   const term = interactive
     ? new Terminal(
       processTerminal(),
       Deno.noColor ? "> " : "\x1b[1;36m>\x1b[0m ",
       () => stop.request({ signal: "SIGINT" }),
+      history,
     )
     : null;
   const log = createLogger(
@@ -97,7 +104,24 @@ function openScreen(p: ClientProgram, stop: Stop): Screen {
       ? (line) => term.above(line.replace(/\n$/, ""), writeStderr)
       : writeStderr,
   );
+  for (const message of warnings) log.warn("history", { message });
   return { term, log, stdoutTty };
+}
+
+/** The history file's lines and where new ones go; undefined when there is no place for it. */
+function savedHistory(
+  warn: (message: string) => void,
+): { saved: string[]; remember: (line: string) => void } | undefined {
+  let path: string | null;
+  try {
+    path = historyPath((name) => Deno.env.get(name));
+  } catch {
+    warn("history: not saved: reading HOME and XDG_STATE_HOME needs --allow-env");
+    return undefined;
+  }
+  if (path === null) return undefined;
+  const { file, lines } = HistoryFile.open(path, warn);
+  return { saved: lines, remember: (line) => file.add(line) };
 }
 
 /** The session's input and output on this process's terminal or pipes. */

@@ -23,6 +23,7 @@
  */
 
 import { LineEditor } from "./editor.ts";
+import { HISTORY_MAX_LINES } from "./history.ts";
 import { decodeKeys, textWidth } from "./keys.ts";
 
 /** What {@linkcode Terminal} needs from the process; replaceable in tests. */
@@ -65,7 +66,8 @@ export function processTerminal(): TerminalIO {
  */
 export class Terminal {
   #io: TerminalIO;
-  #editor = new LineEditor();
+  #editor: LineEditor;
+  #onRemember: (line: string) => void;
   #prompt: string;
   #promptWidth: number;
   #shown = false;
@@ -76,9 +78,21 @@ export class Terminal {
    * @param io the terminal
    * @param prompt the prompt, possibly with colour escapes
    * @param onInterrupt called on Ctrl-C
+   * @param history the saved history to start from, and where each line the
+   *   history keeps goes (`history.ts` saves it)
    */
-  constructor(io: TerminalIO, prompt: string, onInterrupt: () => void) {
+  constructor(
+    io: TerminalIO,
+    prompt: string,
+    onInterrupt: () => void,
+    history: { saved: readonly string[]; remember: (line: string) => void } = {
+      saved: [],
+      remember: () => {},
+    },
+  ) {
     this.#io = io;
+    this.#editor = new LineEditor(HISTORY_MAX_LINES, history.saved);
+    this.#onRemember = history.remember;
     this.#prompt = prompt;
     // deno-lint-ignore no-control-regex
     this.#promptWidth = textWidth(prompt.replace(/\x1b\[[0-9;]*m/g, ""));
@@ -105,6 +119,7 @@ export class Terminal {
             // The line stays on screen as typed; the next prompt goes below it.
             this.#io.write("\r\n");
             this.#shown = false;
+            if (result.remembered) this.#onRemember(result.line);
             yield result.line;
           } else if (result.type === "eof") {
             return;
