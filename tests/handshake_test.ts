@@ -224,13 +224,21 @@ Deno.test("parseRequestHead() refuses a repeated Host with 400 (RFC 9112 §3.2)"
   assert.match(err.message, /more than once/);
 });
 
-Deno.test("parseRequestHead() refuses HTTP/1.0 and HTTP/2.0 with 505, reads HTTP/1.2 as 1.x", () => {
-  assert.equal(parseRefusal("GET / HTTP/1.0\r\nHost: a\r\n\r\n").status, 505);
+Deno.test("parseRequestHead() reads HTTP/1.0 (Host optional) and HTTP/1.2 as 1.x, refuses HTTP/2.0 and 0.9 with 505", () => {
   assert.equal(parseRefusal("GET / HTTP/2.0\r\nHost: a\r\n\r\n").status, 505);
+  assert.equal(parseRefusal("GET / HTTP/0.9\r\nHost: a\r\n\r\n").status, 505);
+  assert.equal(parseRequestHead(enc.encode("GET /healthz HTTP/1.0\r\n\r\n")).version, "HTTP/1.0");
+  assert.equal(parseRefusal("GET / HTTP/1.1\r\n\r\n").status, 400, "HTTP/1.1 needs Host");
   const head = parseRequestHead(
     enc.encode("GET / HTTP/1.2\r\nHost: a\r\n\r\n"),
   );
   assert.equal(head.version, "HTTP/1.2");
+});
+
+Deno.test("checkUpgradeRequest() refuses an HTTP/1.0 upgrade with 505 (RFC 6455 §4.2.1)", () => {
+  const err = refusal({}, {}, "GET /chat HTTP/1.0");
+  assert.equal(err.status, 505);
+  assert.match(err.message, /HTTP\/1\.1 or higher, not HTTP\/1\.0/);
 });
 
 Deno.test("parseRequestHead() skips empty lines before the request line", () => {

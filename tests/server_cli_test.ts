@@ -225,6 +225,23 @@ Deno.test("server answers /healthz, / and HEAD, and refuses unknown paths and me
     assert.match(response, /\r\nContent-Length: 3\r\n/);
     assert.ok(response.endsWith("\r\n\r\n"), JSON.stringify(response));
   });
+  await t.step(
+    "an HTTP/1.0 health check without Host (HAProxy's `option httpchk`) is 200 ok, and closed",
+    async () => {
+      const response = await rawHttp(server.port, "GET /healthz HTTP/1.0\r\n\r\n");
+      assert.match(response, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(response, /\r\nConnection: close\r\n/);
+      assert.ok(response.endsWith("\r\n\r\nok\n"), JSON.stringify(response));
+    },
+  );
+  await t.step("an HTTP/1.0 WebSocket upgrade is 505: RFC 6455 needs HTTP/1.1", async () => {
+    const response = await rawHttp(
+      server.port,
+      "GET /echo HTTP/1.0\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert.match(response, /^HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);
+  });
   await t.step("GET /nope is 404", async () => {
     const res = await fetch(`${server.httpUrl}/nope`);
     assert.equal(res.status, 404);

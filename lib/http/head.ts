@@ -188,16 +188,20 @@ const SINGLE_REQUEST_FIELDS: readonly (readonly [string, string])[] = [
   ["sec-websocket-version", "Sec-WebSocket-Version"],
 ];
 
+/** The one version below HTTP/1.1 that is read (RFC 1945); it cannot upgrade (RFC 6455 §4.2.1). */
+export const HTTP_1_0 = "HTTP/1.0";
+
 /**
  * Parses a request head, CRLFCRLF included, strictly per RFC 9112 §3 and §5.
  * Malformed syntax, a bare LF or CR (RFC 9112 §2.2: "lines must end in
  * CRLF"), obs-fold, whitespace before a colon, a target that is not
- * origin-form, a missing Host, or a Host, Sec-WebSocket-Key or
+ * origin-form, a missing Host in HTTP/1.1, or a Host, Sec-WebSocket-Key or
  * Sec-WebSocket-Version on more than one line throw a HandshakeError with
- * 400. A well-formed version below HTTP/1.1 or of another major version
- * throws 505: RFC 6455 §4.2.1 requires HTTP/1.1 or higher, and 505 says
- * exactly that (RFC 9110 §15.6.6). HTTP/1.2+ is read as 1.1. Linear in the
- * head's size, whatever its bytes.
+ * 400. HTTP/1.0 is read (load balancers' health checks send it, often
+ * without Host, which it does not require); the WebSocket upgrade refuses it
+ * with 505 (`checkUpgradeRequest`). Another major version throws 505 (RFC
+ * 9110 §15.6.6). HTTP/1.2+ is read as 1.1. Linear in the head's size,
+ * whatever its bytes.
  */
 export function parseRequestHead(bytes: Uint8Array): RequestHead {
   const fail = (message: string) => new HandshakeError(400, message);
@@ -219,21 +223,19 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
   ) {
     throw fail("the HTTP version is malformed");
   }
-  if (version[5] !== "1" || version[7] === "0") {
-    throw new HandshakeError(
-      505,
-      `WebSocket needs HTTP/1.1 or higher, not ${version}`,
-    );
+  if (version[5] !== "1") {
+    throw new HandshakeError(505, `HTTP/1.x only, not ${version}`);
   }
 
   const { headers, lineCounts } = parseFields(fieldLines, fail, false);
-  if (!lineCounts.has("host")) throw fail("the Host header is missing");
+  // RFC 9112 §3.2: a client MUST send Host in HTTP/1.1; HTTP/1.0 had none.
+  if (!lineCounts.has("host") && version !== HTTP_1_0) throw fail("the Host header is missing");
   for (const [lower, name] of SINGLE_REQUEST_FIELDS) {
     if ((lineCounts.get(lower) ?? 0) > 1) {
       throw fail(`the ${name} header appears more than once`);
     }
   }
-  if (!isHost(headers.get("host")!)) {
+  if (lineCounts.has("host") && !isHost(headers.get("host")!)) {
     throw fail("the Host header is invalid");
   }
   return { method, target, version, headers };

@@ -125,7 +125,7 @@ export class ServerRequest {
     this.headers = head.headers;
     this.remoteAddr = conn.remoteAddr as Deno.NetAddr;
     this.keepalive = keepalive;
-    this.url = requestUrl(head, ctx.secure);
+    this.url = requestUrl(head, ctx.secure, conn.localAddr as Deno.NetAddr);
   }
 
   /** Whether the request asks for a WebSocket (`Upgrade: websocket`). */
@@ -300,10 +300,18 @@ export class ServerRequest {
   }
 }
 
-/** The request's URL, from its target and Host; a Host that is no URL host is refused with 400. */
-function requestUrl(head: RequestHead, secure: boolean): URL {
+/**
+ * The request's URL, from its target and Host (an HTTP/1.0 request without
+ * Host: the address it came in on); a Host that is no URL host is refused
+ * with 400.
+ */
+function requestUrl(head: RequestHead, secure: boolean, local: Deno.NetAddr): URL {
+  const host = head.headers.get("host") ??
+    (local.hostname.includes(":")
+      ? `[${local.hostname}]:${local.port}`
+      : `${local.hostname}:${local.port}`);
   try {
-    return new URL(head.target, `${secure ? "https" : "http"}://${head.headers.get("host")}`);
+    return new URL(head.target, `${secure ? "https" : "http"}://${host}`);
   } catch {
     throw new HandshakeError(400, "the Host header is not a valid host");
   }

@@ -29,7 +29,7 @@
 
 import { sha1 } from "./sha1.ts";
 import { HandshakeError } from "../http/errors.ts";
-import type { RequestHead } from "../http/head.ts";
+import { HTTP_1_0, type RequestHead } from "../http/head.ts";
 import {
   BASE64_CHAR,
   isDigits,
@@ -145,7 +145,7 @@ function checkOrigin(
 /**
  * Checks an upgrade request against RFC 6455 §4.2.1 and the policy, and
  * returns the client's key and the chosen subprotocol. Throws HandshakeError:
- * 405 with `Allow: GET` for another method; 400 for a missing Host, Upgrade
+ * 505 for HTTP/1.0; 405 with `Allow: GET` for another method; 400 for a missing Host, Upgrade
  * without `websocket`, Connection without `upgrade`, a key that is not 16
  * base64-encoded bytes, a missing or non-numeric Sec-WebSocket-Version (as ws
  * does), or a body (its bytes would be read as frames); 426 with
@@ -162,6 +162,10 @@ export function checkUpgradeRequest(
   policy: UpgradePolicy = {},
 ): { key: string; protocol: string | null } {
   const h = head.headers;
+  if (head.version === HTTP_1_0) {
+    // RFC 6455 §4.2.1: "An HTTP/1.1 or higher GET request"; 505 says so (RFC 9110 §15.6.6).
+    throw new HandshakeError(505, `WebSocket needs HTTP/1.1 or higher, not ${head.version}`);
+  }
   if (head.method !== "GET") {
     throw new HandshakeError(
       405,
