@@ -155,33 +155,31 @@ export function safeJson(value: unknown): string {
  * | `traffic` {messages_in, bytes_in, messages_out, bytes_out} | `in=2/10B out=2/10B` (messages/bytes)     |
  */
 export function formatText(fields: LogFields): string {
-  const parts: string[] = [];
-  flatten("", compact(fields), parts);
-  return parts.join(" ");
-}
-
-/** The text form's compact groups (see {@linkcode formatText}). */
-function compact(fields: LogFields): LogFields {
-  const out: LogFields = {};
-  for (const [key, value] of Object.entries(fields)) {
+  let line = "";
+  const add = (key: string, value: unknown) => {
+    if (value === undefined || value === null || value === "") return;
+    line += `${line === "" ? "" : " "}${key}=${quote(value)}`;
+  };
+  for (const key in fields) {
+    const value = fields[key];
     const v = value as Record<string, unknown> | null;
     if (key === "keepalive" && v && typeof v === "object" && "enabled" in v) {
-      out.ka = keepaliveText(v);
+      add("ka", keepaliveText(v));
     } else if (key === "user_timeout_ms" && value === 0) {
       continue;
     } else if (key === "pings" && v && typeof v === "object" && "answered" in v) {
-      out.pings = `${v.sent}/${v.answered}`;
+      add("pings", `${v.sent}/${v.answered}`);
       if (v.rtt_min_ms !== null && v.rtt_min_ms !== undefined) {
-        out.rtt_ms = `${v.rtt_min_ms}/${v.rtt_avg_ms}/${v.rtt_max_ms}`;
+        add("rtt_ms", `${v.rtt_min_ms}/${v.rtt_avg_ms}/${v.rtt_max_ms}`);
       }
     } else if (key === "traffic" && v && typeof v === "object" && "messages_in" in v) {
-      out.in = `${v.messages_in}/${v.bytes_in}B`;
-      out.out = `${v.messages_out}/${v.bytes_out}B`;
+      add("in", `${v.messages_in}/${v.bytes_in}B`);
+      add("out", `${v.messages_out}/${v.bytes_out}B`);
     } else {
-      out[key] = value;
+      flatten(key, value, add);
     }
   }
-  return out;
+  return line;
 }
 
 /** `15/15/9`, `off`, or the values with `(unverified)` when they were not read back. */
@@ -192,15 +190,13 @@ function keepaliveText(k: Record<string, unknown>): string {
   return k.verified ? values : `${values === "?/?/?" ? "on" : values}(unverified)`;
 }
 
-function flatten(prefix: string, value: unknown, out: string[]): void {
+/** Hands `add` each leaf of `value`, nested objects' keys joined with dots. */
+function flatten(prefix: string, value: unknown, add: (key: string, value: unknown) => void): void {
   if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) {
-      flatten(prefix ? `${prefix}.${k}` : k, v, out);
-    }
+    for (const [k, v] of Object.entries(value)) flatten(`${prefix}.${k}`, v, add);
     return;
   }
-  if (value === undefined || value === null || value === "") return;
-  out.push(`${prefix}=${quote(value)}`);
+  add(prefix, value);
 }
 
 /**
@@ -211,9 +207,13 @@ function flatten(prefix: string, value: unknown, out: string[]): void {
  */
 // deno-lint-ignore no-control-regex
 export const UNSAFE_CHARS = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-const UNSAFE = UNSAFE_CHARS;
+
+/** A value that needs quoting in logfmt: space, quote, `=`, backslash, or a character unsafe on a terminal. */
+// deno-lint-ignore no-control-regex
+const NEEDS_QUOTES = /[\s"=\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 function quote(value: unknown): string {
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
   const s = typeof value === "string" ? value : JSON.stringify(value);
-  return /[\s"=\\]/.test(s) || UNSAFE.test(s) ? safeJson(s) : s;
+  return NEEDS_QUOTES.test(s) ? safeJson(s) : s;
 }
