@@ -12,6 +12,7 @@
 import {
   addrBuf,
   bytes,
+  errno,
   F_GETFD,
   fromDenoAddr,
   getInt,
@@ -38,27 +39,57 @@ export function fdFinderStats(): { probes: number; fullScans: number } {
   return { ...counters };
 }
 
+/** `lenBuf` as bytes, for the FFI calls. */
+const lenBytes = bytes(lenBuf);
+
 /** Checks whether `fd` is the socket described by `t`, verifying both ends. */
 function probe(n: Native, fd: number, t: Target): ProbeResult {
-  const { libc, p } = n;
   counters.probes++;
+  return t.peer === null ? probeListener(n, fd, t.local) : probeConnected(n, fd, t.local, t.peer);
+}
+
+/**
+ * A connected socket: the peer first, since every connection of a server
+ * shares its local address, so a wrong fd costs one call; its errno tells a
+ * free fd (EBADF) from another kind (ENOTSOCK, ENOTCONN) without a second.
+ */
+function probeConnected(n: Native, fd: number, local: IpPort, peer: IpPort): ProbeResult {
+  const { libc, p } = n;
   lenBuf[0] = addrBuf.length;
-  if (libc.getsockname(fd, addrBuf, bytes(lenBuf)) !== 0) {
-    return libc.fcntl(fd, F_GETFD, 0) < 0 ? "free" : "other";
+  if (libc.getpeername(fd, addrBuf, lenBytes) !== 0) return failedProbe(n, fd);
+  if (!sameAddr(readSockaddr(p), peer)) return "other";
+  lenBuf[0] = addrBuf.length;
+  if (libc.getsockname(fd, addrBuf, lenBytes) !== 0 || !sameAddr(readSockaddr(p), local)) {
+    return "other";
   }
-  if (!sameAddr(readSockaddr(p), t.local)) return "other";
-  lenBuf[0] = addrBuf.length;
-  const hasPeer = libc.getpeername(fd, addrBuf, bytes(lenBuf)) === 0;
   try {
-    if (t.peer === null) {
-      if (hasPeer) return "other";
-      return getInt(n, fd, p.SOL_SOCKET, p.SO_ACCEPTCONN) !== 0 ? "match" : "other";
-    }
-    if (!hasPeer || !sameAddr(readSockaddr(p), t.peer)) return "other";
     return getInt(n, fd, p.SOL_SOCKET, p.SO_TYPE) === p.SOCK_STREAM ? "match" : "other";
   } catch {
     return "other";
   }
+}
+
+/** A listening socket: the local address, no peer, and SO_ACCEPTCONN. */
+function probeListener(n: Native, fd: number, local: IpPort): ProbeResult {
+  const { libc, p } = n;
+  lenBuf[0] = addrBuf.length;
+  if (libc.getsockname(fd, addrBuf, lenBytes) !== 0) return failedProbe(n, fd);
+  if (!sameAddr(readSockaddr(p), local)) return "other";
+  lenBuf[0] = addrBuf.length;
+  if (libc.getpeername(fd, addrBuf, lenBytes) === 0) return "other";
+  try {
+    return getInt(n, fd, p.SOL_SOCKET, p.SO_ACCEPTCONN) !== 0 ? "match" : "other";
+  } catch {
+    return "other";
+  }
+}
+
+/** What an fd whose address call failed is: free or not, from errno, else asked with fcntl. */
+function failedProbe(n: Native, fd: number): ProbeResult {
+  const code = errno(n);
+  if (code === n.p.EBADF) return "free";
+  if (code === n.p.ENOTSOCK || code === n.p.ENOTCONN) return "other";
+  return n.libc.fcntl(fd, F_GETFD, 0) < 0 ? "free" : "other";
 }
 
 /** A binary min-heap of fds. */

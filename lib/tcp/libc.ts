@@ -53,6 +53,12 @@ export interface SockoptPlatform {
   LIBC_PATHS: readonly string[];
   /** Where the process's open fds are listed. */
   FD_DIR: string;
+  /** errno `EBADF` (no such fd), `ENOTSOCK` (an fd, not a socket) and `ENOTCONN` (a socket with no peer). */
+  EBADF: number;
+  /** See {@linkcode SockoptPlatform.EBADF}. */
+  ENOTSOCK: number;
+  /** See {@linkcode SockoptPlatform.EBADF}. */
+  ENOTCONN: number;
 }
 
 /** Linux (glibc): include/uapi/asm-generic/socket.h, include/uapi/linux/tcp.h. */
@@ -83,6 +89,9 @@ export const LINUX: SockoptPlatform = {
     "/lib/libc.so.6",
   ],
   FD_DIR: "/proc/self/fd",
+  EBADF: 9,
+  ENOTSOCK: 88,
+  ENOTCONN: 107,
 };
 
 /** macOS: sys/socket.h, netinet/tcp.h (idle is `TCP_KEEPALIVE`, 0x10). */
@@ -106,6 +115,9 @@ export const DARWIN: SockoptPlatform = {
   LIBC: "/usr/lib/libSystem.B.dylib",
   LIBC_PATHS: ["/usr/lib/libSystem.B.dylib"],
   FD_DIR: "/dev/fd",
+  EBADF: 9,
+  ENOTSOCK: 38,
+  ENOTCONN: 57,
 };
 
 /** This OS's option numbers, or null where sockets cannot be tuned (e.g. Windows). */
