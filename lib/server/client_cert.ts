@@ -1,0 +1,180 @@
+/**
+ * The listener of a server that asks every client for a certificate and
+ * checks it against the CAs of `ServeOptions.tls.clientCa` (mutual TLS).
+ *
+ * ```
+ *   client ──TLS, CertificateRequest──▶ node:tls server (requestCert)
+ *                                        │ Deno's verifier judges the chain
+ *        authorized ─────────────────────┼──▶ the conn, its peer's subject known
+ *        none, another CA, expired… ─────┴──▶ the conn, marked refused with a
+ *                                             reason: serve() reads the head,
+ *                                             answers 403 and reports the
+ *                                             refusal (cause tls-handshake)
+ * ```
+ *
+ * `Deno.listenTls` can neither ask for a client certificate nor show one,
+ * so this listens through `node:tls`, whose verdict (`authorized`,
+ * `authorizationError`) is read here rather than enforced by it: with
+ * `rejectUnauthorized` Node hangs up on a certificate from another CA
+ * without a word on either side, and the operator would not learn why. A
+ * refused client has finished its TLS handshake (TLS 1.3 verifies the
+ * client last), so it is told in HTTP: `403` and the reason.
+ *
+ * Node binds asynchronously, and `serve()` is synchronous: the address is
+ * bound once with `Deno.listen` (which throws at once for an address in
+ * use, and picks the port for port 0), released, and bound again by
+ * `node:tls`; connections wait in `accept()` until it listens.
+ *
+ * @module
+ */
+
+import * as tls from "node:tls";
+import { HandshakeError } from "../ws/errors.ts";
+import { certificateSubject, NodeTlsConn } from "../tcp/node_tls.ts";
+
+/** What {@linkcode ClientCertListener} needs. */
+export interface ClientCertListenOptions {
+  /** Host to bind. */
+  hostname: string;
+  /** Port to bind (0: a free one). */
+  port: number;
+  /** The server's certificate chain (PEM). */
+  cert: string;
+  /** The server's private key (PEM). */
+  key: string;
+  /** The CA certificates (PEM, one or more) a client's certificate must be signed by. */
+  clientCa: string;
+  /** Bound on the TLS handshake (ms). */
+  handshakeTimeout: number;
+}
+
+/** A client certificate the server refused: answered with 403 and reported with cause `tls-handshake`. */
+export class CertificateRefused extends HandshakeError {
+  /** A refusal saying `reason` ("no client certificate", …). */
+  constructor(reason: string) {
+    super(403, reason);
+    this.name = "CertificateRefused";
+  }
+}
+
+/** Why each refused conn was refused. */
+const refusals = new WeakMap<object, string>();
+
+/** Why the client certificate on `conn` was refused, or null when it was accepted (or none was asked for). */
+export function certificateRefusal(conn: Deno.Conn): string | null {
+  return refusals.get(conn) ?? null;
+}
+
+/**
+ * Node's verdict on a client certificate in words: "no client certificate",
+ * "the client certificate CN=x is not signed by a trusted client CA", "… has
+ * expired", or the check's own code.
+ */
+export function refusalReason(subject: string | null, code: string | null): string {
+  if (subject === null) return "no client certificate";
+  const it = `the client certificate ${subject}`;
+  switch (code) {
+    case "CERT_HAS_EXPIRED":
+      return `${it} has expired`;
+    case "CERT_NOT_YET_VALID":
+      return `${it} is not valid yet`;
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "UNABLE_TO_GET_ISSUER_CERT":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "CERT_SIGNATURE_FAILURE":
+      return `${it} is not signed by a trusted client CA`;
+    default:
+      return `${it} was refused (${code ?? "unknown reason"})`;
+  }
+}
+
+/**
+ * The part of `Deno.Listener` that `serve()` uses (addr, accept, close),
+ * over a `node:tls` server that asks for client certificates. Every conn it
+ * hands out is a {@linkcode NodeTlsConn}; a refused one carries its reason
+ * ({@linkcode certificateRefusal}).
+ */
+export class ClientCertListener {
+  /** The bound address. */
+  readonly addr: Deno.NetAddr;
+  #server: tls.Server;
+  #queue: NodeTlsConn[] = [];
+  #waiting: PromiseWithResolvers<NodeTlsConn> | null = null;
+  #error: unknown = null;
+  #closed = false;
+
+  /** Binds (see the module's notes); throws what `Deno.listen` throws. */
+  constructor(opts: ClientCertListenOptions) {
+    const probe = Deno.listen({ hostname: opts.hostname, port: opts.port });
+    this.addr = probe.addr;
+    probe.close();
+    this.#server = tls.createServer({
+      cert: opts.cert,
+      key: opts.key,
+      ca: opts.clientCa,
+      requestCert: true,
+      rejectUnauthorized: false,
+      handshakeTimeout: opts.handshakeTimeout,
+    });
+    this.#server.on("secureConnection", (socket: tls.TLSSocket) => this.#secured(socket));
+    this.#server.on("tlsClientError", () => {
+      // The client gave up on the handshake (it refused our certificate…): nothing to serve.
+    });
+    this.#server.on("error", (err: unknown) => this.#fail(err));
+    this.#server.listen(this.addr.port, this.addr.hostname);
+  }
+
+  /** The next connection whose TLS handshake is done; rejects with BadResource once closed. */
+  accept(): Promise<Deno.Conn> {
+    const next = this.#queue.shift();
+    if (next) return Promise.resolve(next as unknown as Deno.Conn);
+    if (this.#error !== null) {
+      const err = this.#error;
+      this.#error = null;
+      this.#closed = true;
+      return Promise.reject(err);
+    }
+    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("listener closed"));
+    this.#waiting = Promise.withResolvers<NodeTlsConn>();
+    return this.#waiting.promise as unknown as Promise<Deno.Conn>;
+  }
+
+  /** Stops listening; connections already handed out live on. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.close();
+    for (const conn of this.#queue.splice(0)) conn.close();
+    this.#waiting?.reject(new Deno.errors.BadResource("listener closed"));
+    this.#waiting = null;
+  }
+
+  #secured(socket: tls.TLSSocket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    const conn = new NodeTlsConn(socket);
+    if (!socket.authorized) {
+      const code = socket.authorizationError;
+      const subject = certificateSubject(socket.getPeerCertificate());
+      refusals.set(conn, refusalReason(subject, code ? String(code) : null));
+    }
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    if (waiting) waiting.resolve(conn);
+    else this.#queue.push(conn);
+  }
+
+  /** Listening failed (the address was taken between the two binds): the next accept says so. */
+  #fail(err: unknown): void {
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    if (waiting) {
+      this.#closed = true;
+      waiting.reject(err);
+    } else this.#error = err;
+  }
+}
