@@ -6,6 +6,10 @@
  *     │
  *     ├─ insecure ───────────────────────────▶ node:tls, no verification
  *     │
+ *     ├─ cert + key (mTLS) ──────────────────▶ node:tls, verified (system CAs and
+ *     │                                        caCerts, host name); it shows the
+ *     │                                        server's certificate (peerSubject)
+ *     │
  *     └─ Deno.connectTls (rustls, caCerts) ──▶ handshake done: the stream
  *          │  no handshake after 1 s: probe the port with plain HTTP;
  *          │  an "HTTP/" answer fails the dial ("use ws://")
@@ -33,6 +37,7 @@ import { isIP } from "node:net";
 import { closeConn } from "../tcp/sockopt.ts";
 import { sameBytes } from "../ws/bytes.ts";
 import { denoError, NodeTlsConn } from "../tcp/node_tls.ts";
+import { errorText } from "../errors.ts";
 
 /** How long a TLS handshake may take before the port is probed for plain HTTP (ms). */
 export const PLAIN_PROBE_DELAY_MS = 1_000;
@@ -51,6 +56,10 @@ export interface OpenTlsOptions {
   caCerts?: string[];
   /** Accept any certificate: no chain, expiry or name check. */
   insecure?: boolean;
+  /** A client certificate (PEM) to show a server that asks for one; goes with `key`. */
+  cert?: string;
+  /** The private key (PEM) of `cert`. */
+  key?: string;
   /** Aborts connecting and the TLS handshake. */
   signal: AbortSignal;
 }
@@ -64,6 +73,7 @@ export interface OpenTlsOptions {
  */
 export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
   if (opts.insecure) return await nodeTls(opts, null);
+  if (opts.cert !== undefined) return await nodeTls(opts, "verify");
   const conn = await Deno.connectTls({
     hostname: opts.hostname,
     port: opts.port,
@@ -159,29 +169,56 @@ async function speaksPlainHttp(opts: OpenTlsOptions): Promise<boolean> {
 }
 
 /**
- * TLS through `node:tls` without its own verification: `pins` null accepts
- * any certificate; otherwise the server's must be one of `pins`, byte for
- * byte, and valid for the host name or IP address.
+ * TLS through `node:tls`: `pins` "verify" checks the server's certificate
+ * as Deno's own TLS does (the system's CAs and `caCerts`, expiry, the
+ * host name), for a client certificate; otherwise without its own
+ * verification: `pins` null accepts any certificate, else the server's must
+ * be one of `pins`, byte for byte, and valid for the host name or IP address.
  */
-async function nodeTls(opts: OpenTlsOptions, pins: X509Certificate[] | null): Promise<Deno.Conn> {
+async function nodeTls(
+  opts: OpenTlsOptions,
+  pins: X509Certificate[] | null | "verify",
+): Promise<Deno.Conn> {
+  const verify = pins === "verify";
   const socket = tls.connect({
     host: opts.hostname,
     port: opts.port,
     servername: isIP(opts.hostname) ? undefined : opts.hostname,
-    rejectUnauthorized: false,
+    rejectUnauthorized: verify,
+    ca: verify ? [...tls.rootCertificates, ...(opts.caCerts ?? [])] : undefined,
+    cert: opts.cert,
+    key: opts.key,
   });
   const connected = new Promise<void>((resolve, reject) => {
     socket.once("secureConnect", () => resolve());
-    socket.once("error", (err) => reject(denoError(err)));
+    socket.once("error", (err) => reject(verify ? certificateError(err) : denoError(err)));
   });
   try {
     await untilHandshake(connected, opts);
-    if (pins) checkPinned(socket, pins, opts.hostname);
+    if (pins && !verify) checkPinned(socket, pins, opts.hostname);
   } catch (err) {
     socket.destroy();
     throw err;
   }
   return new NodeTlsConn(socket) as unknown as Deno.Conn;
+}
+
+/** Node's names for a certificate it refused, as the rustls names Deno's own TLS gives. */
+const NODE_CERT_ERRORS: Readonly<Record<string, string>> = {
+  SELF_SIGNED_CERT_IN_CHAIN: "UnknownIssuer",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "UnknownIssuer",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "UnknownIssuer",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "UnknownIssuer",
+  CERT_HAS_EXPIRED: "Expired",
+  CERT_NOT_YET_VALID: "NotValidYet",
+  ERR_TLS_CERT_ALTNAME_INVALID: "NotValidForName",
+};
+
+/** A certificate `node:tls` refused as Deno's `InvalidData` ("invalid peer certificate: UnknownIssuer: …"). */
+function certificateError(err: unknown): unknown {
+  const name = NODE_CERT_ERRORS[(err as { code?: string })?.code ?? ""];
+  if (name === undefined) return denoError(err);
+  return new Deno.errors.InvalidData(`invalid peer certificate: ${name}: ${errorText(err)}`);
 }
 
 /** Throws unless the server's certificate is one of `pins` and valid for `hostname`. */
