@@ -72,9 +72,11 @@ export interface DialOptions extends ConnectionOptions {
   /**
    * wss:// only: a client certificate (PEM, the chain) for servers that ask
    * for one (mutual TLS), with `key`: give both or neither. Such a dial goes
-   * through `node:tls`, with the same checks (the system's CAs and
-   * `caCerts`, the host name), and `Connection.peerSubject` then names the
-   * server's certificate.
+   * through `node:tls`, with the same checks (chain, expiry, host name),
+   * and `Connection.peerSubject` then names the server's certificate. One
+   * difference: given `caCerts`, such a dial trusts only them unless the
+   * process may read the system's CAs (`--allow-sys`), as a `node:tls` CA
+   * list replaces its defaults.
    */
   cert?: string;
   /** The private key (PEM) of `cert`. */

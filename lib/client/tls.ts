@@ -6,9 +6,9 @@
  *     │
  *     ├─ insecure ───────────────────────────▶ node:tls, no verification
  *     │
- *     ├─ cert + key (mTLS) ──────────────────▶ node:tls, verified (system CAs and
- *     │                                        caCerts, host name); it shows the
- *     │                                        server's certificate (peerSubject)
+ *     ├─ cert + key (mTLS) ──────────────────▶ node:tls, verified (chain, expiry,
+ *     │                                        host name); it shows the server's
+ *     │                                        certificate (peerSubject)
  *     │
  *     └─ Deno.connectTls (rustls, caCerts) ──▶ handshake done: the stream
  *          │  no handshake after 1 s: probe the port with plain HTTP;
@@ -185,7 +185,7 @@ async function nodeTls(
     port: opts.port,
     servername: isIP(opts.hostname) ? undefined : opts.hostname,
     rejectUnauthorized: verify,
-    ca: verify ? [...tls.rootCertificates, ...(opts.caCerts ?? [])] : undefined,
+    ca: verify ? trusted(opts.caCerts) : undefined,
     cert: opts.cert,
     key: opts.key,
   });
@@ -201,6 +201,19 @@ async function nodeTls(
     throw err;
   }
   return new NodeTlsConn(socket) as unknown as Deno.Conn;
+}
+
+/**
+ * What `node:tls` trusts for a verified dial: its defaults (Deno's root
+ * store) without `caCerts`; with them, `caCerts` and, where reading them is
+ * allowed (`--allow-sys`), the system's roots, since a `ca` list replaces
+ * the defaults in `node:tls` rather than adding to them. Asked without a
+ * prompt: on a terminal Deno would otherwise stop to ask.
+ */
+function trusted(caCerts: string[] | undefined): string[] | undefined {
+  if (!caCerts?.length) return undefined;
+  const sys = Deno.permissions.querySync({ name: "sys", kind: "ca" } as Deno.PermissionDescriptor);
+  return sys.state === "granted" ? [...tls.rootCertificates, ...caCerts] : caCerts;
 }
 
 /** Node's names for a certificate it refused, as the rustls names Deno's own TLS gives. */

@@ -28,9 +28,10 @@
  * @module
  */
 
+import { X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import { HandshakeError } from "../ws/errors.ts";
-import { certificateSubject, NodeTlsConn } from "../tcp/node_tls.ts";
+import { NodeTlsConn } from "../tcp/node_tls.ts";
 
 /** What {@linkcode ClientCertListener} needs. */
 export interface ClientCertListenOptions {
@@ -66,28 +67,41 @@ export function certificateRefusal(conn: Deno.Conn): string | null {
 }
 
 /**
- * Node's verdict on a client certificate in words: "no client certificate",
- * "the client certificate CN=x is not signed by a trusted client CA", "… has
- * expired", or the check's own code.
+ * Why a client certificate was refused, in words: "no client certificate",
+ * "the client certificate CN=x has expired" (or "is not valid yet"), "… is
+ * not signed by a trusted client CA", else with the check's own code. Deno's
+ * `node:tls` reports every failed check as UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+ * so the reason is found here from the certificate itself; the verdict
+ * stays Deno's verifier's.
  */
-export function refusalReason(subject: string | null, code: string | null): string {
-  if (subject === null) return "no client certificate";
-  const it = `the client certificate ${subject}`;
-  switch (code) {
-    case "CERT_HAS_EXPIRED":
-      return `${it} has expired`;
-    case "CERT_NOT_YET_VALID":
-      return `${it} is not valid yet`;
-    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
-    case "UNABLE_TO_GET_ISSUER_CERT":
-    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
-    case "SELF_SIGNED_CERT_IN_CHAIN":
-    case "DEPTH_ZERO_SELF_SIGNED_CERT":
-    case "CERT_SIGNATURE_FAILURE":
-      return `${it} is not signed by a trusted client CA`;
-    default:
-      return `${it} was refused (${code ?? "unknown reason"})`;
+export function refusalReason(
+  cert: X509Certificate | null,
+  code: string | null,
+  anchors: readonly X509Certificate[],
+  now: number = Date.now(),
+): string {
+  if (cert === null) return "no client certificate";
+  const it = `the client certificate ${cert.subject.split("\n").join(", ")}`;
+  if (now > Date.parse(cert.validTo)) return `${it} has expired`;
+  if (now < Date.parse(cert.validFrom)) return `${it} is not valid yet`;
+  const signed = anchors.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
+  if (!signed) return `${it} is not signed by a trusted client CA`;
+  return `${it} was refused (${code ?? "unknown reason"})`;
+}
+
+/** The certificates in a PEM text that Node can read. */
+export function pemCertificates(pem: string): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  for (
+    const block of pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []
+  ) {
+    try {
+      out.push(new X509Certificate(block));
+    } catch {
+      // Not one Node can read: the TLS layer judges the file.
+    }
   }
+  return out;
 }
 
 /**
@@ -100,6 +114,7 @@ export class ClientCertListener {
   /** The bound address. */
   readonly addr: Deno.NetAddr;
   #server: tls.Server;
+  #anchors: X509Certificate[];
   #queue: NodeTlsConn[] = [];
   #waiting: PromiseWithResolvers<NodeTlsConn> | null = null;
   #error: unknown = null;
@@ -110,6 +125,7 @@ export class ClientCertListener {
     const probe = Deno.listen({ hostname: opts.hostname, port: opts.port });
     this.addr = probe.addr;
     probe.close();
+    this.#anchors = pemCertificates(opts.clientCa);
     this.#server = tls.createServer({
       cert: opts.cert,
       key: opts.key,
@@ -159,8 +175,9 @@ export class ClientCertListener {
     const conn = new NodeTlsConn(socket);
     if (!socket.authorized) {
       const code = socket.authorizationError;
-      const subject = certificateSubject(socket.getPeerCertificate());
-      refusals.set(conn, refusalReason(subject, code ? String(code) : null));
+      const raw: Uint8Array | undefined = socket.getPeerCertificate()?.raw;
+      const cert = raw?.length ? new X509Certificate(raw) : null;
+      refusals.set(conn, refusalReason(cert, code ? String(code) : null, this.#anchors));
     }
     const waiting = this.#waiting;
     this.#waiting = null;
