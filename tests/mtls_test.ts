@@ -332,3 +332,53 @@ Deno.test("server --tls-client-ca needs --tls-cert and --tls-key, not with --wor
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+withOpenssl.test("serve() with tls.clientCa takes a connection made right after it returns, and cuts one that never starts TLS at the handshake timeout", async () => {
+  await using certs = await makeCerts();
+  const tls = {
+    cert: await Deno.readTextFile(certs.server.cert),
+    key: await Deno.readTextFile(certs.server.key),
+    clientCa: await Deno.readTextFile(certs.clientCa.cert),
+  };
+  const cert = await Deno.readTextFile(certs.alice.cert);
+  const key = await Deno.readTextFile(certs.alice.key);
+  const caCerts = [await Deno.readTextFile(certs.ca.cert)];
+  const server = serve(
+    { hostname: "127.0.0.1", port: 0, handshakeTimeout: 500, tls },
+    async (req) => {
+      const ws = await req.upgrade();
+      for await (const m of ws) await ws.send(m);
+    },
+  );
+  try {
+    // No await between serve() and the connects: node:tls has taken over the socket Deno bound.
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    const ws = await dial(`wss://localhost:${server.addr.port}/echo`, { caCerts, cert, key });
+    await ws.send("at once");
+    for await (const m of ws) {
+      assert.equal(m, "at once");
+      break;
+    }
+    await ws.close(1000, "bye");
+    // The silent one is ended by the server (a read that ends), not left open.
+    let guarded = false;
+    const guard = setTimeout(() => {
+      guarded = true;
+      silent.close();
+    }, 10_000);
+    try {
+      const got = await silent.read(new Uint8Array(16)).catch(() => null);
+      assert.equal(got, null);
+      assert.ok(!guarded, "the server left open a connection that never started TLS");
+    } finally {
+      clearTimeout(guard);
+      try {
+        silent.close();
+      } catch {
+        // Closed by the guard.
+      }
+    }
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -21,17 +21,23 @@
  * client last), so it is told in HTTP: `403` and the reason.
  *
  * Node binds asynchronously, and `serve()` is synchronous: the address is
- * bound once with `Deno.listen` (which throws at once for an address in
- * use, and picks the port for port 0), released, and bound again by
- * `node:tls`; connections wait in `accept()` until it listens.
+ * bound with `Deno.listen` (which throws at once for an address in use, and
+ * picks the port for port 0), and `node:tls` takes over that very socket
+ * through a duplicate of its file descriptor (`listen({ fd })`), so a
+ * client that connects at once waits in the backlog rather than being
+ * refused. Without FFI (no `--allow-ffi`) the fd cannot be found: the
+ * address is then released and bound again by `node:tls`, and a connection
+ * in the moment between is refused.
  *
  * @module
  */
 
 import { X509Certificate } from "node:crypto";
+import type { Socket } from "node:net";
 import * as tls from "node:tls";
 import { HandshakeError } from "../ws/errors.ts";
 import { NodeTlsConn } from "../tcp/node_tls.ts";
+import { dupListenerFd, releaseConn } from "../tcp/fd.ts";
 
 /** What {@linkcode ClientCertListener} needs. */
 export interface ClientCertListenOptions {
@@ -119,13 +125,19 @@ export class ClientCertListener {
   #waiting: PromiseWithResolvers<NodeTlsConn> | null = null;
   #error: unknown = null;
   #closed = false;
+  #handshakeTimeout: number;
+  /** The deadline of each TCP connection whose TLS handshake is not done, by its peer's address. */
+  #pending = new Map<string, { socket: Socket; timer: ReturnType<typeof setTimeout> }>();
 
   /** Binds (see the module's notes); throws what `Deno.listen` throws. */
   constructor(opts: ClientCertListenOptions) {
-    const probe = Deno.listen({ hostname: opts.hostname, port: opts.port });
-    this.addr = probe.addr;
-    probe.close();
+    const bound = Deno.listen({ hostname: opts.hostname, port: opts.port });
+    this.addr = bound.addr;
+    const fd = dupListenerFd(bound);
+    bound.close();
+    releaseConn(bound);
     this.#anchors = pemCertificates(opts.clientCa);
+    this.#handshakeTimeout = opts.handshakeTimeout;
     this.#server = tls.createServer({
       cert: opts.cert,
       key: opts.key,
@@ -134,12 +146,14 @@ export class ClientCertListener {
       rejectUnauthorized: false,
       handshakeTimeout: opts.handshakeTimeout,
     });
+    this.#server.on("connection", (socket: Socket) => this.#connected(socket));
     this.#server.on("secureConnection", (socket: tls.TLSSocket) => this.#secured(socket));
     this.#server.on("tlsClientError", () => {
       // The client gave up on the handshake (it refused our certificate…): nothing to serve.
     });
     this.#server.on("error", (err: unknown) => this.#fail(err));
-    this.#server.listen(this.addr.port, this.addr.hostname);
+    if (fd !== null) this.#server.listen({ fd });
+    else this.#server.listen(this.addr.port, this.addr.hostname);
   }
 
   /** The next connection whose TLS handshake is done; rejects with BadResource once closed. */
@@ -162,12 +176,38 @@ export class ClientCertListener {
     if (this.#closed) return;
     this.#closed = true;
     this.#server.close();
+    for (const { socket, timer } of this.#pending.values()) {
+      clearTimeout(timer);
+      socket.destroy();
+    }
+    this.#pending.clear();
     for (const conn of this.#queue.splice(0)) conn.close();
     this.#waiting?.reject(new Deno.errors.BadResource("listener closed"));
     this.#waiting = null;
   }
 
+  /**
+   * A TCP connection before its TLS handshake: ended unless the handshake is
+   * done within the handshake timeout (Deno's `node:tls` does not honour
+   * `handshakeTimeout`, and a peer that sends nothing would hold its socket).
+   */
+  #connected(socket: Socket): void {
+    const key = peerKey(socket);
+    const timer = setTimeout(() => {
+      this.#pending.delete(key);
+      socket.destroy();
+    }, this.#handshakeTimeout);
+    this.#pending.set(key, { socket, timer });
+    socket.once("close", () => {
+      if (this.#pending.get(key)?.timer === timer) this.#pending.delete(key);
+      clearTimeout(timer);
+    });
+  }
+
   #secured(socket: tls.TLSSocket): void {
+    const key = peerKey(socket);
+    clearTimeout(this.#pending.get(key)?.timer);
+    this.#pending.delete(key);
     if (this.#closed) {
       socket.destroy();
       return;
@@ -194,4 +234,9 @@ export class ClientCertListener {
       waiting.reject(err);
     } else this.#error = err;
   }
+}
+
+/** A socket's peer as `address port`: the key of its handshake deadline. */
+function peerKey(socket: Socket): string {
+  return `${socket.remoteAddress} ${socket.remotePort}`;
 }
