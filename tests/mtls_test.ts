@@ -11,12 +11,14 @@
  */
 
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { dial, HandshakeError, serve } from "../mod.ts";
 import { type Certs, makeCerts } from "./helpers/certs.ts";
 import { hasStackTrace, Program, runClient } from "./helpers/process.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { pathOf, withPrograms } from "./helpers/needs.ts";
 import { keepAliveTimer } from "./helpers/tcp_timers.ts";
+import { pemCertificates, refusalReason } from "../lib/server/client_cert.ts";
 
 const withOpenssl = withPrograms("openssl");
 
@@ -381,4 +383,32 @@ withOpenssl.test("serve() with tls.clientCa takes a connection made right after 
   } finally {
     await server.shutdown();
   }
+});
+
+withOpenssl.test("refusalReason() says why from the certificate itself: none, not valid yet, expired, another CA, else the check's code", async () => {
+  await using certs = await makeCerts();
+  const read = async (f: string) => new X509Certificate(await Deno.readTextFile(f));
+  const alice = await read(certs.alice.cert);
+  const anchors = pemCertificates(await Deno.readTextFile(certs.clientCa.cert));
+  assert.equal(anchors.length, 1);
+  const code = "UNABLE_TO_VERIFY_LEAF_SIGNATURE";
+  assert.equal(refusalReason(null, code, anchors), "no client certificate");
+  const before = Date.parse(alice.validFrom) - 1_000;
+  assert.equal(
+    refusalReason(alice, code, anchors, before),
+    "the client certificate CN=alice is not valid yet",
+  );
+  assert.equal(
+    refusalReason(await read(certs.expiredAlice.cert), code, anchors),
+    "the client certificate CN=alice has expired",
+  );
+  assert.equal(
+    refusalReason(await read(certs.otherAlice.cert), code, anchors),
+    "the client certificate CN=alice is not signed by a trusted client CA",
+  );
+  // Signed by a trusted CA and in date, yet refused (a purpose, say): the check's own code.
+  assert.equal(
+    refusalReason(alice, "INVALID_PURPOSE", anchors),
+    "the client certificate CN=alice was refused (INVALID_PURPOSE)",
+  );
 });
