@@ -170,8 +170,8 @@ async function speaksPlainHttp(opts: OpenTlsOptions): Promise<boolean> {
 
 /**
  * TLS through `node:tls`: `pins` "verify" checks the server's certificate
- * as Deno's own TLS does (the system's CAs and `caCerts`, expiry, the
- * host name), for a client certificate; otherwise without its own
+ * as Deno's own TLS does (its chain to what {@linkcode trusted} names, its
+ * dates, the host name), for a client certificate; otherwise without its own
  * verification: `pins` null accepts any certificate, else the server's must
  * be one of `pins`, byte for byte, and valid for the host name or IP address.
  */
