@@ -97,7 +97,13 @@ withOpenssl.test("server --tls-client-ca refuses no certificate, another CA's an
     assert.equal(errors.length, 1, `${what}: one error line: ${run.stderr}`);
     assert.match(String(errors[0].message), /403/);
     assert.match(String(errors[0].message), /403 Forbidden: /, what);
-    assert.ok(String(errors[0].message).endsWith(reason), `${what}: ${errors[0].message}`);
+    const hint = files === null
+      ? "; the server asks for a client certificate: pass one with --cert FILE --key FILE"
+      : "";
+    assert.ok(
+      String(errors[0].message).endsWith(`403 Forbidden: ${reason}${hint}`),
+      `${what}: ${errors[0].message}`,
+    );
     assert.equal(run.stdout, "", "nothing was echoed");
     const close = await server.waitForEvent(
       "close",
