@@ -9,6 +9,7 @@
 
 import { socketCauseClassifier } from "./tcp/cause.ts";
 import { releaseConn, resetConn, type SocketOptions } from "./tcp/sockopt.ts";
+import { peerSubject } from "./tcp/node_tls.ts";
 import { type ConnectionOptions, type ConnOptions, WebSocketConn } from "./ws/conn.ts";
 
 /**
@@ -51,6 +52,14 @@ export function connectionSettings(
 export class Connection extends WebSocketConn {
   /** The keepalive, TCP_NODELAY and TCP_USER_TIMEOUT in force on the socket, as the kernel reports them. */
   readonly keepalive: SocketOptions;
+  /**
+   * The subject of the peer's TLS certificate, e.g. `CN=alice`: on a server,
+   * the client's certificate checked against `tls.clientCa`; on a client, the
+   * server's, when the connection went through `node:tls` (a client
+   * certificate, `insecure`, or a pinned self-signed certificate; Deno's own
+   * TLS does not show it). Null otherwise.
+   */
+  readonly peerSubject: string | null;
   #conn: Deno.Conn;
 
   /**
@@ -70,6 +79,7 @@ export class Connection extends WebSocketConn {
         }),
     });
     this.keepalive = keepalive;
+    this.peerSubject = peerSubject(conn);
     this.#conn = conn;
     // The fd finder may hand this conn's fd to a new one once it is closed.
     this.closed.then(() => releaseConn(conn));

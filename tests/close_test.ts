@@ -205,12 +205,13 @@ Deno.test("CLOSE_CAUSES lists each cause once", () => {
       "eof",
       "shutdown",
       "handshake-timeout",
+      "tls-handshake",
       "local-close",
     ] as const
   ) {
     assert.ok(CLOSE_CAUSES.includes(cause), cause);
   }
-  assert.equal(CLOSE_CAUSES.length, 13);
+  assert.equal(CLOSE_CAUSES.length, 14);
 });
 
 Deno.test("closeCodeName() names every code for logs", () => {

@@ -42,6 +42,8 @@ export const CLIENT_FLAGS = {
   "subprotocol": { type: "string", multiple: true },
   "ca": { type: "string" },
   "insecure": { type: "boolean", short: "k" },
+  "cert": { type: "string" },
+  "key": { type: "string" },
   "output": { type: "string" },
   "slash": { type: "boolean" },
   "no-slash": { type: "boolean" },
@@ -82,6 +84,8 @@ export interface ClientProgram {
   dial: DialOptions & ConnectionSettings;
   /** The `--ca` file, or null. */
   caFile: string | null;
+  /** The `--cert` and `--key` files (read when the client starts), or null. */
+  certFiles: { cert: string; key: string } | null;
   /** `--send` messages, or null to read stdin. */
   send: string[] | null;
   /** Exit after this many messages received (0 = not set). */
@@ -143,6 +147,9 @@ export function parseClientArgs(args: string[]): ClientCommand {
   );
   const headers = (v.header ?? []).map(parseHeader);
   const probe = probeFlags(v);
+  if ((v.cert === undefined) !== (v.key === undefined)) {
+    throw new UsageError("--cert and --key go together: give both or neither");
+  }
   if (common.printKeepAlive) {
     return { type: "keepalive-report", settings: common.connection, logFormat: common.logFormat };
   }
@@ -159,6 +166,7 @@ export function parseClientArgs(args: string[]): ClientCommand {
       url,
       dial,
       caFile: v.ca ?? null,
+      certFiles: v.cert !== undefined ? { cert: v.cert, key: v.key! } : null,
       send: v.send ?? null,
       count,
       wait,

@@ -42,12 +42,17 @@ export function bodyLine(body: string): string {
 export function describeDialError(
   url: URL,
   err: unknown,
-  hints: { caFile: string | null } = { caFile: null },
+  hints: { caFile: string | null; dial?: { cert?: string } } = { caFile: null },
 ): string {
   const where = url.host;
   if (err instanceof HandshakeError) {
     const body = bodyLine(err.body);
-    return `handshake with ${where} failed: ${err.message}${body ? `: ${body}` : ""}`;
+    // Our server's word for a TLS client without a certificate (--tls-client-ca).
+    const certHint = err.status === 403 && body === "no client certificate" &&
+        hints.dial?.cert === undefined
+      ? "; the server asks for a client certificate: pass one with --cert FILE --key FILE"
+      : "";
+    return `handshake with ${where} failed: ${err.message}${body ? `: ${body}` : ""}${certHint}`;
   }
   if (err instanceof TypeError) return err.message;
   if (err instanceof Deno.errors.ConnectionRefused) {

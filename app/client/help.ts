@@ -65,6 +65,10 @@ Connection:
   -k, --insecure           wss:// without checking the server's certificate (expired,
                            self-signed, another host): anyone on the path can read
                            and change the traffic
+  --cert FILE              PEM client certificate, for a server that asks for one
+                           (mutual TLS; with --key); the open event then names the
+                           server's certificate (peer_subject)
+  --key FILE               its PEM private key
   --reconnect              after a failed connect, an abnormal close or the server
                            going away (1001), reconnect with exponential backoff and
                            jitter (from 0.5s); stops on the client's own close, a

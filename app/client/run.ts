@@ -37,7 +37,16 @@ interface Screen {
 /** Runs the client until it ends, Ctrl-C, SIGTERM, or the end of the npm it was started through. */
 export async function runClientProgram(p: ClientProgram): Promise<number> {
   const caCerts = p.caFile ? [await readFlagFile("--ca", p.caFile)] : undefined;
-  const dial = { ...p.dial, caCerts };
+  const dial = {
+    ...p.dial,
+    caCerts,
+    ...(p.certFiles
+      ? {
+        cert: await readFlagFile("--cert", p.certFiles.cert),
+        key: await readFlagFile("--key", p.certFiles.key),
+      }
+      : {}),
+  };
   const stop = listenForStop({ launcher: true });
   const interrupted = stop.requested.then(() => {});
   const screen = openScreen(p, stop);

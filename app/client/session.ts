@@ -233,6 +233,7 @@ class Session {
         remote: formatAddr(ws.remoteAddr),
         protocol: ws.protocol,
         extensions: ws.extensions || null,
+        ...(ws.peerSubject !== null ? { peer_subject: ws.peerSubject } : {}),
         ...keepAliveLogFields(ws.keepalive),
       });
       if (this.#options.showPings) showPings(ws, log, faults.noPong);

@@ -37,6 +37,7 @@ export const SERVER_FLAGS = {
   "subprotocol": { type: "string", multiple: true },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
+  "tls-client-ca": { type: "string" },
   "workers": { type: "string" },
   // Internal: set by the supervisor on the processes it starts.
   "worker-index": { type: "string" },
@@ -64,8 +65,8 @@ export interface ServerProgram {
   settings: ServerSettings;
   /** `--addr` as given, for messages. */
   addr: string;
-  /** The PEM files of `--tls-cert` and `--tls-key`, read when the server starts. */
-  tlsFiles: { cert: string; key: string } | null;
+  /** The PEM files of `--tls-cert`, `--tls-key` and `--tls-client-ca`, read when the server starts. */
+  tlsFiles: { cert: string; key: string; clientCa: string | null } | null;
   /** Faults to inject on every connection. */
   faults: Faults;
   /** The log format. */
@@ -104,9 +105,15 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (Boolean(v["tls-cert"]) !== Boolean(v["tls-key"])) {
     throw new UsageError("--tls-cert and --tls-key go together");
   }
+  if (v["tls-client-ca"] !== undefined && !v["tls-cert"]) {
+    throw new UsageError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
   const workers = workerCount(v.workers);
   if (workers === null) {
     throw new UsageError(`--workers takes a number from 1 to 256 or auto, got "${v.workers}"`);
+  }
+  if (v["tls-client-ca"] !== undefined && workers > 1) {
+    throw new UsageError("--tls-client-ca cannot be combined with --workers: run one process");
   }
   const workerIndex = v["worker-index"] === undefined
     ? null
@@ -128,7 +135,9 @@ export function parseServerArgs(args: string[]): ServerCommand {
     program: {
       settings,
       addr,
-      tlsFiles: v["tls-cert"] ? { cert: v["tls-cert"], key: v["tls-key"]! } : null,
+      tlsFiles: v["tls-cert"]
+        ? { cert: v["tls-cert"], key: v["tls-key"]!, clientCa: v["tls-client-ca"] ?? null }
+        : null,
       faults: common.faults,
       logFormat: common.logFormat,
       workers,

@@ -21,10 +21,9 @@ import {
   type ServeOptions,
   type Server,
   type ServerRequest,
-  type SocketOptions,
   type Traffic,
 } from "../../mod.ts";
-import { AbnormalClosure } from "../../lib/ws/mod.ts";
+import { AbnormalClosure, TLSHandshake } from "../../lib/ws/mod.ts";
 import { errorText } from "../../lib/errors.ts";
 import { formatAddr } from "../common/addr.ts";
 import { keepAliveLogFields } from "../common/keepalive.ts";
@@ -146,15 +145,16 @@ class EchoApp {
   /** A request the library refused before it reached us: a bad head, or one that never came. */
   refused(r: Refusal): void {
     const remote = formatAddr(r.remoteAddr);
-    if (r.timedOut) {
+    if (r.cause !== null) {
       // Never a WebSocket: a dropped request, not a closed connection (open = accepted − closed).
-      this.metrics.dropped("handshake-timeout");
+      const tls = r.cause === "tls-handshake";
+      this.metrics.dropped(r.cause);
       this.#log.info("close", {
         id: r.id,
         remote,
-        code: AbnormalClosure,
-        reason: "",
-        cause: "handshake-timeout",
+        code: tls ? TLSHandshake : AbnormalClosure,
+        reason: tls ? r.message : "",
+        cause: r.cause,
         clean: false,
         ...this.extra,
       });
@@ -238,6 +238,7 @@ class EchoApp {
       remote,
       protocol: ws.protocol,
       extensions: ws.extensions || null,
+      ...(ws.peerSubject !== null ? { peer_subject: ws.peerSubject } : {}),
       ...keepAliveLogFields(ws.keepalive),
       ...extra,
     });
@@ -276,7 +277,7 @@ class EchoApp {
         };
       case INFO_PATH:
         return {
-          text: JSON.stringify(this.#info(req.keepalive)) + "\n",
+          text: JSON.stringify(this.#info(req)) + "\n",
           type: "application/json",
           headers: { "Cache-Control": "no-store" },
         };
@@ -291,12 +292,17 @@ class EchoApp {
     return null;
   }
 
-  /** What `/info` says: the settings in force, the keepalive read back from `keepalive`'s socket. */
-  #info(keepalive: SocketOptions): Record<string, unknown> {
+  /**
+   * What `/info` says: the settings in force, the keepalive read back from
+   * the request's socket, and (with `--tls-client-ca`) the subject of its
+   * client certificate.
+   */
+  #info(req: ServerRequest): Record<string, unknown> {
     const o = this.#options;
     return {
       version: VERSION,
-      ...keepAliveLogFields(keepalive),
+      ...(req.peerSubject !== null ? { peer_subject: req.peerSubject } : {}),
+      ...keepAliveLogFields(req.keepalive),
       ping_interval_ms: o.pingInterval,
       pong_timeout_ms: o.pongTimeout,
       max_message_size: o.maxMessageSize,

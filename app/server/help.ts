@@ -31,6 +31,11 @@ Server:
   --subprotocol NAME       a subprotocol to agree to (repeatable)
   --tls-cert FILE          PEM certificate: serve wss:// (with --tls-key)
   --tls-key FILE           PEM private key
+  --tls-client-ca FILE     require a client certificate signed by a CA in this PEM file
+                           (mutual TLS); one without, from another CA or expired gets
+                           403 and a close event with cause tls-handshake. The open
+                           event and /info name the certificate (peer_subject). Not
+                           with --workers
   --workers N|auto         run N processes sharing the port with SO_REUSEPORT (Linux);
                            auto = one per core (default 1). /metrics adds up all workers
 

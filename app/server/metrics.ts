@@ -64,12 +64,12 @@ export const RTT_BUCKETS_S: readonly number[] = [
 ];
 
 /**
- * The close causes listed (at 0) from the start. `handshake-timeout` is not
- * one: on the server it ends a request before any WebSocket exists, and is
- * counted in {@linkcode Metrics.dropped}.
+ * The close causes listed (at 0) from the start. `handshake-timeout` and
+ * `tls-handshake` are not: on the server they end a request before any
+ * WebSocket exists, and are counted in {@linkcode Metrics.dropped}.
  */
 export const SERVER_CLOSE_CAUSES: readonly string[] = CLOSE_CAUSES.filter((c) =>
-  c !== "handshake-timeout"
+  c !== "handshake-timeout" && c !== "tls-handshake"
 );
 
 /**
@@ -78,8 +78,12 @@ export const SERVER_CLOSE_CAUSES: readonly string[] = CLOSE_CAUSES.filter((c) =>
  */
 export const WORKER_EXIT_CAUSE = "worker-exit";
 
-/** Why a request was dropped without an HTTP answer. */
-export const DROP_REASONS = ["handshake-timeout", "read-error"] as const;
+/**
+ * Why a request was dropped before the handler saw it: no head in time, a
+ * head that could not be read (neither answered), or a client certificate
+ * refused (`--tls-client-ca`; answered 403).
+ */
+export const DROP_REASONS = ["handshake-timeout", "read-error", "tls-handshake"] as const;
 
 /** One of {@linkcode DROP_REASONS}. */
 export type DropReason = typeof DROP_REASONS[number];

@@ -48,6 +48,9 @@ export async function runServer(p: ServerProgram): Promise<number> {
     ? {
       cert: await readFlagFile("--tls-cert", p.tlsFiles.cert),
       key: await readFlagFile("--tls-key", p.tlsFiles.key),
+      ...(p.tlsFiles.clientCa !== null
+        ? { clientCa: await readFlagFile("--tls-client-ca", p.tlsFiles.clientCa) }
+        : {}),
     }
     : undefined;
   const worker = p.workerIndex !== null;

@@ -69,6 +69,18 @@ export interface DialOptions extends ConnectionOptions {
    * own TLS cannot skip the check per connection.
    */
   insecure?: boolean;
+  /**
+   * wss:// only: a client certificate (PEM, the chain) for servers that ask
+   * for one (mutual TLS), with `key`: give both or neither. Such a dial goes
+   * through `node:tls`, with the same checks (chain, expiry, host name),
+   * and `Connection.peerSubject` then names the server's certificate. One
+   * difference: given `caCerts`, such a dial trusts only them unless the
+   * process may read the system's CAs (`--allow-sys`), as a `node:tls` CA
+   * list replaces its defaults.
+   */
+  cert?: string;
+  /** The private key (PEM) of `cert`. */
+  key?: string;
   /** Bound on connecting plus the handshake (default 10 s). */
   handshakeTimeout?: number;
   /** Aborts connecting and the handshake. */
@@ -96,7 +108,8 @@ interface Upgrade {
  * await ws.close(CloseCode.NormalClosure, "bye");
  * ```
  *
- * Throws a TypeError for a URL or option that cannot work, a RangeError for
+ * Throws a TypeError for a URL or option that cannot work (`cert` without
+ * `key`…), a RangeError for
  * a keepalive value Linux refuses, a {@linkcode HandshakeError} when the
  * server refuses the upgrade (its HTTP status, and the start of its body in
  * `body`) or answers against RFC 6455 (status 0; also when a `ws://` URL
@@ -108,6 +121,9 @@ interface Upgrade {
 export async function dial(url: string | URL, options?: DialOptions): Promise<Connection> {
   const opts = options ?? {};
   const target = webSocketUrl(url);
+  if ((opts.cert === undefined) !== (opts.key === undefined)) {
+    throw new TypeError("cert and key go together: give both or neither");
+  }
   const policy = resolveKeepAlive(opts.keepAlive ?? true);
   const upgrade = prepareUpgrade(target, opts);
   const timeoutMs = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT_MS;
@@ -167,6 +183,8 @@ function connect(url: URL, options: DialOptions, signal: AbortSignal): Promise<D
     host: url.host,
     caCerts: options.caCerts,
     insecure: options.insecure,
+    cert: options.cert,
+    key: options.key,
     signal,
   });
 }

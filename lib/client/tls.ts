@@ -6,6 +6,10 @@
  *     │
  *     ├─ insecure ───────────────────────────▶ node:tls, no verification
  *     │
+ *     ├─ cert + key (mTLS) ──────────────────▶ node:tls, verified (chain, expiry,
+ *     │                                        host name); it shows the server's
+ *     │                                        certificate (peerSubject)
+ *     │
  *     └─ Deno.connectTls (rustls, caCerts) ──▶ handshake done: the stream
  *          │  no handshake after 1 s: probe the port with plain HTTP;
  *          │  an "HTTP/" answer fails the dial ("use ws://")
@@ -32,6 +36,7 @@ import * as tls from "node:tls";
 import { isIP } from "node:net";
 import { closeConn } from "../tcp/sockopt.ts";
 import { sameBytes } from "../ws/bytes.ts";
+import { denoError, NodeTlsConn } from "../tcp/node_tls.ts";
 import { errorText } from "../errors.ts";
 
 /** How long a TLS handshake may take before the port is probed for plain HTTP (ms). */
@@ -51,6 +56,10 @@ export interface OpenTlsOptions {
   caCerts?: string[];
   /** Accept any certificate: no chain, expiry or name check. */
   insecure?: boolean;
+  /** A client certificate (PEM) to show a server that asks for one; goes with `key`. */
+  cert?: string;
+  /** The private key (PEM) of `cert`. */
+  key?: string;
   /** Aborts connecting and the TLS handshake. */
   signal: AbortSignal;
 }
@@ -64,6 +73,7 @@ export interface OpenTlsOptions {
  */
 export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
   if (opts.insecure) return await nodeTls(opts, null);
+  if (opts.cert !== undefined) return await nodeTls(opts, "verify");
   const conn = await Deno.connectTls({
     hostname: opts.hostname,
     port: opts.port,
@@ -159,29 +169,69 @@ async function speaksPlainHttp(opts: OpenTlsOptions): Promise<boolean> {
 }
 
 /**
- * TLS through `node:tls` without its own verification: `pins` null accepts
- * any certificate; otherwise the server's must be one of `pins`, byte for
- * byte, and valid for the host name or IP address.
+ * TLS through `node:tls`: `pins` "verify" checks the server's certificate
+ * as Deno's own TLS does (its chain to what {@linkcode trusted} names, its
+ * dates, the host name), for a client certificate; otherwise without its own
+ * verification: `pins` null accepts any certificate, else the server's must
+ * be one of `pins`, byte for byte, and valid for the host name or IP address.
  */
-async function nodeTls(opts: OpenTlsOptions, pins: X509Certificate[] | null): Promise<Deno.Conn> {
+async function nodeTls(
+  opts: OpenTlsOptions,
+  pins: X509Certificate[] | null | "verify",
+): Promise<Deno.Conn> {
+  const verify = pins === "verify";
   const socket = tls.connect({
     host: opts.hostname,
     port: opts.port,
     servername: isIP(opts.hostname) ? undefined : opts.hostname,
-    rejectUnauthorized: false,
+    rejectUnauthorized: verify,
+    ca: verify ? trusted(opts.caCerts) : undefined,
+    cert: opts.cert,
+    key: opts.key,
   });
   const connected = new Promise<void>((resolve, reject) => {
     socket.once("secureConnect", () => resolve());
-    socket.once("error", (err) => reject(denoError(err)));
+    socket.once("error", (err) => reject(verify ? certificateError(err) : denoError(err)));
   });
   try {
     await untilHandshake(connected, opts);
-    if (pins) checkPinned(socket, pins, opts.hostname);
+    if (pins && !verify) checkPinned(socket, pins, opts.hostname);
   } catch (err) {
     socket.destroy();
     throw err;
   }
   return new NodeTlsConn(socket) as unknown as Deno.Conn;
+}
+
+/**
+ * What `node:tls` trusts for a verified dial: its defaults (Deno's root
+ * store) without `caCerts`; with them, `caCerts` and, where reading them is
+ * allowed (`--allow-sys`), the system's roots, since a `ca` list replaces
+ * the defaults in `node:tls` rather than adding to them. Asked without a
+ * prompt: on a terminal Deno would otherwise stop to ask.
+ */
+function trusted(caCerts: string[] | undefined): string[] | undefined {
+  if (!caCerts?.length) return undefined;
+  const sys = Deno.permissions.querySync({ name: "sys", kind: "ca" } as Deno.PermissionDescriptor);
+  return sys.state === "granted" ? [...tls.rootCertificates, ...caCerts] : caCerts;
+}
+
+/** Node's names for a certificate it refused, as the rustls names Deno's own TLS gives. */
+const NODE_CERT_ERRORS: Readonly<Record<string, string>> = {
+  SELF_SIGNED_CERT_IN_CHAIN: "UnknownIssuer",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "UnknownIssuer",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "UnknownIssuer",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "UnknownIssuer",
+  CERT_HAS_EXPIRED: "Expired",
+  CERT_NOT_YET_VALID: "NotValidYet",
+  ERR_TLS_CERT_ALTNAME_INVALID: "NotValidForName",
+};
+
+/** A certificate `node:tls` refused as Deno's `InvalidData` ("invalid peer certificate: UnknownIssuer: …"). */
+function certificateError(err: unknown): unknown {
+  const name = NODE_CERT_ERRORS[(err as { code?: string })?.code ?? ""];
+  if (name === undefined) return denoError(err);
+  return new Deno.errors.InvalidData(`invalid peer certificate: ${name}: ${errorText(err)}`);
 }
 
 /** Throws unless the server's certificate is one of `pins` and valid for `hostname`. */
@@ -201,150 +251,4 @@ function checkPinned(socket: tls.TLSSocket, pins: X509Certificate[], hostname: s
         `is not valid for ${hostname} (it names ${pin.subjectAltName ?? pin.subject})`,
     );
   }
-}
-
-/** Node's socket errors as the Deno errors the connection's classifier knows. */
-function denoError(err: unknown): unknown {
-  const code = (err as { code?: string })?.code;
-  const message = errorText(err);
-  switch (code) {
-    case "ECONNRESET":
-      return new Deno.errors.ConnectionReset(message);
-    case "ECONNREFUSED":
-      return new Deno.errors.ConnectionRefused(message);
-    case "ETIMEDOUT":
-      return new Deno.errors.TimedOut(message);
-    case "EPIPE":
-      return new Deno.errors.BrokenPipe(message);
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return new Deno.errors.NotFound(message);
-    default:
-      return err;
-  }
-}
-
-/** Bytes buffered from the socket before it is paused, so a slow reader holds TCP back. */
-const READ_HIGH_WATER = 64 * 1024;
-
-/**
- * A `node:tls` socket with the part of `Deno.Conn` that a WebSocket
- * connection and the socket-option code use: read, write, closeWrite,
- * close, and the two addresses (by which the socket's file descriptor is
- * found for keepalive). Node's errors become Deno's.
- */
-export class NodeTlsConn {
-  /** The local address. */
-  readonly localAddr: Deno.NetAddr;
-  /** The peer's address. */
-  readonly remoteAddr: Deno.NetAddr;
-  #socket: tls.TLSSocket;
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #ended = false;
-  #error: unknown = null;
-  #wake: (() => void) | null = null;
-
-  /** Wraps a connected socket whose TLS handshake is done. */
-  constructor(socket: tls.TLSSocket) {
-    this.#socket = socket;
-    this.localAddr = addr(socket.localAddress, socket.localPort);
-    this.remoteAddr = addr(socket.remoteAddress, socket.remotePort);
-    socket.on("data", (chunk: Uint8Array) => {
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      if (this.#buffered >= READ_HIGH_WATER) socket.pause();
-      this.#notify();
-    });
-    socket.on("end", () => this.#finish());
-    socket.on("close", () => this.#finish());
-    socket.on("error", (err) => {
-      this.#error ??= denoError(err);
-      this.#notify();
-    });
-  }
-
-  /** Reads into `p`; null at the end of the stream. */
-  async read(p: Uint8Array): Promise<number | null> {
-    while (true) {
-      const chunk = this.#chunks[0];
-      if (chunk) {
-        const n = Math.min(chunk.length, p.length);
-        p.set(chunk.subarray(0, n));
-        if (n === chunk.length) this.#chunks.shift();
-        else this.#chunks[0] = chunk.subarray(n);
-        this.#buffered -= n;
-        if (this.#buffered < READ_HIGH_WATER / 2) this.#socket.resume();
-        return n;
-      }
-      if (this.#error) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-  }
-
-  /** Writes all of `p` (Node queues it); resolves with its length once handed to the socket. */
-  write(p: Uint8Array): Promise<number> {
-    if (this.#error) return Promise.reject(this.#error);
-    const copy = p.slice();
-    return new Promise((resolve, reject) => {
-      this.#socket.write(copy, (err) => err ? reject(denoError(err)) : resolve(copy.length));
-    });
-  }
-
-  /** Sends TLS close_notify and a FIN; reading goes on. */
-  closeWrite(): Promise<void> {
-    this.#socket.end();
-    return Promise.resolve();
-  }
-
-  /** Closes the socket at once. */
-  close(): void {
-    this.#socket.destroy();
-    this.#finish();
-  }
-
-  /** Sets TCP_NODELAY (on unless `noDelay` is false). */
-  setNoDelay(noDelay?: boolean): void {
-    this.#socket.setNoDelay(noDelay ?? true);
-  }
-
-  /** Switches SO_KEEPALIVE on unless `keepAlive` is false (the values are set through the socket options code). */
-  setKeepAlive(keepAlive?: boolean): void {
-    this.#socket.setKeepAlive(keepAlive ?? true);
-  }
-
-  /** Keeps the process alive while the socket is open (the default). */
-  ref(): void {
-    this.#socket.ref();
-  }
-
-  /** Lets the process end while the socket is open. */
-  unref(): void {
-    this.#socket.unref();
-  }
-
-  /** Closes the socket. */
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  #finish(): void {
-    this.#ended = true;
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-  }
-}
-
-function addr(hostname: string | undefined, port: number | undefined): Deno.NetAddr {
-  return {
-    transport: "tcp",
-    hostname: (hostname ?? "").replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ""),
-    port: port ?? 0,
-  };
 }

@@ -23,6 +23,7 @@ import { buildErrorResponse, buildResponseHead } from "../http/response.ts";
 import type { RequestHead } from "../http/head.ts";
 import { writeAll } from "../http/io.ts";
 import { closeConn, type SocketOptions } from "../tcp/sockopt.ts";
+import { peerSubject } from "../tcp/node_tls.ts";
 
 const encoder = new TextEncoder();
 
@@ -95,6 +96,11 @@ export class ServerRequest {
   readonly remoteAddr: Deno.NetAddr;
   /** The keepalive in force on the socket, read back from the kernel. */
   readonly keepalive: SocketOptions;
+  /**
+   * The subject of the client's certificate (e.g. `CN=alice`), verified
+   * against `ServeOptions.tls.clientCa`; null on a server without it.
+   */
+  readonly peerSubject: string | null;
 
   #conn: Deno.Conn;
   #head: RequestHead;
@@ -125,6 +131,7 @@ export class ServerRequest {
     this.headers = head.headers;
     this.remoteAddr = conn.remoteAddr as Deno.NetAddr;
     this.keepalive = keepalive;
+    this.peerSubject = peerSubject(conn);
     this.url = requestUrl(head, ctx.secure, conn.localAddr as Deno.NetAddr);
   }
 

@@ -43,6 +43,7 @@ import { DEFAULT_MAX_HEAD_SIZE, parseRequestHead } from "../http/head.ts";
 import { readHead, type ReadHeadOptions } from "../http/io.ts";
 import { errorText } from "../errors.ts";
 import { acceptLoop, type AcceptSink } from "./accept.ts";
+import { certificateRefusal, CertificateRefused, ClientCertListener } from "./client_cert.ts";
 import { HandshakeDeadlines } from "./deadline.ts";
 import { answer, type RequestContext, ServerRequest, settleRequest } from "./request.ts";
 import { goAway, HANDLER_GRACE_MS, SHUTDOWN_TIMEOUT_MS, within } from "./shutdown.ts";
@@ -80,6 +81,12 @@ export interface Refusal {
   message: string;
   /** The head did not arrive within the handshake timeout. */
   timedOut: boolean;
+  /**
+   * The close cause, for a refusal that is one: `handshake-timeout` (as
+   * `timedOut`), or `tls-handshake`: the client's certificate was refused
+   * (`tls.clientCa`; status 403, `message` says why). Null otherwise.
+   */
+  cause: "handshake-timeout" | "tls-handshake" | null;
 }
 
 /**
@@ -104,8 +111,16 @@ export interface ServeOptions extends ConnectionOptions {
   hostname?: string;
   /** Port to bind (default 8080; 0 picks a free one). */
   port?: number;
-  /** PEM certificate and key: serve `wss://` and `https://`. */
-  tls?: { cert: string; key: string };
+  /**
+   * PEM certificate and key: serve `wss://` and `https://`. With `clientCa`
+   * (PEM CA certificates), every client must show a certificate signed by one
+   * of them (mutual TLS): one without, from another CA, or expired is
+   * answered 403 and reported to `onRefused` with cause `tls-handshake`; an
+   * accepted one's subject is `ServerRequest.peerSubject`. Such a server
+   * listens through `node:tls` (Deno's own TLS cannot ask for client
+   * certificates) and cannot share its port (`reusePort`).
+   */
+  tls?: { cert: string; key: string; clientCa?: string };
   /** Share the port with other processes (SO_REUSEPORT, Linux; needs --unstable-net). */
   reusePort?: boolean;
   /**
@@ -189,11 +204,23 @@ export function serve(
   };
 }
 
-/** Binds the listening socket, TCP or TLS. */
+/** Binds the listening socket: TCP, TLS, or TLS that asks for client certificates. */
 function listen(options: ServeOptions): Deno.Listener {
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 8080;
   if (!options.tls) return Deno.listen({ hostname, port, reusePort: options.reusePort });
+  const clientCa = options.tls.clientCa;
+  if (clientCa !== undefined) {
+    if (options.reusePort) throw new TypeError("tls.clientCa cannot be combined with reusePort");
+    return new ClientCertListener({
+      hostname,
+      port,
+      cert: options.tls.cert,
+      key: options.tls.key,
+      clientCa,
+      handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    }) as unknown as Deno.Listener;
+  }
   return Deno.listenTls(
     {
       hostname,
@@ -294,16 +321,20 @@ class ServerCore implements AcceptSink, RequestContext {
     else closeConn(conn);
     const late = this.#deadlines.timedOut(conn);
     if (this.stopping && !late && !refusal) return;
+    const certificate = err instanceof CertificateRefused;
     this.#options.onRefused?.({
       id,
       remoteAddr,
+      cause: certificate ? "tls-handshake" : late ? "handshake-timeout" : null,
       status: refusal ? refusal.status : 0,
-      message: late
+      message: certificate
+        ? refusal!.message
+        : late
         ? `no request head within ${this.#deadlines.timeout}ms`
         : refusal
         ? refusal.message
         : `reading the request failed: ${errorText(err)}`,
-      timedOut: late,
+      timedOut: late && !certificate,
     });
   }
 
@@ -341,13 +372,21 @@ class ServerCore implements AcceptSink, RequestContext {
   /**
    * Applies the keepalive, then reads the request head within the handshake
    * deadline: the request, or null when the peer left first or the request
-   * was refused.
+   * was refused. A refused client certificate is answered (403) once the
+   * head is in, so that closing does not reset the answer away.
    */
   async #read(conn: Deno.Conn, id: number): Promise<ServerRequest | null> {
     const keepalive = this.#keepalive(conn);
+    const refusedCertificate = certificateRefusal(conn);
     this.#deadlines.start(conn);
     try {
-      const got = await readHead(conn, READ_HEAD);
+      const got = await readHead(conn, READ_HEAD).catch((err) => {
+        if (refusedCertificate === null) throw err;
+      });
+      if (refusedCertificate !== null) {
+        await this.refuse(conn, id, new CertificateRefused(refusedCertificate));
+        return null;
+      }
       if (!got) {
         closeConn(conn);
         return null;

@@ -414,3 +414,23 @@ export function closeConn(conn: Deno.Conn): void {
   }
   releaseConn(conn);
 }
+
+/** `F_DUPFD`, the same on Linux and macOS: duplicate onto the lowest free fd. */
+const F_DUPFD = 0;
+
+/**
+ * A second file descriptor for a TCP listener's socket (`fcntl(F_DUPFD)`),
+ * for handing the bound, listening socket to another owner (`node:net`'s
+ * `listen({ fd })`): the socket stays open, and connections keep queueing
+ * in its backlog, after the listener itself is closed. Null when FFI is
+ * unavailable or the fd is not found.
+ */
+export function dupListenerFd(listener: Deno.Listener): number | null {
+  const n = load();
+  const local = fromDenoAddr(listener.addr);
+  if ("reason" in n || local === null) return null;
+  const fd = findFd(n, listener, { local, peer: null });
+  if (fd === null) return null;
+  const dup = n.libc.fcntl(fd, F_DUPFD, 0);
+  return dup < 0 ? null : dup;
+}

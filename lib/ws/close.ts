@@ -162,6 +162,12 @@ export const CLOSE_CAUSES = [
   "shutdown",
   /** The opening handshake did not complete in time (§4). */
   "handshake-timeout",
+  /**
+   * The TLS handshake failed: on a server asking for client certificates, the
+   * client showed none, one from another CA, or an expired one (reported as
+   * code 1015, which never goes on the wire, §7.4.1).
+   */
+  "tls-handshake",
   /** Our own side called close() and the closing handshake ran (§7.1.2). */
   "local-close",
 ] as const;

@@ -9,8 +9,13 @@
  * - `otherSelfSigned`: another CA:TRUE self-signed one (a wrong `--ca`).
  * - `expired`: signed by `ca`, valid from two days ago until yesterday.
  * - `wrongName`: signed by `ca`, for `other.example` and 10.1.2.3 only.
+ * - `server`: signed by `ca`, valid: a server certificate for mTLS tests.
+ * - `clientCa`: a second CA, for client certificates (`--tls-client-ca`);
+ *   `alice` (CN=alice) is signed by it, `otherAlice` (CN=alice too) by `ca`
+ *   instead, and `expiredAlice` by it but expired yesterday. All three have
+ *   extendedKeyUsage clientAuth.
  *
- * All but `wrongName` are for `localhost` and 127.0.0.1.
+ * The server certificates but `wrongName` are for `localhost` and 127.0.0.1.
  *
  * @module
  */
@@ -41,19 +46,32 @@ export interface Certs extends AsyncDisposable {
   expired: CertFiles;
   /** Signed by `ca`, for other.example and 10.1.2.3. */
   wrongName: CertFiles;
+  /** Signed by `ca`, for localhost and 127.0.0.1, valid for a day. */
+  server: CertFiles;
+  /** The CA of the client certificates. */
+  clientCa: CertFiles;
+  /** A client certificate, CN=alice, signed by `clientCa`. */
+  alice: CertFiles;
+  /** A client certificate, CN=alice, signed by `ca` (another CA than `clientCa`). */
+  otherAlice: CertFiles;
+  /** A client certificate, CN=alice, signed by `clientCa`, valid from two days ago until yesterday. */
+  expiredAlice: CertFiles;
 }
 
 const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
 const NAMES = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+/** What a client certificate carries. */
+const CLIENT = "extendedKeyUsage=clientAuth";
 
 /** The least `openssl ca` needs to sign with `ca.pem`, keeping no extensions from the request. */
-const CA_CONFIG = `[ca]
+const caConfig = (ca: string) =>
+  `[ca]
 default_ca = test_ca
 [test_ca]
 database = index.txt
 new_certs_dir = .
-certificate = ca.pem
-private_key = ca.key
+certificate = ${ca}.pem
+private_key = ${ca}.key
 serial = serial
 default_md = sha256
 policy = any
@@ -91,8 +109,17 @@ export async function makeCerts(): Promise<Certs> {
       NAMES,
       ...extra,
     ]);
-  /** `days` is a count from now, or [notBefore, notAfter] in openssl ca's YYYYMMDDHHMMSSZ. */
-  const signed = async (name: string, days: string | [string, string], names: string) => {
+  /**
+   * `days` is a count from now, or [notBefore, notAfter] in openssl ca's
+   * YYYYMMDDHHMMSSZ; `ca` signs it; `cn` is its common name (default `name`).
+   */
+  const signed = async (
+    name: string,
+    days: string | [string, string],
+    names: string,
+    ca = "ca",
+    cn = name,
+  ) => {
     await openssl(dir, [
       "req",
       ...EC,
@@ -101,7 +128,7 @@ export async function makeCerts(): Promise<Certs> {
       "-out",
       `${name}.csr`,
       "-subj",
-      `/CN=${name}`,
+      `/CN=${cn}`,
     ]);
     await Deno.writeTextFile(`${dir}/${name}.ext`, `basicConstraints=CA:FALSE\n${names}\n`);
     if (typeof days === "string") {
@@ -111,9 +138,9 @@ export async function makeCerts(): Promise<Certs> {
         "-in",
         `${name}.csr`,
         "-CA",
-        "ca.pem",
+        `${ca}.pem`,
         "-CAkey",
-        "ca.key",
+        `${ca}.key`,
         "-CAcreateserial",
         "-days",
         days,
@@ -129,7 +156,7 @@ export async function makeCerts(): Promise<Certs> {
     // and a fast test connected within it.)
     await Deno.writeTextFile(`${dir}/index.txt`, "");
     await Deno.writeTextFile(`${dir}/serial`, "1000\n");
-    await Deno.writeTextFile(`${dir}/ca.cnf`, CA_CONFIG);
+    await Deno.writeTextFile(`${dir}/ca.cnf`, caConfig(ca));
     await openssl(dir, [
       "ca",
       "-batch",
@@ -168,6 +195,29 @@ export async function makeCerts(): Promise<Certs> {
     const DAY = 86_400_000;
     await signed("expired", [caDate(Date.now() - 2 * DAY), caDate(Date.now() - DAY)], NAMES);
     await signed("wrong-name", "1", "subjectAltName=DNS:other.example,IP:10.1.2.3");
+    await signed("server", "1", NAMES);
+    await openssl(dir, [
+      "req",
+      "-x509",
+      ...EC,
+      "-keyout",
+      "client-ca.key",
+      "-out",
+      "client-ca.pem",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=keepalive-ws test client CA",
+    ]);
+    await signed("alice", "1", CLIENT, "client-ca");
+    await signed("other-alice", "1", CLIENT, "ca", "alice");
+    await signed(
+      "expired-alice",
+      [caDate(Date.now() - 2 * DAY), caDate(Date.now() - DAY)],
+      CLIENT,
+      "client-ca",
+      "alice",
+    );
   } catch (err) {
     await remove();
     throw err;
@@ -180,6 +230,11 @@ export async function makeCerts(): Promise<Certs> {
     ca: files("ca"),
     expired: files("expired"),
     wrongName: files("wrong-name"),
+    server: files("server"),
+    clientCa: files("client-ca"),
+    alice: files("alice"),
+    otherAlice: files("other-alice"),
+    expiredAlice: files("expired-alice"),
     [Symbol.asyncDispose]: remove,
   };
 }
