@@ -27,6 +27,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { ALL_PROXY_ENV } from "../lib/client/proxy_env.ts";
 
 /** The platforms binaries are built for: Rust target triple and the file-name suffix. */
 export const TARGETS = [
@@ -49,7 +50,7 @@ export const PROGRAMS = [
   {
     entry: "client.ts",
     binary: "keepalive-ws-client",
-    flags: ["--allow-net", "--allow-ffi", "--allow-read"],
+    flags: ["--allow-net", "--allow-ffi", "--allow-read", `--allow-env=${ALL_PROXY_ENV.join(",")}`],
   },
 ] as const;
 

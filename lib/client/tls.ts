@@ -33,6 +33,7 @@ import { isIP } from "node:net";
 import { closeConn } from "../tcp/sockopt.ts";
 import { sameBytes } from "../ws/bytes.ts";
 import { errorText } from "../errors.ts";
+import { connDuplex } from "./duplex.ts";
 
 /** How long a TLS handshake may take before the port is probed for plain HTTP (ms). */
 export const PLAIN_PROBE_DELAY_MS = 1_000;
@@ -53,6 +54,12 @@ export interface OpenTlsOptions {
   insecure?: boolean;
   /** Aborts connecting and the TLS handshake. */
   signal: AbortSignal;
+  /**
+   * Through a proxy: opens a fresh tunnel to `hostname:port` (`proxy.ts`),
+   * and TLS runs inside it instead of over a connection of its own; the
+   * plain-HTTP probe is skipped (it would bypass the proxy).
+   */
+  tunnel?: () => Promise<Deno.TcpConn>;
 }
 
 /**
@@ -64,11 +71,9 @@ export interface OpenTlsOptions {
  */
 export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
   if (opts.insecure) return await nodeTls(opts, null);
-  const conn = await Deno.connectTls({
-    hostname: opts.hostname,
-    port: opts.port,
-    caCerts: opts.caCerts,
-  });
+  const conn = opts.tunnel
+    ? await Deno.startTls(await opts.tunnel(), { hostname: opts.hostname, caCerts: opts.caCerts })
+    : await Deno.connectTls({ hostname: opts.hostname, port: opts.port, caCerts: opts.caCerts });
   try {
     await untilHandshake(conn.handshake(), opts);
     return conn;
@@ -110,6 +115,7 @@ export function selfSigned(pems: string[]): X509Certificate[] {
 async function untilHandshake(handshake: Promise<unknown>, opts: OpenTlsOptions): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const probe = new Promise<never>((_, reject) => {
+    if (opts.tunnel) return;
     timer = setTimeout(async () => {
       if (await speaksPlainHttp(opts)) {
         reject(
@@ -164,9 +170,9 @@ async function speaksPlainHttp(opts: OpenTlsOptions): Promise<boolean> {
  * byte, and valid for the host name or IP address.
  */
 async function nodeTls(opts: OpenTlsOptions, pins: X509Certificate[] | null): Promise<Deno.Conn> {
+  const tunnel = opts.tunnel ? await opts.tunnel() : null;
   const socket = tls.connect({
-    host: opts.hostname,
-    port: opts.port,
+    ...(tunnel ? { socket: connDuplex(tunnel) } : { host: opts.hostname, port: opts.port }),
     servername: isIP(opts.hostname) ? undefined : opts.hostname,
     rejectUnauthorized: false,
   });
@@ -181,7 +187,7 @@ async function nodeTls(opts: OpenTlsOptions, pins: X509Certificate[] | null): Pr
     socket.destroy();
     throw err;
   }
-  return new NodeTlsConn(socket) as unknown as Deno.Conn;
+  return new NodeTlsConn(socket, tunnel ?? undefined) as unknown as Deno.Conn;
 }
 
 /** Throws unless the server's certificate is one of `pins` and valid for `hostname`. */
@@ -245,11 +251,15 @@ export class NodeTlsConn {
   #error: unknown = null;
   #wake: (() => void) | null = null;
 
-  /** Wraps a connected socket whose TLS handshake is done. */
-  constructor(socket: tls.TLSSocket) {
+  /** Wraps a connected socket whose TLS handshake is done; over a tunnel, `tunnel` gives the addresses. */
+  constructor(socket: tls.TLSSocket, tunnel?: Deno.Conn) {
     this.#socket = socket;
-    this.localAddr = addr(socket.localAddress, socket.localPort);
-    this.remoteAddr = addr(socket.remoteAddress, socket.remotePort);
+    this.localAddr = tunnel
+      ? tunnel.localAddr as Deno.NetAddr
+      : addr(socket.localAddress, socket.localPort);
+    this.remoteAddr = tunnel
+      ? tunnel.remoteAddr as Deno.NetAddr
+      : addr(socket.remoteAddress, socket.remotePort);
     socket.on("data", (chunk: Uint8Array) => {
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;

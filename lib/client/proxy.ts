@@ -1,0 +1,273 @@
+/**
+ * The client's way through a proxy: read a proxy URL, open TCP (or TLS) to
+ * the proxy, and ask it for a tunnel to the target, by HTTP CONNECT (RFC
+ * 9110 §9.3.6) here or by SOCKS5 (`socks.ts`).
+ *
+ * ```
+ *   client ──TCP (keepalive here: it crosses the NAT)──▶ proxy ──TCP──▶ server
+ *     http://   CONNECT host:port  →  2xx, then the tunnel carries the bytes
+ *     https://  TLS to the proxy, then CONNECT inside it
+ *     socks5:// RFC 1928 (+ RFC 1929 user/password); the name resolved here
+ *     socks5h://                                       the name sent as is
+ * ```
+ *
+ * Credentials come from the URL's userinfo and go only to the proxy
+ * (`Proxy-Authorization: Basic`, or the SOCKS sub-negotiation); no error
+ * message or log names them: {@linkcode redactProxy} is what is shown.
+ *
+ * @module
+ */
+
+import { DEFAULT_MAX_HEAD_SIZE, parseResponseHead } from "../http/head.ts";
+import { readHead, writeAll } from "../http/io.ts";
+import { abortable } from "../async.ts";
+import { errorText } from "../errors.ts";
+import { closeConn } from "../tcp/sockopt.ts";
+import { socks5Connect } from "./socks.ts";
+
+/** The proxy schemes {@linkcode parseProxy} takes. */
+export const PROXY_SCHEMES = ["http:", "https:", "socks5:", "socks5h:"] as const;
+
+/** A proxy scheme. */
+export type ProxyScheme = typeof PROXY_SCHEMES[number];
+
+/** The port of a proxy URL without one, as curl assumes. */
+export const DEFAULT_PROXY_PORT: Readonly<Record<ProxyScheme, number>> = {
+  "http:": 1080,
+  "https:": 443,
+  "socks5:": 1080,
+  "socks5h:": 1080,
+};
+
+/** The most of a CONNECT answer's head that is read (bytes, the empty line included). */
+export const MAX_CONNECT_HEAD = DEFAULT_MAX_HEAD_SIZE;
+
+/** A proxy, read from its URL. */
+export interface Proxy {
+  /** `http:`, `https:`, `socks5:` or `socks5h:`. */
+  scheme: ProxyScheme;
+  /** The host name or IP address, without brackets. */
+  hostname: string;
+  /** The port. */
+  port: number;
+  /** The user name (URL-decoded), or null. */
+  username: string | null;
+  /** The password (URL-decoded), or null. */
+  password: string | null;
+  /** The URL without credentials, as errors and logs show it. */
+  shown: string;
+}
+
+/** Where the tunnel goes: the WebSocket server. */
+export interface TunnelTarget {
+  /** The host name or IP address, without brackets. */
+  hostname: string;
+  /** The port. */
+  port: number;
+}
+
+/**
+ * A proxy that refused the tunnel, or answered against its protocol:
+ * `status` is the HTTP status (407, 403, 502…), the SOCKS reply code
+ * (RFC 1928 §6; RFC 1929's failure as 1 with `socks: "auth"`), or 0 for an
+ * answer that breaks the protocol. The message names the proxy without its
+ * credentials. `name` is `"ProxyError"`.
+ */
+export class ProxyError extends Error {
+  /** The proxy's status, or 0. */
+  readonly status: number;
+  /** The proxy, without credentials. */
+  readonly proxy: string;
+
+  /**
+   * @param proxy the proxy as shown ({@linkcode redactProxy})
+   * @param status the proxy's status, or 0
+   * @param message one sentence saying what went wrong
+   */
+  constructor(proxy: string, status: number, message: string) {
+    super(message);
+    this.name = "ProxyError";
+    this.proxy = proxy;
+    this.status = status;
+  }
+}
+
+/**
+ * Reads a proxy URL. A TypeError for one that cannot work: not a URL, a
+ * scheme other than `http`, `https`, `socks5`, `socks5h`, or no host. The
+ * error never repeats the URL's credentials.
+ */
+export function parseProxy(url: string | URL): Proxy {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TypeError(`the proxy ${safeUrlText(String(url))} is not a URL`);
+  }
+  const scheme = u.protocol as ProxyScheme;
+  if (!PROXY_SCHEMES.includes(scheme)) {
+    throw new TypeError(
+      `the proxy URL's scheme ${u.protocol}// is not one of http://, https://, socks5://, socks5h://`,
+    );
+  }
+  const hostname = u.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (hostname === "") throw new TypeError(`the proxy URL ${scheme}// names no host`);
+  const port = u.port ? Number(u.port) : DEFAULT_PROXY_PORT[scheme];
+  const username = u.username ? decodeURIComponent(u.username) : null;
+  const password = u.password ? decodeURIComponent(u.password) : null;
+  return {
+    scheme,
+    hostname,
+    port,
+    username,
+    password,
+    shown: shownProxy(scheme, u.hostname, port),
+  };
+}
+
+/** `scheme://host:port`, the host as the URL writes it (IPv6 in brackets). */
+function shownProxy(scheme: string, host: string, port: number): string {
+  return `${scheme}//${host}:${port}`;
+}
+
+/** A proxy URL without its credentials (`http://127.0.0.1:8888`), for logs; the text itself, with any userinfo cut, when it is not a URL. */
+export function redactProxy(url: string | URL): string {
+  try {
+    return parseProxy(url).shown;
+  } catch {
+    return safeUrlText(String(url));
+  }
+}
+
+/** A string that failed to parse as a URL, with anything like userinfo cut out. */
+function safeUrlText(text: string): string {
+  return JSON.stringify(text.replace(/\/\/[^/@]*@/, "//…@"));
+}
+
+/**
+ * Opens the connection to `proxy` and a tunnel through it to `target`:
+ * the result carries the target's bytes, and is the TCP connection to the
+ * proxy (a `Deno.TcpConn`; a `Deno.TlsConn` for an `https://` proxy). Fails
+ * with a {@linkcode ProxyError} when the proxy refuses, with Deno's network
+ * errors when the proxy cannot be reached; closes what it opened on failure.
+ */
+export async function openTunnel(
+  proxy: Proxy,
+  target: TunnelTarget,
+  options: { caCerts?: string[]; signal: AbortSignal },
+): Promise<Deno.TcpConn | Deno.TlsConn> {
+  const { signal } = options;
+  const conn = await reach(proxy, options.caCerts, signal);
+  try {
+    if (proxy.scheme === "https:") await abortable((conn as Deno.TlsConn).handshake(), signal);
+    if (proxy.scheme === "socks5:" || proxy.scheme === "socks5h:") {
+      await socks5Connect(conn, proxy, target, signal);
+    } else {
+      await httpConnect(conn, proxy, target, signal);
+    }
+    return conn;
+  } catch (err) {
+    closeConn(conn);
+    throw err;
+  }
+}
+
+/** TCP (or TLS) to the proxy; a failure is a {@linkcode ProxyError} (status 0) saying the proxy could not be reached. */
+async function reach(
+  proxy: Proxy,
+  caCerts: string[] | undefined,
+  signal: AbortSignal,
+): Promise<Deno.TcpConn | Deno.TlsConn> {
+  const { hostname, port } = proxy;
+  try {
+    return proxy.scheme === "https:"
+      ? await abortable(Deno.connectTls({ hostname, port, caCerts }), signal)
+      : await abortable(Deno.connect({ hostname, port }), signal);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    const why = err instanceof Deno.errors.ConnectionRefused
+      ? "connection refused"
+      : err instanceof Deno.errors.NotFound
+      ? "host not found"
+      : errorText(err);
+    throw new ProxyError(proxy.shown, 0, `cannot reach the proxy ${proxy.shown}: ${why}`);
+  }
+}
+
+/** `host:port` as a CONNECT request names it (RFC 9110 §9.3.6: authority-form; IPv6 in brackets). */
+export function authority(target: TunnelTarget): string {
+  const host = target.hostname.includes(":") ? `[${target.hostname}]` : target.hostname;
+  return `${host}:${target.port}`;
+}
+
+/** The CONNECT request for `target`, with `Proxy-Authorization: Basic` when the proxy has a user. */
+export function connectRequest(proxy: Proxy, target: TunnelTarget): string {
+  const where = authority(target);
+  const lines = [`CONNECT ${where} HTTP/1.1`, `Host: ${where}`];
+  if (proxy.username !== null || proxy.password !== null) {
+    const basic = btoa(
+      String.fromCharCode(
+        ...new TextEncoder().encode(`${proxy.username ?? ""}:${proxy.password ?? ""}`),
+      ),
+    );
+    lines.push(`Proxy-Authorization: Basic ${basic}`);
+  }
+  return lines.join("\r\n") + "\r\n\r\n";
+}
+
+/**
+ * Asks an HTTP proxy for a tunnel (RFC 9110 §9.3.6) and reads its answer:
+ * a 2xx opens it; anything else is a {@linkcode ProxyError} with the status
+ * and reason. A head longer than {@linkcode MAX_CONNECT_HEAD}, one that is
+ * not HTTP, or bytes after a 2xx head before the client spoke, fail with
+ * status 0; a proxy that never ends its head is cut by `signal`.
+ */
+export async function httpConnect(
+  conn: Deno.Conn,
+  proxy: Proxy,
+  target: TunnelTarget,
+  signal: AbortSignal,
+): Promise<void> {
+  await abortable(writeAll(conn, new TextEncoder().encode(connectRequest(proxy, target))), signal);
+  const where = `proxy ${proxy.shown}`;
+  let head;
+  let got;
+  try {
+    got = await readHead(conn, { maxHeadSize: MAX_CONNECT_HEAD, signal, kind: "response" });
+    if (got) head = parseResponseHead(got.head);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw new ProxyError(
+      proxy.shown,
+      0,
+      `${where} gave no valid answer to CONNECT: ${errorText(err)}`,
+    );
+  }
+  if (!got || !head) {
+    throw new ProxyError(
+      proxy.shown,
+      0,
+      `${where} closed the connection without answering CONNECT`,
+    );
+  }
+  if (head.status < 200 || head.status > 299) {
+    const reason = printable(head.reason);
+    throw new ProxyError(
+      proxy.shown,
+      head.status,
+      `${where} refused the tunnel to ${authority(target)}: ${head.status}${
+        reason ? ` ${reason}` : ""
+      }`,
+    );
+  }
+  if (got.rest.length > 0) {
+    throw new ProxyError(proxy.shown, 0, `${where} sent bytes after its ${head.status} to CONNECT`);
+  }
+}
+
+/** At most 100 characters of `text`, control characters dropped. */
+export function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  const clean = text.replace(/[\x00-\x1f\x7f-\x9f]+/g, " ").trim();
+  return clean.length > 100 ? clean.slice(0, 99) + "…" : clean;
+}
