@@ -21,7 +21,6 @@ import {
   type Native,
   readSockaddr,
   sameAddr,
-  type SockoptPlatform,
 } from "./libc.ts";
 
 /** What a socket must look like: its local address, and its peer (null = listening). */
