@@ -97,9 +97,10 @@ export async function socks5Connect(
   } else if (method !== SocksMethod.NoAuthenticationRequired) {
     io.fail(
       SocksMethod.NoAcceptableMethods,
-      withUser || method !== SocksMethod.UsernamePassword
-        ? "accepts none of the offered authentication methods"
-        : "requires a user name and password (socks5://USER:PASS@HOST:PORT)",
+      withUser
+        ? "accepts none of the offered authentication methods (none, user/password)"
+        : "accepts none of the offered authentication methods (none); if it wants a user, " +
+          "give one: socks5://USER:PASS@HOST:PORT",
     );
   }
   const address = await targetAddress(proxy, target, io);

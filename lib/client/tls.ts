@@ -72,7 +72,7 @@ export interface OpenTlsOptions {
 export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
   if (opts.insecure) return await nodeTls(opts, null);
   const conn = opts.tunnel
-    ? await Deno.startTls(await opts.tunnel(), { hostname: opts.hostname, caCerts: opts.caCerts })
+    ? await startTlsInTunnel(await opts.tunnel(), opts)
     : await Deno.connectTls({ hostname: opts.hostname, port: opts.port, caCerts: opts.caCerts });
   try {
     await untilHandshake(conn.handshake(), opts);
@@ -85,6 +85,18 @@ export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
     }
     throw err;
   }
+}
+
+/**
+ * `Deno.startTls` on a tunnel. Deno 2.9's conn from it gives its addresses
+ * without `transport: "tcp"`, so the tunnel's own are put on it: the
+ * keepalive code finds the socket by them.
+ */
+async function startTlsInTunnel(tcp: Deno.TcpConn, opts: OpenTlsOptions): Promise<Deno.TlsConn> {
+  const conn = await Deno.startTls(tcp, { hostname: opts.hostname, caCerts: opts.caCerts });
+  Object.defineProperty(conn, "localAddr", { value: tcp.localAddr });
+  Object.defineProperty(conn, "remoteAddr", { value: tcp.remoteAddr });
+  return conn;
 }
 
 /** The certificates among `pems` whose issuer is their subject, each as DER with its parsed form. */
