@@ -102,7 +102,8 @@ export function parseProxy(url: string | URL): Proxy {
   try {
     u = new URL(url);
   } catch {
-    throw new TypeError(`the proxy ${safeUrlText(String(url))} is not a URL`);
+    // Not repeated: it may hold a password.
+    throw new TypeError("the proxy is not a URL (SCHEME://[USER:PASS@]HOST[:PORT])");
   }
   const scheme = u.protocol as ProxyScheme;
   if (!PROXY_SCHEMES.includes(scheme)) {
@@ -130,18 +131,13 @@ function shownProxy(scheme: string, host: string, port: number): string {
   return `${scheme}//${host}:${port}`;
 }
 
-/** A proxy URL without its credentials (`http://127.0.0.1:8888`), for logs; the text itself, with any userinfo cut, when it is not a URL. */
+/** A proxy URL without its credentials (`http://127.0.0.1:8888`), for logs; `"(invalid)"` when it is not one. */
 export function redactProxy(url: string | URL): string {
   try {
     return parseProxy(url).shown;
   } catch {
-    return safeUrlText(String(url));
+    return "(invalid)";
   }
-}
-
-/** A string that failed to parse as a URL, with anything like userinfo cut out. */
-function safeUrlText(text: string): string {
-  return JSON.stringify(text.replace(/\/\/[^/@]*@/, "//…@"));
 }
 
 /**

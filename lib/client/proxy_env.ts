@@ -88,7 +88,6 @@ export function noProxyMatches(list: string, hostname: string, port: number): bo
 function entryMatches(entry: string, host: string, port: number): boolean {
   const { name, port: wanted } = splitEntry(entry);
   if (wanted !== null && wanted !== port) return false;
-  if (name === "*") return true;
   const cidr = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(name);
   if (cidr) return inIpv4Range(host, cidr[1], Number(cidr[2]));
   if (isIpLiteral(name) || isIpLiteral(host)) return sameIp(name, host);
