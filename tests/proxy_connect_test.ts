@@ -129,7 +129,7 @@ Deno.test("dial() through a proxy that answers what is not HTTP, closes, or send
       (c) => send(c, Uint8Array.of(0x16, 3, 1, 0, 0, 0x0d, 0x0a, 0x0d, 0x0a)),
       /no valid answer/,
     ],
-    ["close", async (c) => c.close(), /closed the connection without answering/],
+    ["close", (c) => Promise.resolve(c.close()), /closed the connection without answering/],
     ["extra", (c) => send(c, "HTTP/1.1 200 OK\r\n\r\nsurprise"), /sent bytes after its 200/],
   ];
   for (const [name, answer, pattern] of cases) {
@@ -205,7 +205,7 @@ Deno.test("SOCKS5 refusals name RFC 1928 §6's reply; a reply of another version
     assert.ok(err instanceof ProxyError && err.status === 0, String(err));
   });
   await t.step("closed", async () => {
-    await using proxy = fakeProxy(async (conn) => conn.close());
+    await using proxy = fakeProxy((conn) => Promise.resolve(conn.close()));
     const err = await dialError("ws://127.0.0.1:9/", `socks5://127.0.0.1:${proxy.port}`);
     assert.ok(err instanceof ProxyError && err.status === 0, String(err));
     assert.match(err.message, /closed the connection in the middle/);
