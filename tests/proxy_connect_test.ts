@@ -17,6 +17,12 @@ import {
   redactProxy,
 } from "../lib/client/proxy.ts";
 import { ipv6Bytes, SocksReply, socksReplyText } from "../lib/client/socks.ts";
+import { makeCerts } from "./helpers/certs.ts";
+import { withPrograms } from "./helpers/needs.ts";
+import { startTestServer } from "./helpers/server.ts";
+
+/** Tests that make certificates with openssl. */
+const withOpenssl = withPrograms("openssl");
 
 /** A one-shot fake proxy: `answer` gets each accepted conn and what it read first. */
 function fakeProxy(answer: (conn: Deno.Conn, first: Uint8Array) => Promise<void>) {
@@ -269,4 +275,92 @@ Deno.test("dial() refuses wss:// through an https:// proxy (TLS in TLS) and a ba
     refused.message,
     /cannot reach the proxy http:\/\/127\.0\.0\.1:1: connection refused/,
   );
+});
+
+/**
+ * A CONNECT proxy reached over TLS (what `https://` proxies are), made here:
+ * tinyproxy speaks no TLS. It answers each CONNECT with 200 and relays.
+ */
+function tlsConnectProxy(cert: string, key: string) {
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
+  const open: Deno.Conn[] = [];
+  const requests: string[] = [];
+  const served = (async () => {
+    for await (const conn of listener) {
+      open.push(conn);
+      (async () => {
+        const buf = new Uint8Array(4096);
+        const n = await conn.read(buf);
+        const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+        requests.push(head);
+        const [, host, port] = /^CONNECT (.+):(\d+) HTTP\/1\.1\r\n/.exec(head) ?? [];
+        const upstream = await Deno.connect({ hostname: host, port: Number(port) });
+        open.push(upstream);
+        await send(conn, "HTTP/1.1 200 Connection established\r\n\r\n");
+        await Promise.allSettled([
+          conn.readable.pipeTo(upstream.writable),
+          upstream.readable.pipeTo(conn.writable),
+        ]);
+      })().catch(() => {});
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    requests,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const c of open) {
+        try {
+          c.close();
+        } catch {
+          // Closed already.
+        }
+      }
+      await served.catch(() => {});
+    },
+  };
+}
+
+withOpenssl.test("dial() through an https:// proxy: TLS to the proxy checked with caCerts, CONNECT inside it, keepalive on that socket", async () => {
+  await using certs = await makeCerts();
+  const [cert, key] = await Promise.all(
+    [certs.selfSignedLeaf.cert, certs.selfSignedLeaf.key].map((f) => Deno.readTextFile(f)),
+  );
+  await using server = startTestServer();
+  await using proxy = tlsConnectProxy(cert, key);
+  const ws = await dial(server.url, {
+    proxy: `https://u:pw@localhost:${proxy.port}`,
+    caCerts: [cert],
+    handshakeTimeout: 5_000,
+  });
+  try {
+    await ws.send("over tls");
+    for await (const m of ws) {
+      assert.equal(m, "over tls");
+      break;
+    }
+    assert.equal(
+      (ws.remoteAddr as Deno.NetAddr).port,
+      proxy.port,
+      "the socket is the one to the proxy",
+    );
+    assert.equal(ws.keepalive.verified, true, JSON.stringify(ws.keepalive));
+    assert.deepEqual([ws.keepalive.idle, ws.keepalive.interval, ws.keepalive.count], [
+      15_000,
+      15_000,
+      9,
+    ]);
+  } finally {
+    await ws.close(1000, "done");
+  }
+  assert.match(
+    proxy.requests[0],
+    new RegExp(`^CONNECT 127\\.0\\.0\\.1:${server.port} HTTP/1\\.1\\r\\n`),
+  );
+  assert.match(proxy.requests[0], new RegExp(`Proxy-Authorization: Basic ${btoa("u:pw")}`));
+  // Without the proxy's CA, its certificate is refused before any CONNECT is sent.
+  const refused = await dialError(server.url.href, `https://localhost:${proxy.port}`);
+  assert.ok(refused instanceof ProxyError, String(refused));
+  assert.match(refused.message, /^cannot reach the proxy https:\/\/localhost:\d+: .*UnknownIssuer/);
+  assert.equal(proxy.requests.length, 1);
 });

@@ -18,6 +18,7 @@ import { ALL_PROXY_ENV } from "../lib/client/proxy_env.ts";
 const withTinyproxy = withPrograms("tinyproxy");
 const withDanted = withPrograms("danted");
 const withTinyproxyAndOpenssl = withPrograms("tinyproxy", "openssl");
+const withDantedAndOpenssl = withPrograms("danted", "openssl");
 
 /** Our server with its heartbeat off, so that nothing but the client moves on a connection. */
 const QUIET_SERVER = ["--ping-interval", "0", "--pong-timeout", "0"];
@@ -215,6 +216,36 @@ withDanted.test("socks5:// with a user and password (RFC 1929, a throwaway syste
   });
 });
 
+withDantedAndOpenssl.test("wss:// through danted (socks5h://): the TLS to the server inside the SOCKS tunnel, keepalive on the proxy socket", async () => {
+  await using certs = await makeCerts();
+  await using proxy = await startDanted();
+  await using server = await startServer([
+    ...QUIET_SERVER,
+    "--tls-cert",
+    certs.selfSignedLeaf.cert,
+    "--tls-key",
+    certs.selfSignedLeaf.key,
+  ]);
+  const url = proxy.url.replace("socks5:", "socks5h:");
+  const run = await client([
+    "--proxy",
+    url,
+    "--ca",
+    certs.selfSignedLeaf.cert,
+    "--log-format",
+    "json",
+    "--send",
+    "socks+tls",
+    server.echoUrl.replace("127.0.0.1", "localhost"),
+  ]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout, "socks+tls\n");
+  const open = openEvent(run.events);
+  assert.equal(open.remote, `127.0.0.1:${proxy.port}`);
+  assert.equal(open.proxy, url);
+  assert.equal((open.keepalive as Record<string, unknown>).verified, true, JSON.stringify(open));
+});
+
 withTinyproxyAndOpenssl.test("wss:// through the HTTP proxy: TLS to the server inside the tunnel, by Deno's TLS (--ca), and by node:tls (a pinned CA:TRUE self-signed certificate, -k)", async () => {
   await using certs = await makeCerts();
   await using proxy = await startTinyproxy();
@@ -318,25 +349,36 @@ withTinyproxy.test("through tinyproxy with Timeout 5: --probe-idle --no-keepaliv
     assert.ok(result.upper_s > 4 && result.upper_s <= 8, `upper ${result.upper_s}s`);
     console.log(run.stdout.trimEnd());
   });
-  await t.step("--ping-interval 2s --wait 12s exits 0", async () => {
-    const run = await client(
-      [
-        "--proxy",
-        proxy.url,
-        "--ping-interval",
-        "2s",
-        "--wait",
-        "12s",
-        "--send",
-        "hb",
-        server.echoUrl,
-      ],
-      {},
-      LONG_RUN_MS,
-    );
-    assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout, "hb\n");
-  });
+  await t.step(
+    "--ping-interval 2s --wait 12s exits 0, --show-pings shows the pongs coming back",
+    async () => {
+      const run = await client(
+        [
+          "--proxy",
+          proxy.url,
+          "--ping-interval",
+          "2s",
+          "--wait",
+          "12s",
+          "--show-pings",
+          "--log-format",
+          "json",
+          "--send",
+          "hb",
+          server.echoUrl,
+        ],
+        {},
+        LONG_RUN_MS,
+      );
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout, "hb\n");
+      const pongs = run.events.filter((e) => e.event === "pong" && e.dir === "received");
+      assert.ok(pongs.length >= 3, `pongs through the proxy: ${JSON.stringify(pongs)}`);
+      assert.ok(pongs.every((p) => typeof p.rtt_ms === "number"), JSON.stringify(pongs));
+      const close = run.events.find((e) => e.event === "close");
+      assert.equal(close?.cause, "local-close", JSON.stringify(close));
+    },
+  );
   await t.step("--wait 12s without a heartbeat: the proxy cuts it, exit 1", async () => {
     const run = await client(
       ["--proxy", proxy.url, "--wait", "12s", "--send", "idle", server.echoUrl],

@@ -155,7 +155,6 @@ export async function openTunnel(
   const { signal } = options;
   const conn = await reach(proxy, options.caCerts, signal);
   try {
-    if (proxy.scheme === "https:") await abortable((conn as Deno.TlsConn).handshake(), signal);
     if (proxy.scheme === "socks5:" || proxy.scheme === "socks5h:") {
       await socks5Connect(conn, proxy, target, signal);
     } else {
@@ -168,18 +167,21 @@ export async function openTunnel(
   }
 }
 
-/** TCP (or TLS) to the proxy; a failure is a {@linkcode ProxyError} (status 0) saying the proxy could not be reached. */
+/** TCP (or TLS, its handshake done) to the proxy; a failure is a {@linkcode ProxyError} (status 0) saying the proxy could not be reached. */
 async function reach(
   proxy: Proxy,
   caCerts: string[] | undefined,
   signal: AbortSignal,
 ): Promise<Deno.TcpConn | Deno.TlsConn> {
   const { hostname, port } = proxy;
+  let tls: Deno.TlsConn | null = null;
   try {
-    return proxy.scheme === "https:"
-      ? await abortable(Deno.connectTls({ hostname, port, caCerts }), signal)
-      : await abortable(Deno.connect({ hostname, port }), signal);
+    if (proxy.scheme !== "https:") return await abortable(Deno.connect({ hostname, port }), signal);
+    tls = await abortable(Deno.connectTls({ hostname, port, caCerts }), signal);
+    await abortable(tls.handshake(), signal);
+    return tls;
   } catch (err) {
+    if (tls) closeConn(tls);
     if (signal.aborted) throw err;
     const why = err instanceof Deno.errors.ConnectionRefused
       ? "connection refused"
