@@ -79,7 +79,8 @@ export interface DialOptions extends ConnectionOptions {
    * password in the URL (`http://user:pass@host:port`) go to the proxy only
    * (`Proxy-Authorization: Basic`, or RFC 1929). Without a port: 1080, or
    * 443 for `https://`, as curl assumes. Keepalive goes on the socket to the
-   * proxy; for `wss://` the TLS to the server runs inside the tunnel.
+   * proxy; for `wss://` the TLS to the server runs inside the tunnel (inside
+   * an `https://` proxy's TLS too, through `node:tls`).
    * `dial()` never reads `HTTPS_PROXY` and the like: the client program
    * does. A refusal throws a `ProxyError` (`name` "ProxyError", `status` the
    * proxy's HTTP status or SOCKS reply).
@@ -126,12 +127,6 @@ export async function dial(url: string | URL, options?: DialOptions): Promise<Co
   const target = webSocketUrl(url);
   const policy = resolveKeepAlive(opts.keepAlive ?? true);
   const proxy = opts.proxy ? parseProxy(opts.proxy) : null;
-  if (proxy?.scheme === "https:" && target.protocol === "wss:") {
-    throw new TypeError(
-      "wss:// through an https:// proxy (TLS inside TLS) is not supported: use the proxy's " +
-        "http:// port; the wss:// TLS runs end to end inside the tunnel anyway",
-    );
-  }
   const upgrade = prepareUpgrade(target, opts);
   const timeoutMs = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT_MS;
   const signal = AbortSignal.any([
@@ -196,7 +191,8 @@ function connect(
     : undefined;
   if (!secure) return tunnel ? tunnel() : Deno.connect({ hostname, port });
   return openTls({
-    tunnel: tunnel as (() => Promise<Deno.TcpConn>) | undefined,
+    tunnel,
+    nested: proxy?.scheme === "https:",
     hostname,
     port,
     host: url.host,

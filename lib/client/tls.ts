@@ -57,9 +57,14 @@ export interface OpenTlsOptions {
   /**
    * Through a proxy: opens a fresh tunnel to `hostname:port` (`proxy.ts`),
    * and TLS runs inside it instead of over a connection of its own; the
-   * plain-HTTP probe is skipped (it would bypass the proxy).
+   * plain-HTTP probe is skipped (it would bypass the proxy). A tunnel that
+   * is TLS itself (an `https://` proxy) takes the `node:tls` path, checked
+   * as Deno's TLS checks (system CAs and `caCerts`): `Deno.startTls` takes
+   * only TCP.
    */
-  tunnel?: () => Promise<Deno.TcpConn>;
+  tunnel?: () => Promise<Deno.TcpConn | Deno.TlsConn>;
+  /** Whether the tunnel is TLS itself (see `tunnel`). */
+  nested?: boolean;
 }
 
 /**
@@ -71,8 +76,9 @@ export interface OpenTlsOptions {
  */
 export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
   if (opts.insecure) return await nodeTls(opts, null);
+  if (opts.nested) return await nestedTls(opts);
   const conn = opts.tunnel
-    ? await startTlsInTunnel(await opts.tunnel(), opts)
+    ? await startTlsInTunnel(await opts.tunnel() as Deno.TcpConn, opts)
     : await Deno.connectTls({ hostname: opts.hostname, port: opts.port, caCerts: opts.caCerts });
   try {
     await untilHandshake(conn.handshake(), opts);
@@ -177,16 +183,37 @@ async function speaksPlainHttp(opts: OpenTlsOptions): Promise<boolean> {
 }
 
 /**
- * TLS through `node:tls` without its own verification: `pins` null accepts
- * any certificate; otherwise the server's must be one of `pins`, byte for
+ * TLS inside a TLS tunnel, through `node:tls` with its own checks; a
+ * certificate it refuses, when `caCerts` holds self-signed ones, is tried
+ * again pinned, as on the direct path.
+ */
+async function nestedTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
+  try {
+    return await nodeTls(opts, null, true);
+  } catch (err) {
+    const pins = selfSigned(opts.caCerts ?? []);
+    if (pins.length === 0 || opts.signal.aborted || !/certificate/i.test(String(err))) throw err;
+    return await nodeTls(opts, pins);
+  }
+}
+
+/**
+ * TLS through `node:tls`. With `verify`, Node's own checks against the
+ * system's CAs and `caCerts`; without, none: `pins` null accepts any
+ * certificate; otherwise the server's must be one of `pins`, byte for
  * byte, and valid for the host name or IP address.
  */
-async function nodeTls(opts: OpenTlsOptions, pins: X509Certificate[] | null): Promise<Deno.Conn> {
+async function nodeTls(
+  opts: OpenTlsOptions,
+  pins: X509Certificate[] | null,
+  verify = false,
+): Promise<Deno.Conn> {
   const tunnel = opts.tunnel ? await opts.tunnel() : null;
   const socket = tls.connect({
     ...(tunnel ? { socket: connDuplex(tunnel) } : { host: opts.hostname, port: opts.port }),
     servername: isIP(opts.hostname) ? undefined : opts.hostname,
-    rejectUnauthorized: false,
+    rejectUnauthorized: verify,
+    ...(verify && opts.caCerts ? { ca: [...tls.rootCertificates, ...opts.caCerts] } : {}),
   });
   const connected = new Promise<void>((resolve, reject) => {
     socket.once("secureConnect", () => resolve());
