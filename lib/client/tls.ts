@@ -99,7 +99,13 @@ export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
  * keepalive code finds the socket by them.
  */
 async function startTlsInTunnel(tcp: Deno.TcpConn, opts: OpenTlsOptions): Promise<Deno.TlsConn> {
-  const conn = await Deno.startTls(tcp, { hostname: opts.hostname, caCerts: opts.caCerts });
+  let conn: Deno.TlsConn;
+  try {
+    conn = await Deno.startTls(tcp, { hostname: opts.hostname, caCerts: opts.caCerts });
+  } catch (err) {
+    closeConn(tcp);
+    throw err;
+  }
   Object.defineProperty(conn, "localAddr", { value: tcp.localAddr });
   Object.defineProperty(conn, "remoteAddr", { value: tcp.remoteAddr });
   return conn;
