@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { hasStackTrace, type LogEvent, Program, startServer } from "./helpers/process.ts";
-import { withPrograms } from "./helpers/needs.ts";
+import { missing, notRun, withPrograms } from "./helpers/needs.ts";
 import { startDanted, startTinyproxy, systemUser } from "./helpers/proxies.ts";
 import { makeCerts } from "./helpers/certs.ts";
 import { keepAliveTimer } from "./helpers/tcp_timers.ts";
@@ -175,13 +175,17 @@ withDanted.test("socks5:// and socks5h:// through danted: the echo comes back, a
   );
 });
 
-withDanted.test("socks5:// with a user and password (RFC 1929, a throwaway system user): the right ones pass, a wrong one says authentication failed", async (t) => {
-  if (Deno.uid() !== 0) {
-    console.log(
-      "not root: danted's username method needs a system user, which this test cannot add",
-    );
-    return;
-  }
+Deno.test({
+  ...notRun(
+    "socks5:// with a user and password (RFC 1929, a throwaway system user): the right ones pass, a wrong one says authentication failed",
+    missing("danted") ??
+      (Deno.uid() === 0 ? null : "needs root: danted checks system users, added by useradd"),
+  ),
+  fn: socksUserTest,
+});
+
+/** danted's username method with a system user made for the test. */
+async function socksUserTest(t: Deno.TestContext): Promise<void> {
   await using server = await startServer(QUIET_SERVER);
   await using proxy = await startDanted({ username: true });
   const name = `kaws${Date.now() % 1_000_000}`;
@@ -214,7 +218,7 @@ withDanted.test("socks5:// with a user and password (RFC 1929, a throwaway syste
     assert.equal(run.code, 1);
     assert.match(errorLines(run.stderr)[0], /accepts none of the offered authentication methods/);
   });
-});
+}
 
 withDantedAndOpenssl.test("wss:// through danted (socks5h://): the TLS to the server inside the SOCKS tunnel, keepalive on the proxy socket", async () => {
   await using certs = await makeCerts();
