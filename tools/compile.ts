@@ -28,6 +28,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { ALL_PROXY_ENV } from "../lib/client/proxy_env.ts";
+import { HISTORY_ENV } from "../app/client/history.ts";
 
 /** The platforms binaries are built for: Rust target triple and the file-name suffix. */
 export const TARGETS = [
@@ -50,7 +52,13 @@ export const PROGRAMS = [
   {
     entry: "client.ts",
     binary: "keepalive-ws-client",
-    flags: ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"],
+    flags: [
+      "--allow-net",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      `--allow-env=${[...ALL_PROXY_ENV, ...HISTORY_ENV].join(",")}`,
+    ],
   },
 ] as const;
 

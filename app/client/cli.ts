@@ -29,6 +29,8 @@ import { OUTPUT_MODES, type OutputMode } from "./output.ts";
 import { DEFAULT_PROBE_MAX_MS, DEFAULT_PROBE_MIN_MS } from "./probe.ts";
 import { DEFAULT_RECONNECT_MAX_DELAY_MS } from "./session.ts";
 import { parseWebSocketUrl } from "./url.ts";
+import { parseProxy } from "../../lib/client/proxy.ts";
+import { type GetEnv, proxyFromEnv } from "../../lib/client/proxy_env.ts";
 
 /** The client's flags, in `node:util` parseArgs form. */
 export const CLIENT_FLAGS = {
@@ -54,6 +56,8 @@ export const CLIENT_FLAGS = {
   "probe-min": { type: "string" },
   "probe-max": { type: "string" },
   "no-history": { type: "boolean" },
+  "proxy": { type: "string" },
+  "no-proxy": { type: "boolean" },
 } as const;
 
 type ClientValues = FlagValues<typeof CLIENT_FLAGS>;
@@ -112,13 +116,19 @@ export interface ClientProgram {
   probe: { min: number; max: number } | null;
   /** Keep the interactive history in its file (not with --no-history). */
   history: boolean;
+  /** Where the proxy in `dial.proxy` came from: `--proxy` or an environment variable; null without one. */
+  proxyFrom: string | null;
 }
 
 /** What the command line asks for: text to print and exit 0 (help, version, report), or a client. */
 export type ClientCommand = Command<ClientProgram>;
 
-/** Reads the client's command line; a bad one throws {@linkcode UsageError}. */
-export function parseClientArgs(args: string[]): ClientCommand {
+/**
+ * Reads the client's command line; a bad one throws {@linkcode UsageError}.
+ * `getenv` reads the proxy variables (see {@linkcode proxyFromEnv}); by
+ * default this process's environment.
+ */
+export function parseClientArgs(args: string[], getenv: GetEnv = processEnv): ClientCommand {
   const { values: v, positionals } = parseFlags(args, CLIENT_FLAGS);
   if (v.help) return { type: "print", text: CLIENT_HELP };
   if (v.version) return { type: "print", text: versionLine("client") };
@@ -150,6 +160,7 @@ export function parseClientArgs(args: string[]): ClientCommand {
   if ((v.cert === undefined) !== (v.key === undefined)) {
     throw new UsageError("--cert and --key go together: give both or neither");
   }
+  const proxy = proxyFlags(v, url, getenv);
   if (common.printKeepAlive) {
     return { type: "keepalive-report", settings: common.connection, logFormat: common.logFormat };
   }
@@ -159,6 +170,7 @@ export function parseClientArgs(args: string[]): ClientCommand {
     origin: v.origin,
     protocols: v.subprotocol,
     insecure: v.insecure ?? false,
+    ...(proxy ? { proxy: proxy.url } : {}),
   };
   return {
     type: "run",
@@ -180,8 +192,51 @@ export function parseClientArgs(args: string[]): ClientCommand {
       logFormat: common.logFormat,
       probe,
       history: !v["no-history"],
+      proxyFrom: proxy?.from ?? null,
     },
   };
+}
+
+/**
+ * The proxy to go through: `--proxy`, else (without `--no-proxy`) the
+ * environment's, as curl reads it; null for none. A URL that cannot work is
+ * a usage error naming where it came from, without its credentials.
+ */
+function proxyFlags(
+  v: ClientValues,
+  url: URL,
+  getenv: GetEnv,
+): { url: string; from: string } | null {
+  if (v.proxy !== undefined && v["no-proxy"]) {
+    throw new UsageError("--proxy and --no-proxy contradict");
+  }
+  const found = v.proxy !== undefined
+    ? { name: "--proxy", value: v.proxy }
+    : v["no-proxy"]
+    ? null
+    : proxyFromEnv(url, getenv);
+  if (!found) return null;
+  try {
+    parseProxy(found.value);
+  } catch (err) {
+    throw new UsageError(`${found.name}: ${(err as Error).message}`);
+  }
+  return { url: found.value, from: found.name };
+}
+
+/**
+ * This process's environment; a variable that may not be read (not in
+ * `--allow-env`) counts as unset, and is not asked for at a prompt.
+ */
+function processEnv(name: string): string | undefined {
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      return undefined;
+    }
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `--output`, refused as raw when stdout is a terminal. */

@@ -11,6 +11,7 @@ import { GoingAway, NormalClosure, NoStatusReceived } from "../../lib/ws/mod.ts"
 import { errorText } from "../../lib/errors.ts";
 import { UNSAFE_CHARS } from "../common/log.ts";
 import { describeTlsError } from "./tls.ts";
+import { ProxyError } from "../../lib/client/proxy.ts";
 
 /**
  * Whether a close ends the program successfully: a close handshake with
@@ -55,6 +56,7 @@ export function describeDialError(
     return `handshake with ${where} failed: ${err.message}${body ? `: ${body}` : ""}${certHint}`;
   }
   if (err instanceof TypeError) return err.message;
+  if (err instanceof ProxyError) return `cannot connect to ${where}: ${err.message}`;
   if (err instanceof Deno.errors.ConnectionRefused) {
     return `cannot connect to ${where}: connection refused`;
   }

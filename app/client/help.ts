@@ -74,6 +74,15 @@ Connection:
                            jitter (from 0.5s); stops on the client's own close, a
                            close 1000 from the server, or Ctrl-C
   --reconnect-max-delay D  longest delay between attempts (default 30s)
+  --proxy URL              go through this proxy: http://[USER:PASS@]HOST[:PORT] (HTTP
+                           CONNECT), https://… (TLS to the proxy), socks5://… (names
+                           resolved here) or socks5h://… (by the proxy); default port
+                           1080 (443 for https://). Keepalive goes on the socket to
+                           the proxy. Without it, as curl: https_proxy/HTTPS_PROXY for
+                           wss://, http_proxy (lower case only) for ws://, then
+                           all_proxy/ALL_PROXY; no_proxy/NO_PROXY lists hosts that go
+                           direct (lower case first)
+  --no-proxy               ignore the proxy environment variables
 
 Diagnosing:
   --show-pings             log each ping and pong ("ping" and "pong" events; a pong

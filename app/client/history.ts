@@ -18,6 +18,9 @@ import { fileErrorText } from "../common/files.ts";
 /** The most lines the history file holds (and the editor keeps). */
 export const HISTORY_MAX_LINES = 1_000;
 
+/** The variables {@linkcode historyPath} reads (what the client's `--allow-env` lists besides the proxy ones). */
+export const HISTORY_ENV: readonly string[] = ["XDG_STATE_HOME", "HOME"];
+
 /** The history file's path, from the environment; null when neither XDG_STATE_HOME nor HOME is set. */
 export function historyPath(env: (name: string) => string | undefined): string | null {
   const state = env("XDG_STATE_HOME");

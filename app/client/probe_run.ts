@@ -15,6 +15,7 @@ import { closeLogFields, type Logger } from "../common/log.ts";
 import { EXIT_FAILURE, EXIT_OK } from "../common/run.ts";
 import { closeSummary } from "../common/summary.ts";
 import { describeDialError } from "./describe.ts";
+import { proxyLogFields } from "./proxy_log.ts";
 import {
   type CheckOutcome,
   describeResult,
@@ -108,6 +109,7 @@ class Probe {
     this.#log.info("open", {
       id,
       remote: formatAddr(ws.remoteAddr),
+      ...proxyLogFields(this.#options.dial),
       protocol: ws.protocol,
       ...keepAliveLogFields(ws.keepalive),
       checkpoint_s: checkpointMs / 1000,

@@ -29,6 +29,7 @@ import {
   isNormalClose,
 } from "./describe.ts";
 import { type Command, parseLine } from "./slash.ts";
+import { proxyLogFields } from "./proxy_log.ts";
 
 /** First reconnect delay; it doubles each attempt (with jitter). */
 export const RECONNECT_BASE_DELAY_MS = 500;
@@ -231,6 +232,7 @@ class Session {
       log.info("open", {
         id: 1,
         remote: formatAddr(ws.remoteAddr),
+        ...proxyLogFields(this.#options.dial),
         protocol: ws.protocol,
         extensions: ws.extensions || null,
         ...(ws.peerSubject !== null ? { peer_subject: ws.peerSubject } : {}),

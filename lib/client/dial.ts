@@ -4,7 +4,8 @@
  * (RFC 6455 §4.1), and hand back a {@linkcode Connection}.
  *
  * The steps of {@linkcode dial}, each below: {@linkcode connect} (TCP, or
- * TLS through `tls.ts`), keepalive, {@linkcode prepareUpgrade} (the
+ * TLS through `tls.ts`; through a proxy, a tunnel from `proxy.ts` first, and
+ * TLS inside it), keepalive (on the socket to the proxy, if there is one), {@linkcode prepareUpgrade} (the
  * request), `readUpgradeResponse()` (the answer, and a refusal's body:
  * `response.ts`), then {@linkcode openConnection}.
  *
@@ -24,6 +25,7 @@ import { zlibAvailable } from "../ws/zlib.ts";
 import { abortable } from "../async.ts";
 import { openTls } from "./tls.ts";
 import { readUpgradeResponse, type UpgradeResponse } from "./response.ts";
+import { openTunnel, parseProxy, type Proxy } from "./proxy.ts";
 
 /** Default bound on connecting plus the opening handshake (ms). */
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
@@ -81,6 +83,21 @@ export interface DialOptions extends ConnectionOptions {
   cert?: string;
   /** The private key (PEM) of `cert`. */
   key?: string;
+  /**
+   * Reach the server through this proxy: `http://` (HTTP CONNECT, RFC 9110
+   * §9.3.6), `https://` (the same over TLS to the proxy, checked against the
+   * system's CAs and `caCerts`), `socks5://` (RFC 1928, the name resolved
+   * here) or `socks5h://` (the name resolved by the proxy); a user and
+   * password in the URL (`http://user:pass@host:port`) go to the proxy only
+   * (`Proxy-Authorization: Basic`, or RFC 1929). Without a port: 1080, or
+   * 443 for `https://`, as curl assumes. Keepalive goes on the socket to the
+   * proxy; for `wss://` the TLS to the server runs inside the tunnel (inside
+   * an `https://` proxy's TLS too, through `node:tls`).
+   * `dial()` never reads `HTTPS_PROXY` and the like: the client program
+   * does. A refusal throws a `ProxyError` (`name` "ProxyError", `status` the
+   * proxy's HTTP status or SOCKS reply).
+   */
+  proxy?: string | URL;
   /** Bound on connecting plus the handshake (default 10 s). */
   handshakeTimeout?: number;
   /** Aborts connecting and the handshake. */
@@ -125,6 +142,7 @@ export async function dial(url: string | URL, options?: DialOptions): Promise<Co
     throw new TypeError("cert and key go together: give both or neither");
   }
   const policy = resolveKeepAlive(opts.keepAlive ?? true);
+  const proxy = opts.proxy ? parseProxy(opts.proxy) : null;
   const upgrade = prepareUpgrade(target, opts);
   const timeoutMs = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT_MS;
   const signal = AbortSignal.any([
@@ -133,7 +151,7 @@ export async function dial(url: string | URL, options?: DialOptions): Promise<Co
   ]);
   let conn: Deno.Conn | null = null;
   try {
-    conn = await abortable(connect(target, opts, signal), signal);
+    conn = await abortable(connect(target, opts, proxy, signal), signal);
     const keepalive = applyPolicy(conn, policy, { userTimeout: opts.userTimeout || undefined });
     await abortable(writeAll(conn, upgrade.request), signal);
     const response = await readUpgradeResponse(conn, target, signal);
@@ -171,13 +189,26 @@ function prepareUpgrade(url: URL, options: DialOptions): Upgrade {
   return { request: new TextEncoder().encode(request), key, compression };
 }
 
-/** Opens TCP to the URL's host and port, or TLS for `wss://` (see `tls.ts`). */
-function connect(url: URL, options: DialOptions, signal: AbortSignal): Promise<Deno.Conn> {
+/**
+ * Opens TCP to the URL's host and port, or TLS for `wss://` (see `tls.ts`);
+ * through `proxy`, a tunnel to them, with the TLS inside it.
+ */
+function connect(
+  url: URL,
+  options: DialOptions,
+  proxy: Proxy | null,
+  signal: AbortSignal,
+): Promise<Deno.Conn> {
   const secure = url.protocol === "wss:";
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = url.port ? Number(url.port) : secure ? 443 : 80;
-  if (!secure) return Deno.connect({ hostname, port });
+  const tunnel = proxy
+    ? () => openTunnel(proxy, { hostname, port }, { caCerts: options.caCerts, signal })
+    : undefined;
+  if (!secure) return tunnel ? tunnel() : Deno.connect({ hostname, port });
   return openTls({
+    tunnel,
+    nested: proxy?.scheme === "https:",
     hostname,
     port,
     host: url.host,

@@ -38,6 +38,7 @@ import { closeConn } from "../tcp/sockopt.ts";
 import { sameBytes } from "../ws/bytes.ts";
 import { denoError, NodeTlsConn } from "../tcp/node_tls.ts";
 import { errorText } from "../errors.ts";
+import { connDuplex } from "./duplex.ts";
 
 /** How long a TLS handshake may take before the port is probed for plain HTTP (ms). */
 export const PLAIN_PROBE_DELAY_MS = 1_000;
@@ -62,6 +63,17 @@ export interface OpenTlsOptions {
   key?: string;
   /** Aborts connecting and the TLS handshake. */
   signal: AbortSignal;
+  /**
+   * Through a proxy: opens a fresh tunnel to `hostname:port` (`proxy.ts`),
+   * and TLS runs inside it instead of over a connection of its own; the
+   * plain-HTTP probe is skipped (it would bypass the proxy). A tunnel that
+   * is TLS itself (an `https://` proxy) takes the `node:tls` path, checked
+   * as Deno's TLS checks (system CAs and `caCerts`): `Deno.startTls` takes
+   * only TCP.
+   */
+  tunnel?: () => Promise<Deno.TcpConn | Deno.TlsConn>;
+  /** Whether the tunnel is TLS itself (see `tunnel`). */
+  nested?: boolean;
 }
 
 /**
@@ -73,12 +85,11 @@ export interface OpenTlsOptions {
  */
 export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
   if (opts.insecure) return await nodeTls(opts, null);
+  if (opts.nested) return await nestedTls(opts);
   if (opts.cert !== undefined) return await nodeTls(opts, "verify");
-  const conn = await Deno.connectTls({
-    hostname: opts.hostname,
-    port: opts.port,
-    caCerts: opts.caCerts,
-  });
+  const conn = opts.tunnel
+    ? await startTlsInTunnel(await opts.tunnel() as Deno.TcpConn, opts)
+    : await Deno.connectTls({ hostname: opts.hostname, port: opts.port, caCerts: opts.caCerts });
   try {
     await untilHandshake(conn.handshake(), opts);
     return conn;
@@ -90,6 +101,24 @@ export async function openTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
     }
     throw err;
   }
+}
+
+/**
+ * `Deno.startTls` on a tunnel. Deno 2.9's conn from it gives its addresses
+ * without `transport: "tcp"`, so the tunnel's own are put on it: the
+ * keepalive code finds the socket by them.
+ */
+async function startTlsInTunnel(tcp: Deno.TcpConn, opts: OpenTlsOptions): Promise<Deno.TlsConn> {
+  let conn: Deno.TlsConn;
+  try {
+    conn = await Deno.startTls(tcp, { hostname: opts.hostname, caCerts: opts.caCerts });
+  } catch (err) {
+    closeConn(tcp);
+    throw err;
+  }
+  Object.defineProperty(conn, "localAddr", { value: tcp.localAddr });
+  Object.defineProperty(conn, "remoteAddr", { value: tcp.remoteAddr });
+  return conn;
 }
 
 /** The certificates among `pems` whose issuer is their subject, each as DER with its parsed form. */
@@ -120,6 +149,7 @@ export function selfSigned(pems: string[]): X509Certificate[] {
 async function untilHandshake(handshake: Promise<unknown>, opts: OpenTlsOptions): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const probe = new Promise<never>((_, reject) => {
+    if (opts.tunnel) return;
     timer = setTimeout(async () => {
       if (await speaksPlainHttp(opts)) {
         reject(
@@ -169,9 +199,25 @@ async function speaksPlainHttp(opts: OpenTlsOptions): Promise<boolean> {
 }
 
 /**
- * TLS through `node:tls`: `pins` "verify" checks the server's certificate
- * as Deno's own TLS does (its chain to what {@linkcode trusted} names, its
- * dates, the host name), for a client certificate; otherwise without its own
+ * TLS inside a TLS tunnel (an `https://` proxy), through `node:tls` with
+ * its own checks; a certificate it refuses, when `caCerts` holds
+ * self-signed ones, is tried again pinned, as on the direct path.
+ */
+async function nestedTls(opts: OpenTlsOptions): Promise<Deno.Conn> {
+  try {
+    return await nodeTls(opts, "verify");
+  } catch (err) {
+    const pins = selfSigned(opts.caCerts ?? []);
+    if (pins.length === 0 || opts.signal.aborted || !/certificate/i.test(String(err))) throw err;
+    return await nodeTls(opts, pins);
+  }
+}
+
+/**
+ * TLS through `node:tls` (over `opts.tunnel` when there is one): `pins`
+ * "verify" checks the server's certificate as Deno's own TLS does (its chain
+ * to what {@linkcode trusted} names, its dates, the host name), for a client
+ * certificate or inside an `https://` proxy; otherwise without its own
  * verification: `pins` null accepts any certificate, else the server's must
  * be one of `pins`, byte for byte, and valid for the host name or IP address.
  */
@@ -180,9 +226,9 @@ async function nodeTls(
   pins: X509Certificate[] | null | "verify",
 ): Promise<Deno.Conn> {
   const verify = pins === "verify";
+  const tunnel = opts.tunnel ? await opts.tunnel() : null;
   const socket = tls.connect({
-    host: opts.hostname,
-    port: opts.port,
+    ...(tunnel ? { socket: connDuplex(tunnel) } : { host: opts.hostname, port: opts.port }),
     servername: isIP(opts.hostname) ? undefined : opts.hostname,
     rejectUnauthorized: verify,
     ca: verify ? trusted(opts.caCerts) : undefined,
@@ -200,7 +246,7 @@ async function nodeTls(
     socket.destroy();
     throw err;
   }
-  return new NodeTlsConn(socket) as unknown as Deno.Conn;
+  return new NodeTlsConn(socket, tunnel ?? undefined) as unknown as Deno.Conn;
 }
 
 /**

@@ -58,11 +58,19 @@ export class NodeTlsConn {
   #error: unknown = null;
   #wake: (() => void) | null = null;
 
-  /** Wraps a connected socket whose TLS handshake is done. */
-  constructor(socket: tls.TLSSocket) {
+  /**
+   * Wraps a connected socket whose TLS handshake is done; over a tunnel (a
+   * proxy's), `tunnel` gives the addresses: the socket to the proxy, whose
+   * fd the keepalive goes on.
+   */
+  constructor(socket: tls.TLSSocket, tunnel?: Deno.Conn) {
     this.#socket = socket;
-    this.localAddr = addr(socket.localAddress, socket.localPort);
-    this.remoteAddr = addr(socket.remoteAddress, socket.remotePort);
+    this.localAddr = tunnel
+      ? tunnel.localAddr as Deno.NetAddr
+      : addr(socket.localAddress, socket.localPort);
+    this.remoteAddr = tunnel
+      ? tunnel.remoteAddr as Deno.NetAddr
+      : addr(socket.remoteAddress, socket.remotePort);
     this.peerSubject = certificateSubject(socket.getPeerCertificate());
     socket.on("data", (chunk: Uint8Array) => {
       this.#chunks.push(chunk);

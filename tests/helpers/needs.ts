@@ -81,6 +81,8 @@ export const PROGRAMS = {
     from: "Debian package python3-websockets",
   },
   openssl: { command: "/usr/bin/openssl", probe: ["version"], from: "Debian package openssl" },
+  tinyproxy: { command: "/usr/bin/tinyproxy", probe: ["-v"], from: "Debian package tinyproxy" },
+  danted: { command: "/usr/sbin/danted", probe: ["-v"], from: "Debian package dante-server" },
   script: { command: "/usr/bin/script", probe: ["-V"], from: "Debian package bsdutils" },
   // Where no node is installed, Deno puts its own `node` (Deno's Node compatibility) first in
   // the PATH of what it runs; that is not Node.js, so it does not count.
