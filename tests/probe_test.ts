@@ -91,6 +91,14 @@ Deno.test("probeResult() brackets the timeout: the longest idle survived below t
     outcome(8_000, "dead", 3_010, "eof"),
   ]);
   assert.equal(describeResult(proxy), "idle timeout between 2s and 3s (eof)");
+  // A cut while idle, before the first checkpoint (tinyproxy's Timeout 5 under the default 15 s):
+  // the connection lived every whole second below it.
+  const early = probeResult([
+    { ...outcome(240_000, "dead", 4_991, "eof"), noticed: "idle" },
+    outcome(15_000, "skipped", 4_993),
+  ]);
+  assert.deepEqual(early, { lowerMs: 4_000, upperMs: 4_991, cause: "eof" });
+  assert.equal(describeResult(early), "idle timeout between 4s and 5s (eof)");
   // Nothing killed: the longest idle survived.
   const none = probeResult([outcome(1_000, "alive", 1_001), outcome(2_000, "alive", 2_004)]);
   assert.deepEqual(none, { lowerMs: 2_004, upperMs: null, cause: null });

@@ -95,8 +95,13 @@ export function probeResult(outcomes: CheckOutcome[]): ProbeResult {
   const survived = outcomes.filter((o) =>
     o.result === "alive" && (upper === null || o.idleMs < upper)
   );
+  // A connection the path ended while it sat idle (a FIN or RST at idle X)
+  // was alive for every idle below X: its whole seconds below X count as
+  // survived, so a timeout shorter than the first checkpoint still gets a
+  // bracket one second wide instead of "between 0s and X".
+  const cutWhileIdle = first?.noticed === "idle" ? Math.floor((first.idleMs - 1) / 1000) * 1000 : 0;
   return {
-    lowerMs: Math.max(0, ...survived.map((o) => o.idleMs)),
+    lowerMs: Math.max(0, cutWhileIdle, ...survived.map((o) => o.idleMs)),
     upperMs: upper,
     cause: first?.cause ?? null,
   };
