@@ -56,7 +56,7 @@ export class HistoryFile {
   ): { file: HistoryFile; lines: string[] } {
     let lines: string[] = [];
     try {
-      lines = Deno.readTextFileSync(path).split("\n").filter((l) => l !== "");
+      lines = readLines(path);
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) {
         warn(
@@ -87,8 +87,7 @@ export class HistoryFile {
 
   /** Rewrites the file with its last lines only (through a new file, renamed over it). */
   #trim(): void {
-    const lines = Deno.readTextFileSync(this.path).split("\n").filter((l) => l !== "")
-      .slice(-HISTORY_MAX_LINES);
+    const lines = readLines(this.path).slice(-HISTORY_MAX_LINES);
     const next = `${this.path}.${Deno.pid}.tmp`;
     Deno.writeTextFileSync(next, lines.join("\n") + "\n", { mode: 0o600 });
     Deno.chmodSync(next, 0o600);
@@ -100,4 +99,9 @@ export class HistoryFile {
     const folder = this.path.slice(0, this.path.lastIndexOf("/"));
     if (folder) Deno.mkdirSync(folder, { recursive: true, mode: 0o700 });
   }
+}
+
+/** The non-empty lines of the file at `path`, oldest first. */
+function readLines(path: string): string[] {
+  return Deno.readTextFileSync(path).split("\n").filter((l) => l !== "");
 }

@@ -6,6 +6,7 @@
  */
 
 import { Duplex } from "node:stream";
+import { writeAll } from "../http/io.ts";
 import { closeConn } from "../tcp/sockopt.ts";
 
 /** The size of each read from the conn. */
@@ -22,7 +23,7 @@ export function connDuplex(conn: Deno.Conn): Duplex {
       );
     },
     write(chunk: Uint8Array, _encoding, callback) {
-      writeFully(conn, chunk).then(() => callback(), callback);
+      writeAll(conn, chunk).then(() => callback(), callback);
     },
     final(callback) {
       conn.closeWrite().then(() => callback(), callback);
@@ -32,10 +33,4 @@ export function connDuplex(conn: Deno.Conn): Duplex {
       callback(err);
     },
   });
-}
-
-/** Writes all of `bytes` to `conn`. */
-async function writeFully(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }

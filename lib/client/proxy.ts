@@ -24,10 +24,10 @@ import { abortable } from "../async.ts";
 import { errorText } from "../errors.ts";
 import { closeConn } from "../tcp/sockopt.ts";
 import { socks5Connect } from "./socks.ts";
-import { authority, type Proxy, ProxyError, type TunnelTarget } from "./proxy_url.ts";
+import { authority } from "../http/grammar.ts";
+import { type Proxy, ProxyError, type TunnelTarget } from "./proxy_url.ts";
 
 export {
-  authority,
   DEFAULT_PROXY_PORT,
   parseProxy,
   type Proxy,

@@ -118,9 +118,3 @@ export function redactProxy(url: string | URL): string {
     return "(invalid)";
   }
 }
-
-/** `host:port` as a CONNECT request names it (RFC 9110 §9.3.6: authority-form; IPv6 in brackets). */
-export function authority(target: TunnelTarget): string {
-  const host = target.hostname.includes(":") ? `[${target.hostname}]` : target.hostname;
-  return `${host}:${target.port}`;
-}

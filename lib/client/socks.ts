@@ -23,7 +23,8 @@ import { isIP } from "node:net";
 import { abortable } from "../async.ts";
 import { writeAll } from "../http/io.ts";
 import { errorText } from "../errors.ts";
-import { authority, type Proxy, ProxyError, type TunnelTarget } from "./proxy_url.ts";
+import { authority } from "../http/grammar.ts";
+import { type Proxy, ProxyError, type TunnelTarget } from "./proxy_url.ts";
 
 /** The protocol version of RFC 1928. */
 export const SOCKS_VERSION = 0x05;

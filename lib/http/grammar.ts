@@ -163,3 +163,12 @@ export function splitList(value: string | null): string[] {
 export function listHasToken(value: string | null, token: string): boolean {
   return splitList(value).some((e) => e.toLowerCase() === token);
 }
+
+/**
+ * `host:port` in authority form (RFC 3986 §3.2.2, RFC 9110 §9.3.6): an IPv6
+ * address in brackets, as a CONNECT request and a Host header name it.
+ */
+export function authority(target: { hostname: string; port: number }): string {
+  const host = target.hostname.includes(":") ? `[${target.hostname}]` : target.hostname;
+  return `${host}:${target.port}`;
+}

@@ -21,6 +21,7 @@ import {
 } from "../ws/server_handshake.ts";
 import { buildErrorResponse, buildResponseHead } from "../http/response.ts";
 import type { RequestHead } from "../http/head.ts";
+import { authority } from "../http/grammar.ts";
 import { writeAll } from "../http/io.ts";
 import { closeConn, type SocketOptions } from "../tcp/sockopt.ts";
 import { peerSubject } from "../tcp/node_tls.ts";
@@ -313,10 +314,7 @@ export class ServerRequest {
  * with 400.
  */
 function requestUrl(head: RequestHead, secure: boolean, local: Deno.NetAddr): URL {
-  const host = head.headers.get("host") ??
-    (local.hostname.includes(":")
-      ? `[${local.hostname}]:${local.port}`
-      : `${local.hostname}:${local.port}`);
+  const host = head.headers.get("host") ?? authority(local);
   try {
     return new URL(head.target, `${secure ? "https" : "http"}://${host}`);
   } catch {
