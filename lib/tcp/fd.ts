@@ -11,23 +11,23 @@
 
 import {
   addrBuf,
+  type AddrKey,
   bytes,
+  denoAddrKey,
   errno,
   F_GETFD,
-  fromDenoAddr,
   getInt,
-  type IpPort,
   lenBuf,
+  lenBytes,
   load,
   type Native,
-  readSockaddr,
-  sameAddr,
+  sockaddrKey,
 } from "./libc.ts";
 
 /** What a socket must look like: its local address, and its peer (null = listening). */
 export interface Target {
-  local: IpPort;
-  peer: IpPort | null;
+  local: AddrKey;
+  peer: AddrKey | null;
 }
 
 type ProbeResult = "match" | "free" | "other";
@@ -39,9 +39,6 @@ export function fdFinderStats(): { probes: number; fullScans: number } {
   return { ...counters };
 }
 
-/** `lenBuf` as bytes, for the FFI calls. */
-const lenBytes = bytes(lenBuf);
-
 /** Checks whether `fd` is the socket described by `t`, verifying both ends. */
 function probe(n: Native, fd: number, t: Target): ProbeResult {
   counters.probes++;
@@ -52,14 +49,20 @@ function probe(n: Native, fd: number, t: Target): ProbeResult {
  * A connected socket: the peer first, since every connection of a server
  * shares its local address, so a wrong fd costs one call; its errno tells a
  * free fd (EBADF) from another kind (ENOTSOCK, ENOTCONN) without a second.
+ * A wrong fd's peer is remembered ({@linkcode discovered}): in a storm it is
+ * usually a connection accepted already whose lookup is still to come.
  */
-function probeConnected(n: Native, fd: number, local: IpPort, peer: IpPort): ProbeResult {
+function probeConnected(n: Native, fd: number, local: AddrKey, peer: AddrKey): ProbeResult {
   const { libc, p } = n;
   lenBuf[0] = addrBuf.length;
   if (libc.getpeername(fd, addrBuf, lenBytes) !== 0) return failedProbe(n, fd);
-  if (!sameAddr(readSockaddr(p), peer)) return "other";
+  const seen = sockaddrKey(p);
+  if (seen !== peer) {
+    if (seen !== null) remember(seen, fd);
+    return "other";
+  }
   lenBuf[0] = addrBuf.length;
-  if (libc.getsockname(fd, addrBuf, lenBytes) !== 0 || !sameAddr(readSockaddr(p), local)) {
+  if (libc.getsockname(fd, addrBuf, lenBytes) !== 0 || sockaddrKey(p) !== local) {
     return "other";
   }
   try {
@@ -70,11 +73,11 @@ function probeConnected(n: Native, fd: number, local: IpPort, peer: IpPort): Pro
 }
 
 /** A listening socket: the local address, no peer, and SO_ACCEPTCONN. */
-function probeListener(n: Native, fd: number, local: IpPort): ProbeResult {
+function probeListener(n: Native, fd: number, local: AddrKey): ProbeResult {
   const { libc, p } = n;
   lenBuf[0] = addrBuf.length;
   if (libc.getsockname(fd, addrBuf, lenBytes) !== 0) return failedProbe(n, fd);
-  if (!sameAddr(readSockaddr(p), local)) return "other";
+  if (sockaddrKey(p) !== local) return "other";
   lenBuf[0] = addrBuf.length;
   if (libc.getpeername(fd, addrBuf, lenBytes) === 0) return "other";
   try {
@@ -141,32 +144,29 @@ const freedSet = new Set<number>();
 const skipped = new Set<number>();
 const SKIPPED_MAX = 256;
 /**
- * Connected sockets a full scan passed that nobody had claimed yet, by their
- * two addresses: in a reconnect storm the runtime accepts many connections
- * before the program asks for their fds, and one scan then finds them all.
- * Always verified before use; a stale entry (fd closed and reused) misses.
+ * Connected sockets seen by their peer's address (a probe that missed, or a
+ * full scan) that nobody had claimed yet: in a reconnect storm the runtime
+ * accepts many connections before the program asks for their fds, and the
+ * probes for one find the others. Always verified before use; a stale entry
+ * (fd closed and reused) misses.
  */
-const discovered = new Map<string, number>();
+const discovered = new Map<AddrKey, number>();
 const DISCOVERED_MAX = 4096;
 
-/** The key of a connected socket in {@linkcode discovered}. */
-function pairKey(local: IpPort, peer: IpPort): string {
-  return `${local.port}|${peer.port}|${peer.ip.join(".")}|${local.ip.join(".")}`;
+/** Notes that `fd` is a connected socket whose peer is `peer`, unless it is claimed. */
+function remember(peer: AddrKey, fd: number): void {
+  if (owners.has(fd)) return;
+  if (discovered.size >= DISCOVERED_MAX) discovered.clear();
+  discovered.set(peer, fd);
 }
 
-/** Records what `fd` is, if it is a connected socket nobody has claimed (getsockname, getpeername). */
+/** Records what `fd` is, if it is a connected socket nobody has claimed (getpeername). */
 function discover(n: Native, fd: number): void {
   if (owners.has(fd)) return;
-  const { libc, p } = n;
   lenBuf[0] = addrBuf.length;
-  if (libc.getsockname(fd, addrBuf, bytes(lenBuf)) !== 0) return;
-  const local = readSockaddr(p);
-  lenBuf[0] = addrBuf.length;
-  if (local === null || libc.getpeername(fd, addrBuf, bytes(lenBuf)) !== 0) return;
-  const peer = readSockaddr(p);
-  if (peer === null) return;
-  if (discovered.size >= DISCOVERED_MAX) discovered.clear();
-  discovered.set(pairKey(local, peer), fd);
+  if (n.libc.getpeername(fd, addrBuf, lenBytes) !== 0) return;
+  const peer = sockaddrKey(n.p);
+  if (peer !== null) remember(peer, fd);
 }
 
 /** The highest fd matched so far; new fds appear above it. */
@@ -367,20 +367,20 @@ export function findFd(n: Native, self: object, t: Target): number | null {
   return fd === null ? null : claim(fd, self);
 }
 
-/** The fd a full scan saw with `t`'s addresses, verified; null when none (or it is stale). */
+/** The fd seen with `t`'s peer, verified; null when none (or it is stale). */
 function fromDiscovered(n: Native, t: Target): number | null {
   if (t.peer === null || discovered.size === 0) return null;
-  const key = pairKey(t.local, t.peer);
-  const fd = discovered.get(key);
+  const fd = discovered.get(t.peer);
   if (fd === undefined) return null;
-  discovered.delete(key);
+  discovered.delete(t.peer);
   return !owners.has(fd) && probe(n, fd, t) === "match" ? fd : null;
 }
 
+/** What a conn's socket must look like: its two addresses as keys; null when it is not TCP over IP. */
 export function connTarget(conn: Deno.Conn): Target | null {
-  const local = fromDenoAddr(conn.localAddr);
-  const peer = fromDenoAddr(conn.remoteAddr);
-  return local && peer ? { local, peer } : null;
+  const local = denoAddrKey(conn.localAddr);
+  const peer = denoAddrKey(conn.remoteAddr);
+  return local !== null && peer !== null ? { local, peer } : null;
 }
 
 /**
@@ -427,7 +427,7 @@ const F_DUPFD = 0;
  */
 export function dupListenerFd(listener: Deno.Listener): number | null {
   const n = load();
-  const local = fromDenoAddr(listener.addr);
+  const local = denoAddrKey(listener.addr);
   if ("reason" in n || local === null) return null;
   const fd = findFd(n, listener, { local, peer: null });
   if (fd === null) return null;

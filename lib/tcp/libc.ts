@@ -235,6 +235,11 @@ export function bytes(a: Int32Array | Uint32Array | BigUint64Array): Uint8Array 
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+/** {@linkcode intBuf} and {@linkcode lenBuf} as bytes, made once: every accept reads options. */
+export const intBytes = bytes(intBuf);
+/** See {@linkcode intBytes}. */
+export const lenBytes = bytes(lenBuf);
+
 const errnoBuf = new Int32Array(1);
 
 /** The calling thread's errno; read right after the failed call. */
@@ -257,7 +262,7 @@ export function errnoText(n: Native, code: number): string {
 /** getsockopt for an int option; returns the value or throws with errno's text. */
 export function getInt(n: Native, fd: number, level: number, opt: number): number {
   lenBuf[0] = 4;
-  if (n.libc.getsockopt(fd, level, opt, bytes(intBuf), bytes(lenBuf)) !== 0) {
+  if (n.libc.getsockopt(fd, level, opt, intBytes, lenBytes) !== 0) {
     throw new Error(errnoText(n, errno(n)));
   }
   return intBuf[0];
@@ -272,20 +277,13 @@ export function setInt(
   value: number,
 ): string | null {
   intBuf[0] = value;
-  if (n.libc.setsockopt(fd, level, opt, bytes(intBuf), 4) === 0) return null;
+  if (n.libc.setsockopt(fd, level, opt, intBytes, 4) === 0) return null;
   return errnoText(n, errno(n));
 }
 
 // ---------------------------------------------------------------------------
 // Addresses
 // ---------------------------------------------------------------------------
-
-/** An IP address and port as bytes. */
-export interface IpPort {
-  family: 4 | 6;
-  ip: Uint8Array;
-  port: number;
-}
 
 /** Parses an IPv4 or IPv6 literal (as Deno prints it) into bytes. */
 function ipBytes(text: string): { family: 4 | 6; ip: Uint8Array } | null {
@@ -335,31 +333,58 @@ function ipBytes(text: string): { family: 4 | 6; ip: Uint8Array } | null {
   return { family: 6, ip };
 }
 
-/** A Deno TCP address as bytes, or null for anything that is not TCP over IP. */
-export function fromDenoAddr(addr: Deno.Addr): IpPort | null {
-  if (addr.transport !== "tcp") return null;
-  const parsed = ipBytes(addr.hostname);
-  return parsed ? { ...parsed, port: addr.port } : null;
+/**
+ * An IP address and port as one comparable value: a number for IPv4
+ * (address · 65536 + port, exact in a double), a string for IPv6. Two
+ * sockets' ends are the same address exactly when their keys are equal.
+ */
+export type AddrKey = number | string;
+
+function v6Key(ip: Uint8Array, port: number): string {
+  let key = "";
+  for (let i = 0; i < 16; i++) key += ip[i].toString(16).padStart(2, "0");
+  return `${key}|${port}`;
 }
 
-/** Reads a `sockaddr_in`/`sockaddr_in6` from {@linkcode addrBuf}. */
-export function readSockaddr(p: SockoptPlatform): IpPort | null {
-  const view = new DataView(addrBuf.buffer);
+/** The key of a dotted quad and port, or null when `text` is not one (no regular expression: every accept asks). */
+function v4Key(text: string, port: number): number | null {
+  let ip = 0, octet = 0, digits = 0, dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || ++dots > 3) return null;
+      ip = ip * 256 + octet;
+      octet = digits = 0;
+    } else if (c >= 0x30 && c <= 0x39 && digits < 3) {
+      octet = octet * 10 + c - 0x30;
+      digits++;
+      if (octet > 255) return null;
+    } else {
+      return null;
+    }
+  }
+  if (dots !== 3 || digits === 0) return null;
+  return (ip * 256 + octet) * 65536 + port;
+}
+
+/** A Deno TCP address as a key, or null for anything that is not TCP over IP. */
+export function denoAddrKey(addr: Deno.Addr): AddrKey | null {
+  if (addr.transport !== "tcp") return null;
+  const v4 = v4Key(addr.hostname, addr.port);
+  if (v4 !== null) return v4;
+  const parsed = ipBytes(addr.hostname);
+  if (parsed === null) return null;
+  return parsed.family === 4 ? v4Key(parsed.ip.join("."), addr.port) : v6Key(parsed.ip, addr.port);
+}
+
+/** The key of the `sockaddr_in`/`sockaddr_in6` in {@linkcode addrBuf}, or null for another family. */
+export function sockaddrKey(p: SockoptPlatform): AddrKey | null {
+  const b = addrBuf;
   // Linux: u16 family in host order (little-endian on every supported CPU);
   // BSD: u8 length, then u8 family.
-  const family = p.SOCKADDR_HAS_LEN ? addrBuf[1] : view.getUint16(0, true);
-  const port = view.getUint16(2, false);
-  if (family === p.AF_INET) {
-    return { family: 4, ip: addrBuf.slice(4, 8), port };
-  }
-  if (family === p.AF_INET6) {
-    return { family: 6, ip: addrBuf.slice(8, 24), port };
-  }
+  const family = p.SOCKADDR_HAS_LEN ? b[1] : b[0] | (b[1] << 8);
+  const port = (b[2] << 8) | b[3];
+  if (family === p.AF_INET) return (((b[4] * 256 + b[5]) * 256 + b[6]) * 256 + b[7]) * 65536 + port;
+  if (family === p.AF_INET6) return v6Key(b.subarray(8, 24), port);
   return null;
-}
-
-/** Whether two addresses are the same IP and port. */
-export function sameAddr(a: IpPort | null, b: IpPort): boolean {
-  return a !== null && a.family === b.family && a.port === b.port &&
-    a.ip.length === b.ip.length && a.ip.every((x, i) => x === b.ip[i]);
 }

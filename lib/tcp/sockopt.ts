@@ -13,7 +13,7 @@
 
 import { connTarget, findFd } from "./fd.ts";
 import type { KeepAlivePolicy, KernelKeepAlive } from "./keepalive.ts";
-import { errno, errnoText, fromDenoAddr, getInt, load, type Native, setInt } from "./libc.ts";
+import { denoAddrKey, errno, errnoText, getInt, load, type Native, setInt } from "./libc.ts";
 
 export { closeConn, releaseConn } from "./fd.ts";
 export { sockoptUnavailableReason } from "./libc.ts";
@@ -218,7 +218,7 @@ export function applyToListener(
   });
   const n = load();
   if ("reason" in n) return unverified(n.reason);
-  const local = fromDenoAddr(listener.addr);
+  const local = denoAddrKey(listener.addr);
   if (local === null) return unverified("not a TCP listener");
   const fd = findFd(n, listener, { local, peer: null });
   if (fd === null) return unverified("the listener's file descriptor was not found");

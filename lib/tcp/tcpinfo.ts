@@ -7,16 +7,7 @@
  */
 
 import { fdOf } from "./fd.ts";
-import {
-  addrBuf,
-  bytes,
-  fromDenoAddr,
-  lenBuf,
-  LINUX,
-  load,
-  readSockaddr,
-  sameAddr,
-} from "./libc.ts";
+import { addrBuf, bytes, denoAddrKey, lenBuf, LINUX, load, sockaddrKey } from "./libc.ts";
 
 /** Linux `TCP_INFO` (include/uapi/linux/tcp.h) and the `struct tcp_info` offsets read. */
 const TCP_INFO = 11;
@@ -40,11 +31,11 @@ export interface TcpTimes {
 export function readTcpTimes(conn: Deno.Conn): TcpTimes | null {
   const n = load();
   const fd = fdOf.get(conn);
-  const local = fromDenoAddr(conn.localAddr);
+  const local = denoAddrKey(conn.localAddr);
   if ("reason" in n || n.p !== LINUX || fd === undefined || local === null) return null;
   lenBuf[0] = addrBuf.length;
   if (n.libc.getsockname(fd, addrBuf, bytes(lenBuf)) !== 0) return null;
-  if (!sameAddr(readSockaddr(n.p), local)) return null;
+  if (sockaddrKey(n.p) !== local) return null;
   const info = new Uint8Array(104);
   const len = new Uint32Array([info.length]);
   if (n.libc.getsockopt(fd, n.p.IPPROTO_TCP, TCP_INFO, info, bytes(len)) !== 0) return null;
