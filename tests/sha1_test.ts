@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { sha1 } from "../lib/ws/sha1.ts";
+import { sha1, sha1Base64 } from "../lib/ws/sha1.ts";
 import { computeAcceptKey } from "../lib/ws/server_handshake.ts";
 import { prng } from "./helpers/prng.ts";
 
@@ -27,4 +27,15 @@ Deno.test("sha1() agrees with node:crypto on every length from 0 to 200, across 
 
 Deno.test("computeAcceptKey() gives RFC 6455 §1.3's example", () => {
   assert.equal(computeAcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+});
+
+Deno.test("sha1Base64() is node:crypto's base64 digest, e.g. RFC 6455's accept key", () => {
+  assert.equal(
+    sha1Base64("dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+    "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+  );
+  for (let n = 0; n <= 130; n++) {
+    const s = Array.from({ length: n }, (_, i) => String.fromCharCode(33 + (i * 7) % 90)).join("");
+    assert.equal(sha1Base64(s), createHash("sha1").update(s).digest("base64"), `length ${n}`);
+  }
 });

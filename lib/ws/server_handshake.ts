@@ -27,7 +27,7 @@
  * @module
  */
 
-import { sha1 } from "./sha1.ts";
+import { sha1Base64 } from "./sha1.ts";
 import { HandshakeError } from "../http/errors.ts";
 import { HTTP_1_0, type RequestHead } from "../http/head.ts";
 import {
@@ -233,7 +233,7 @@ export function checkUpgradeRequest(
 
 /** The Sec-WebSocket-Accept value: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2 item 5.4). */
 export function computeAcceptKey(key: string): string {
-  return btoa(String.fromCharCode(...sha1(key + WEBSOCKET_GUID)));
+  return sha1Base64(key + WEBSOCKET_GUID);
 }
 
 /** The server's 101 response that completes the handshake (RFC 6455 §4.2.2 item 5). */
