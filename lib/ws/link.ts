@@ -38,6 +38,7 @@ import {
   FAIL_FLUSH_TIMEOUT_MS,
 } from "./options.ts";
 import { nextTurn } from "../async.ts";
+import { Deadlines, type Expiring } from "../deadlines.ts";
 import { errorText } from "../errors.ts";
 
 /** The application's hooks, on the connection that owns a link. */
@@ -50,9 +51,12 @@ export interface LinkOwner {
   onpingsent: ((payload: Uint8Array) => void) | null;
 }
 
+/** The closing handshakes under way, each bounded by its deadline. */
+const closing = new Deadlines();
+
 /** One connection's I/O, timers and hooks; see the module doc. */
 export class Link
-  implements WatchdogMember, BudgetMember<LinkOwner>, InboxHost, OutboxHost, PingHost {
+  implements WatchdogMember, BudgetMember<LinkOwner>, InboxHost, OutboxHost, PingHost, Expiring {
   /** The connection this link works for: what the budget's `onEvict` is handed. */
   readonly owner: LinkOwner;
   /** The protocol state machine. */
@@ -85,7 +89,6 @@ export class Link
 
   // Closing
   #leaveWatchdog: () => void;
-  #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #closingSeen = false;
   #failSeen = false;
 
@@ -183,7 +186,7 @@ export class Link
     if (this.#frozen || this.#finished) return;
     this.#frozen = true;
     this.#leaveWatchdog();
-    clearTimeout(this.#closeTimer);
+    closing.clear(this);
   }
 
   /** Ends TCP now (see WebSocketConn.terminate). */
@@ -221,6 +224,14 @@ export class Link
       }
       this.#changed();
       if (this.#finished) return;
+      if (this.#closingSeen && p.role === "server") {
+        // The server ends TCP once its close frame is out (§7.1.1), and
+        // nothing may follow the peer's: no read is left pending for close()
+        // to cancel (a rejection costs an Error, and Deno would close the fd
+        // only once the cancelled read has settled).
+        await this.closed;
+        return;
+      }
       if (progress === Progress.Paused) {
         this.#resume ??= Promise.withResolvers<void>();
         await this.#resume.promise;
@@ -423,21 +434,23 @@ export class Link
    * A close frame of ours still unwritten makes the end unclean.
    */
   #armCloseTimer(ms: number): void {
-    clearTimeout(this.#closeTimer);
-    this.#closeTimer = setTimeout(() => {
-      const info = this.core.info;
-      if (info) {
-        this.#finish({ ...info, clean: info.clean && this.core.bufferedAmount === 0 });
-        return;
-      }
-      this.#finish({
-        code: AbnormalClosure,
-        reason: "",
-        cause: "local-close",
-        clean: false,
-        error: "the peer did not answer the close frame in time",
-      });
-    }, ms);
+    closing.set(this, ms);
+  }
+
+  /** The closing deadline (armCloseTimer) has passed: TCP ends now. */
+  expired(): void {
+    const info = this.core.info;
+    if (info) {
+      this.#finish({ ...info, clean: info.clean && this.core.bufferedAmount === 0 });
+      return;
+    }
+    this.#finish({
+      code: AbnormalClosure,
+      reason: "",
+      cause: "local-close",
+      clean: false,
+      error: "the peer did not answer the close frame in time",
+    });
   }
 
   /** Ends everything once: timers, TCP, waiters, and the `closed` promise. */
@@ -447,7 +460,7 @@ export class Link
     const final = this.core.finish(info);
     this.#leaveWatchdog();
     this.#budget?.leave(this);
-    clearTimeout(this.#closeTimer);
+    closing.clear(this);
     if (!this.#tcpEnded) {
       this.#tcpEnded = true;
       try {
