@@ -195,7 +195,7 @@ Deno.test("client sends -H headers and --origin in its upgrade request", async (
   const seen = Promise.withResolvers<Headers>();
   await using fake = fakeServer(async (conn) => {
     const head = await acceptByHand(conn);
-    seen.resolve(head.headers);
+    seen.resolve(head.headers.toHeaders());
     // Close 1000 at once: the client should exit 0.
     await conn.write(Uint8Array.of(0x88, 0x02, 0x03, 0xe8));
     await conn.read(new Uint8Array(64));

@@ -190,7 +190,7 @@ class EchoApp {
   /** Every request: `/echo` upgrades, the rest are pages. */
   async handle(req: ServerRequest): Promise<void> {
     this.metrics.keepalive ??= req.keepalive;
-    const path = req.url.pathname;
+    const path = req.path;
     if (path === ECHO_PATH) return await this.#echo(req);
     // HEAD is GET without the body (RFC 9110 §9.3.2); monitors and curl -I use it.
     if (req.method !== "GET" && req.method !== "HEAD") {

@@ -8,6 +8,7 @@
 
 import { HandshakeError } from "../ws/errors.ts";
 import { DEFAULT_MAX_HEAD_SIZE, parseResponseHead, type ResponseHead } from "../http/head.ts";
+import type { Fields } from "../http/fields.ts";
 import { INVALID_RESPONSE } from "../http/errors.ts";
 import { type Reader, readHead } from "../http/io.ts";
 import { abortable } from "../async.ts";
@@ -102,7 +103,7 @@ function tlsOnPlainUrl(url: URL): HandshakeError {
 async function readRefusalBody(
   conn: Reader,
   rest: Uint8Array,
-  headers: Headers,
+  headers: Fields,
   signal: AbortSignal,
 ): Promise<string> {
   const length = Number(headers.get("content-length") ?? NaN);

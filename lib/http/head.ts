@@ -17,6 +17,7 @@
  */
 
 import { HandshakeError, INVALID_RESPONSE } from "./errors.ts";
+import { Fields } from "./fields.ts";
 import { DIGIT, is, isFieldValue, isHost, isOriginForm, isToken, trimOws } from "./grammar.ts";
 
 /**
@@ -77,7 +78,7 @@ export interface RequestHead {
   /** The HTTP version as sent, e.g. `HTTP/1.1` (RFC 9112 §2.3). */
   version: string;
   /** The header fields; names compare case-insensitively. */
-  headers: Headers;
+  headers: Fields;
 }
 
 /** A parsed status line and header section (RFC 9112 §4, §5). */
@@ -87,7 +88,7 @@ export interface ResponseHead {
   /** The reason phrase, possibly empty (RFC 9112 §4). */
   reason: string;
   /** The header fields; names compare case-insensitively. */
-  headers: Headers;
+  headers: Fields;
 }
 
 /**
@@ -116,9 +117,9 @@ function splitHead(
 }
 
 /** The header fields of a head, and how many field lines carried each name. */
-interface Fields {
+interface ParsedFields {
   /** The fields; lines with the same name are one comma-separated list (RFC 9110 §5.3). */
-  headers: Headers;
+  headers: Fields;
   /** Field lines per lowercase name. */
   lineCounts: Map<string, number>;
 }
@@ -133,7 +134,7 @@ function parseFields(
   lines: string[],
   fail: (message: string) => HandshakeError,
   unfold: boolean,
-): Fields {
+): ParsedFields {
   // A folded value is kept in parts and joined once, so many folds stay linear.
   const fields: { name: string; parts: string[] }[] = [];
   const lineCounts = new Map<string, number>();
@@ -168,9 +169,9 @@ function parseFields(
     lineCounts.set(lower, (lineCounts.get(lower) ?? 0) + 1);
     fields.push({ name, parts: [value] });
   }
-  const headers = new Headers();
+  const headers = new Fields();
   for (const { name, parts } of fields) {
-    headers.append(name, parts.filter((p) => p !== "").join(" "));
+    headers.append(name, parts.length === 1 ? parts[0] : parts.filter((p) => p !== "").join(" "));
   }
   return { headers, lineCounts };
 }

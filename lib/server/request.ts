@@ -89,10 +89,6 @@ export class ServerRequest {
   readonly id: number;
   /** The request method. */
   readonly method: string;
-  /** The request URL (http: or https:, from Host and the target). */
-  readonly url: URL;
-  /** The request headers. */
-  readonly headers: Headers;
   /** The peer. */
   readonly remoteAddr: Deno.NetAddr;
   /** The keepalive in force on the socket, read back from the kernel. */
@@ -105,6 +101,9 @@ export class ServerRequest {
 
   #conn: Deno.Conn;
   #head: RequestHead;
+  #url: URL | null = null;
+  #headers: Headers | null = null;
+  #path: string | null;
   #rest: Uint8Array;
   #ctx: RequestContext;
   #answered = false;
@@ -129,16 +128,38 @@ export class ServerRequest {
     this.#rest = rest;
     this.#ctx = ctx;
     this.method = head.method;
-    this.headers = head.headers;
     this.remoteAddr = conn.remoteAddr as Deno.NetAddr;
     this.keepalive = keepalive;
     this.peerSubject = peerSubject(conn);
-    this.url = requestUrl(head, ctx.secure, conn.localAddr as Deno.NetAddr);
+    this.#path = plainPath(head.target);
+    // The URL is made when asked for (about 1 µs); whether it can be made is known now.
+    if (!validHost(head.headers.get("host"))) {
+      throw new HandshakeError(400, "the Host header is not a valid host");
+    }
+  }
+
+  /** The request URL (http: or https:, from Host and the target). */
+  get url(): URL {
+    return this.#url ??= requestUrl(
+      this.#head,
+      this.#ctx.secure,
+      this.#conn.localAddr as Deno.NetAddr,
+    );
+  }
+
+  /** The URL's path (`url.pathname`), found without making the URL when the target is plain. */
+  get path(): string {
+    return this.#path ?? this.url.pathname;
+  }
+
+  /** The request headers. */
+  get headers(): Headers {
+    return this.#headers ??= this.#head.headers.toHeaders();
   }
 
   /** Whether the request asks for a WebSocket (`Upgrade: websocket`). */
   get isUpgrade(): boolean {
-    return (this.headers.get("upgrade") ?? "").toLowerCase().split(",").some((t) =>
+    return (this.#head.headers.get("upgrade") ?? "").toLowerCase().split(",").some((t) =>
       t.trim() === "websocket"
     );
   }
@@ -248,7 +269,7 @@ export class ServerRequest {
 
   /** The subprotocols the client offered. */
   #offered(): string[] {
-    return (this.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
+    return (this.#head.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
   }
 
   /**
@@ -260,7 +281,7 @@ export class ServerRequest {
   #negotiateCompression(): Deflate | null {
     const wanted = this.#ctx.compression;
     if (!wanted) return null;
-    const value = this.headers.get("sec-websocket-extensions");
+    const value = this.#head.headers.get("sec-websocket-extensions");
     const offers = value === null ? null : parseExtensions(value);
     if (offers === null) return null; // none, or malformed: decline
     const o = typeof wanted === "object" ? wanted : {};
@@ -320,6 +341,44 @@ function requestUrl(head: RequestHead, secure: boolean, local: Deno.NetAddr): UR
   } catch {
     throw new HandshakeError(400, "the Host header is not a valid host");
   }
+}
+
+/** Hosts seen, and whether a URL can be made with each: clients send the same few. */
+const hostValidity = new Map<string, boolean>();
+const HOST_CACHE_MAX = 256;
+
+/** Whether `new URL()` takes `host` (null: none, which is fine); cached. */
+function validHost(host: string | null): boolean {
+  if (host === null) return true;
+  let valid = hostValidity.get(host);
+  if (valid === undefined) {
+    valid = URL.canParse(`http://${host}/`);
+    if (hostValidity.size >= HOST_CACHE_MAX) hostValidity.clear();
+    hostValidity.set(host, valid);
+  }
+  return valid;
+}
+
+/**
+ * The path of an origin-form `target` as `URL.pathname` gives it, when that
+ * is the target's own text up to `?`: only unreserved characters and `/`, no
+ * empty or dot segment. Null otherwise (the URL then says).
+ */
+function plainPath(target: string): string | null {
+  let i = 1;
+  for (; i < target.length; i++) {
+    const c = target.charCodeAt(i);
+    if (c === 0x3f) break; // ?
+    const slash = c === 0x2f;
+    if (slash || c === 0x2e) { // a "/" or "." right after a "/": an empty or dot segment
+      if (target.charCodeAt(i - 1) === 0x2f) return null;
+      if (slash) continue;
+    }
+    const plain = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) ||
+      (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f || c === 0x7e || c === 0x2e;
+    if (!plain) return null;
+  }
+  return target.slice(0, i);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

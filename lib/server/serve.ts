@@ -40,7 +40,7 @@ import { HandshakeError } from "../ws/errors.ts";
 import type { UpgradePolicy } from "../ws/server_handshake.ts";
 import { buildErrorResponse } from "../http/response.ts";
 import { DEFAULT_MAX_HEAD_SIZE, parseRequestHead } from "../http/head.ts";
-import { readHead, type ReadHeadOptions } from "../http/io.ts";
+import { readHead, type ReadHeadOptions, recycleHead } from "../http/io.ts";
 import { errorText } from "../errors.ts";
 import { acceptLoop, type AcceptSink } from "./accept.ts";
 import { certificateRefusal, CertificateRefused, ClientCertListener } from "./client_cert.ts";
@@ -391,7 +391,9 @@ class ServerCore implements AcceptSink, RequestContext {
         closeConn(conn);
         return null;
       }
-      return new ServerRequest(id, conn, parseRequestHead(got.head), got.rest, keepalive, this);
+      const head = parseRequestHead(got.head);
+      recycleHead(got.head); // parsed into strings: its buffer can take the next head
+      return new ServerRequest(id, conn, head, got.rest, keepalive, this);
     } catch (err) {
       await this.refuse(conn, id, err);
       return null;
