@@ -4,6 +4,8 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
+
 /**
  * Resolves like `p`, or rejects with `signal.reason` as soon as `signal`
  * aborts (at once if it already has). `p` is then left to settle quietly:
@@ -51,11 +53,19 @@ export function quietRejection(message: string): Promise<never> {
 
 let turnWaiters: (() => void)[] | null = null;
 
+/** Resolves every waiter of the turn that is ending. */
+function endTurn(): void {
+  const waiters = turnWaiters!;
+  turnWaiters = null;
+  for (const w of waiters) w();
+}
+
 /**
  * Resolves after one turn of the event loop, in which other connections'
- * reads, timers and writes run. A message through a fresh MessageChannel is
- * delivered like I/O (a timer would be clamped to 4 ms once nested); every
- * connection yielding in the same turn shares it.
+ * reads, timers and writes run. `setImmediate` runs after the loop has
+ * polled for I/O, and is not clamped to 4 ms as a nested timer is; every
+ * connection yielding in the same turn shares one. (A fresh MessageChannel
+ * does the same at about 14 µs a turn against 1.6 µs, measured.)
  */
 export function nextTurn(): Promise<void> {
   return new Promise((resolve) => {
@@ -64,13 +74,6 @@ export function nextTurn(): Promise<void> {
       return;
     }
     turnWaiters = [resolve];
-    const { port1, port2 } = new MessageChannel();
-    port1.onmessage = () => {
-      port1.close();
-      const waiters = turnWaiters!;
-      turnWaiters = null;
-      for (const w of waiters) w();
-    };
-    port2.postMessage(null);
+    setImmediate(endTurn);
   });
 }

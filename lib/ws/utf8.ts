@@ -99,15 +99,15 @@ export class Utf8Validator {
  */
 export const SHORT_TEXT = 32;
 
-/** `buf[start..end)` as a string if every byte is ASCII (then it is valid UTF-8), else null. */
+/**
+ * `buf[start..end)` as a string if every byte is ASCII (then it is valid
+ * UTF-8), else null. The string is made in one piece: one built a character
+ * at a time is a rope, which the first `charCodeAt` (an echo encoding it
+ * back) must flatten.
+ */
 export function decodeAscii(buf: Uint8Array, start: number, end: number): string | null {
-  let s = "";
-  for (let i = start; i < end; i++) {
-    const b = buf[i];
-    if (b > 0x7f) return null;
-    s += String.fromCharCode(b);
-  }
-  return s;
+  for (let i = start; i < end; i++) if (buf[i] > 0x7f) return null;
+  return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
 }
 
 /** Writes `text` at `out[off]` if every character is ASCII and returns its length, else -1. */
