@@ -54,7 +54,7 @@ export class Room {
 export function startChat(port: number, hostname = "127.0.0.1"): { server: Server; room: Room } {
   const room = new Room();
   const server = serve({ hostname, port }, async (req) => {
-    if (req.url.pathname !== "/chat") return await req.reject(404, "no such path");
+    if (req.path !== "/chat") return await req.reject(404, "no such path");
     const ws = await req.upgrade();
     await room.join(ws);
   });

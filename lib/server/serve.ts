@@ -6,7 +6,7 @@
  *
  * ```ts
  * const server = serve({ port: 8080 }, async (req) => {
- *   if (req.url.pathname !== "/chat") return await req.reject(404, "no such path");
+ *   if (req.path !== "/chat") return await req.reject(404, "no such path");
  *   const ws = await req.upgrade();
  *   for await (const msg of ws) await ws.send(msg);
  * });
