@@ -99,6 +99,14 @@ Deno.test("probeResult() brackets the timeout: the longest idle survived below t
   ]);
   assert.deepEqual(early, { lowerMs: 4_000, upperMs: 4_991, cause: "eof" });
   assert.equal(describeResult(early), "idle timeout between 4s and 5s (eof)");
+  // Seen a few ms past the whole second (--drop-after 3s on a fast machine): still 2s to 3s.
+  const late = probeResult([
+    outcome(1_000, "alive", 1_001),
+    outcome(2_000, "alive", 2_002),
+    { ...outcome(4_000, "dead", 3_006, "eof"), noticed: "idle" },
+  ]);
+  assert.deepEqual(late, { lowerMs: 2_002, upperMs: 3_006, cause: "eof" });
+  assert.equal(describeResult(late), "idle timeout between 2s and 3s (eof)");
   // Nothing killed: the longest idle survived.
   const none = probeResult([outcome(1_000, "alive", 1_001), outcome(2_000, "alive", 2_004)]);
   assert.deepEqual(none, { lowerMs: 2_004, upperMs: null, cause: null });

@@ -84,6 +84,9 @@ export function probeSchedule(minMs: number, maxMs: number): number[] {
   return out;
 }
 
+/** How late past a whole second a cut while idle may be seen and still be that second's (ms). */
+const CUT_SLACK_MS = 250;
+
 /** The bracket from the outcomes: shortest idle that killed, longest idle survived below it. */
 export function probeResult(outcomes: CheckOutcome[]): ProbeResult {
   const deaths = outcomes.filter((o) => o.result === "dead");
@@ -98,8 +101,12 @@ export function probeResult(outcomes: CheckOutcome[]): ProbeResult {
   // A connection the path ended while it sat idle (a FIN or RST at idle X)
   // was alive for every idle below X: its whole seconds below X count as
   // survived, so a timeout shorter than the first checkpoint still gets a
-  // bracket one second wide instead of "between 0s and X".
-  const cutWhileIdle = first?.noticed === "idle" ? Math.floor((first.idleMs - 1) / 1000) * 1000 : 0;
+  // bracket one second wide instead of "between 0s and X". A cut is seen a
+  // little after the path's whole second (its timer, then the FIN on its
+  // way): within CUT_SLACK_MS of one, that second is the upper end.
+  const cutWhileIdle = first?.noticed === "idle"
+    ? Math.floor((first.idleMs - CUT_SLACK_MS) / 1000) * 1000
+    : 0;
   return {
     lowerMs: Math.max(0, cutWhileIdle, ...survived.map((o) => o.idleMs)),
     upperMs: upper,
