@@ -222,6 +222,7 @@ export class Link
         this.deliveryFailed(err);
         continue;
       }
+      if (p.bufferedAmount > 0) this.out.flushNow();
       this.#changed();
       if (this.#finished) return;
       if (this.#closingSeen && p.role === "server") {

@@ -127,6 +127,17 @@ export class Outbox {
     queueMicrotask(() => this.#flush());
   }
 
+  /**
+   * Writes what is queued now rather than in a microtask: for the pump,
+   * once a read's frames are handled, so that their answers (the echoes of
+   * one read) go out in one write before the next read is asked for.
+   */
+  flushNow(): void {
+    const host = this.#host;
+    if (this.#flushing || host.ended || host.frozen) return;
+    this.#flush();
+  }
+
   /** A promise for the moment the outgoing stream is written up to `pos`. */
   written(pos: number): Promise<void> {
     return this.#wait(pos, 0, Infinity);
