@@ -84,11 +84,14 @@ Deno.test(SMOKE, async () => {
         : CONTENDERS;
       for (const w of who) {
         const v = row.median[w as keyof Row["median"]];
+        // CPU comes in 10 ms clock ticks: in so short a run a lean server (Bun, 600 idle
+        // connections) may stay under one, and 0 is then a true reading.
         const ok = typeof v === "number" && Number.isFinite(v) &&
-          (COUNTS.has(spec.metric) ? v >= 0 : v > 0);
+          (COUNTS.has(spec.metric) || row.kind === "cpu" ? v >= 0 : v > 0);
         assert.ok(ok, `${spec.scenario} ${spec.metric} ${w}: ${v}${stderr ? `\n${stderr}` : ""}`);
       }
-      if (!COUNTS.has(spec.metric) && spec.scenario !== "deflate") {
+      const noCpuSeen = row.kind === "cpu" && row.median.deno === 0; // no ratio to a 0
+      if (!COUNTS.has(spec.metric) && spec.scenario !== "deflate" && !noCpuSeen) {
         assert.ok(Number.isFinite(row.ratio.deno), `${spec.metric}: no ratio against deno`);
       }
       assert.match(stdout, new RegExp(`^${spec.scenario}\\s+${spec.metric}\\s`, "m"));
