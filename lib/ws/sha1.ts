@@ -5,14 +5,13 @@
  * whose every call is an op into the runtime (measured in the accept path).
  * SHA-1 is no security measure here, only the protocol's checksum.
  *
- * The rounds run as four loops of 20, one per round function, on 32-bit
- * integers, with the message schedule, the padded block and the state in
- * typed arrays made once.
+ * The message schedule, the padded block and the state are typed arrays
+ * made once: making one costs about 0.8 µs in Deno, more than the hash.
  *
  * @module
  */
 
-/** The round constants as int32, so that every sum stays in 32-bit integer arithmetic. */
+/** The round constants (FIPS 180-4 §4.2.1), as int32. */
 const K0 = 0x5a827999 | 0, K1 = 0x6ed9eba1 | 0, K2 = 0x8f1bbcdc | 0, K3 = 0xca62c1d6 | 0;
 /** The message schedule (FIPS 180-4 §6.1.2), reused by every call. */
 const W = new Int32Array(80);
@@ -86,33 +85,16 @@ function compress(h: Int32Array, m: Uint8Array, b: number): void {
     const x = W[t - 3] ^ W[t - 8] ^ W[t - 14] ^ W[t - 16];
     W[t] = (x << 1) | (x >>> 31);
   }
-  let a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4], temp = 0;
-  for (let t = 0; t < 20; t++) {
-    temp = (((a << 5) | (a >>> 27)) + ((bb & c) | (~bb & d)) + e + W[t] + K0) | 0;
-    e = d;
-    d = c;
-    c = (bb << 30) | (bb >>> 2);
-    bb = a;
-    a = temp;
-  }
-  for (let t = 20; t < 40; t++) {
-    temp = (((a << 5) | (a >>> 27)) + (bb ^ c ^ d) + e + W[t] + K1) | 0;
-    e = d;
-    d = c;
-    c = (bb << 30) | (bb >>> 2);
-    bb = a;
-    a = temp;
-  }
-  for (let t = 40; t < 60; t++) {
-    temp = (((a << 5) | (a >>> 27)) + ((bb & c) | (bb & d) | (c & d)) + e + W[t] + K2) | 0;
-    e = d;
-    d = c;
-    c = (bb << 30) | (bb >>> 2);
-    bb = a;
-    a = temp;
-  }
-  for (let t = 60; t < 80; t++) {
-    temp = (((a << 5) | (a >>> 27)) + (bb ^ c ^ d) + e + W[t] + K3) | 0;
+  let a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4];
+  for (let t = 0; t < 80; t++) {
+    const f = t < 20
+      ? ((bb & c) | (~bb & d)) + K0
+      : t < 40
+      ? (bb ^ c ^ d) + K1
+      : t < 60
+      ? ((bb & c) | (bb & d) | (c & d)) + K2
+      : (bb ^ c ^ d) + K3;
+    const temp = (((a << 5) | (a >>> 27)) + f + e + W[t]) | 0;
     e = d;
     d = c;
     c = (bb << 30) | (bb >>> 2);
