@@ -372,9 +372,9 @@ export function denoAddrKey(addr: Deno.Addr): AddrKey | null {
   if (addr.transport !== "tcp") return null;
   const v4 = v4Key(addr.hostname, addr.port);
   if (v4 !== null) return v4;
+  // ipBytes() takes the dotted quads v4Key() takes: what is left is IPv6 or nothing.
   const parsed = ipBytes(addr.hostname);
-  if (parsed === null) return null;
-  return parsed.family === 4 ? v4Key(parsed.ip.join("."), addr.port) : v6Key(parsed.ip, addr.port);
+  return parsed?.family === 6 ? v6Key(parsed.ip, addr.port) : null;
 }
 
 /** The key of the `sockaddr_in`/`sockaddr_in6` in {@linkcode addrBuf}, or null for another family. */

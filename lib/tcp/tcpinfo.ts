@@ -7,7 +7,7 @@
  */
 
 import { fdOf } from "./fd.ts";
-import { addrBuf, bytes, denoAddrKey, lenBuf, LINUX, load, sockaddrKey } from "./libc.ts";
+import { addrBuf, bytes, denoAddrKey, lenBuf, lenBytes, LINUX, load, sockaddrKey } from "./libc.ts";
 
 /** Linux `TCP_INFO` (include/uapi/linux/tcp.h) and the `struct tcp_info` offsets read. */
 const TCP_INFO = 11;
@@ -34,7 +34,7 @@ export function readTcpTimes(conn: Deno.Conn): TcpTimes | null {
   const local = denoAddrKey(conn.localAddr);
   if ("reason" in n || n.p !== LINUX || fd === undefined || local === null) return null;
   lenBuf[0] = addrBuf.length;
-  if (n.libc.getsockname(fd, addrBuf, bytes(lenBuf)) !== 0) return null;
+  if (n.libc.getsockname(fd, addrBuf, lenBytes) !== 0) return null;
   if (sockaddrKey(n.p) !== local) return null;
   const info = new Uint8Array(104);
   const len = new Uint32Array([info.length]);

@@ -404,11 +404,11 @@ export class Link
     if (p.closeReceived && !this.#closingSeen && !p.failed) {
       this.#closingSeen = true;
       this.#armCloseTimer(this.#closeTimeoutMs);
-      // The server ends TCP first (§7.1.1), once its close frame is written;
-      // a client waits for the server to end it (the pump sees the EOF).
-      // (Half-closing and waiting for the client's end instead would spare
-      // the pending read's rejection, but measured: it costs a round trip
-      // per connection and halves the accept rate of sequential clients.)
+      // The server ends TCP first (§7.1.1), once its close frame is written
+      // (its pump reads no more); a client waits for the server to end it
+      // (the pump sees the EOF). (Half-closing and waiting for the client's
+      // end instead was measured: it costs a round trip per connection and
+      // halves the accept rate of sequential clients.)
       if (p.role === "server") this.out.whenFlushed(() => this.#finish(p.info!));
     }
   }
