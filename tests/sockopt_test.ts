@@ -5,7 +5,9 @@ import { fdFinderStats, findConnFd, MAX_CANDIDATES, releaseConn } from "../lib/t
 import {
   applyPolicy,
   applyToListener,
+  inheritance,
   kernelKeepAliveDefaults,
+  readInherited,
   readSocketOptions,
   type SocketOptions,
 } from "../lib/tcp/sockopt.ts";
@@ -268,6 +270,30 @@ Deno.test({
       assert.throws(() => applyPolicy(server, GO, { userTimeout: bad }), RangeError, `${bad}`);
     }
     assert.equal(readSocketOptions(server)!.userTimeout, 1501, "a refused value is not set");
+  },
+});
+
+Deno.test({
+  name: "readInherited() shows with one read that an accepted socket holds the listener's options",
+  ...ffi,
+  async fn() {
+    using lo = new Loopback();
+    const policy = resolveKeepAlive({ idle: 21_000, interval: 7_000, count: 4 });
+    const inh = inheritance(applyToListener(lo.listener, policy))!;
+    assert.deepEqual(
+      [inh.name, inh.value],
+      ["TCP_KEEPIDLE", 21],
+      "idle differs from a fresh socket's",
+    );
+    const { server } = await lo.pair();
+    const got = readInherited(server, inh)!;
+    assert.deepEqual(got, readSocketOptions(server), "the same as reading every option");
+    assert.deepEqual(keepAliveOf(got), [true, 21_000, 7_000, 4]);
+    // A socket that no longer holds the telling value is not taken for one that inherited.
+    tuneSocket(server, { idle: 5_000 });
+    assert.equal(readInherited(server, inh), null);
+    // Nothing tells a socket that inherited from one that did not: no inheritance.
+    assert.equal(inheritance({ ...readSocketOptions(server)!, verified: false }), null);
   },
 });
 

@@ -32,6 +32,9 @@ import {
   applyPolicy,
   applyToListener,
   closeConn,
+  type Inheritance,
+  inheritance,
+  readInherited,
   readSocketOptions,
   type SocketOptions,
 } from "../tcp/sockopt.ts";
@@ -254,7 +257,7 @@ class ServerCore implements AcceptSink, RequestContext {
   #listener: Deno.Listener;
   #policy: KeepAlivePolicy;
   #apply: ApplyOptions;
-  #inherited: boolean;
+  #inherited: Inheritance | null;
   #deadlines: HandshakeDeadlines;
   #nextId = 1;
   #running = 0; // connections between accept and the end of their handler
@@ -280,9 +283,12 @@ class ServerCore implements AcceptSink, RequestContext {
     this.#apply = { userTimeout: options.userTimeout || undefined };
     // Linux copies a listening socket's options to every socket it accepts:
     // set them once here, and only read them back per connection.
+    // Each accepted socket is then shown to hold them with one read (see Inheritance).
     const onListener = applyToListener(listener, policy, this.#apply);
     this.#inherited = onListener.verified && onListener.errors.length === 0 &&
-      matches(onListener, policy, this.#apply);
+        matches(onListener, policy, this.#apply)
+      ? inheritance(onListener)
+      : null;
     this.#deadlines = new HandshakeDeadlines(
       options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     );
@@ -402,10 +408,15 @@ class ServerCore implements AcceptSink, RequestContext {
     }
   }
 
-  /** The socket options in force: inherited from the listener when they match, else applied. */
+  /**
+   * The socket options in force: the listener's when one read shows the
+   * socket inherited them, else read in full, and applied when they differ.
+   */
   #keepalive(conn: Deno.Conn): SocketOptions {
-    const inherited = this.#inherited ? readSocketOptions(conn) : null;
-    if (inherited !== null && matches(inherited, this.#policy, this.#apply)) return inherited;
+    const inherited = this.#inherited && readInherited(conn, this.#inherited);
+    if (inherited) return inherited;
+    const read = this.#inherited ? readSocketOptions(conn) : null;
+    if (read !== null && matches(read, this.#policy, this.#apply)) return read;
     return applyPolicy(conn, this.#policy, this.#apply);
   }
 

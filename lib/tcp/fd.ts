@@ -28,6 +28,12 @@ import {
 export interface Target {
   local: AddrKey;
   peer: AddrKey | null;
+  /**
+   * Whether a connected socket's type is checked too (SO_TYPE). False only
+   * for a caller whose next call is a TCP-level getsockopt, which fails on
+   * any other kind of socket and so checks the type for free.
+   */
+  stream: boolean;
 }
 
 type ProbeResult = "match" | "free" | "other";
@@ -42,7 +48,9 @@ export function fdFinderStats(): { probes: number; fullScans: number } {
 /** Checks whether `fd` is the socket described by `t`, verifying both ends. */
 function probe(n: Native, fd: number, t: Target): ProbeResult {
   counters.probes++;
-  return t.peer === null ? probeListener(n, fd, t.local) : probeConnected(n, fd, t.local, t.peer);
+  return t.peer === null
+    ? probeListener(n, fd, t.local)
+    : probeConnected(n, fd, t.local, t.peer, t.stream);
 }
 
 /**
@@ -52,7 +60,13 @@ function probe(n: Native, fd: number, t: Target): ProbeResult {
  * A wrong fd's peer is remembered ({@linkcode discovered}): in a storm it is
  * usually a connection accepted already whose lookup is still to come.
  */
-function probeConnected(n: Native, fd: number, local: AddrKey, peer: AddrKey): ProbeResult {
+function probeConnected(
+  n: Native,
+  fd: number,
+  local: AddrKey,
+  peer: AddrKey,
+  stream: boolean,
+): ProbeResult {
   const { libc, p } = n;
   lenBuf[0] = addrBuf.length;
   if (libc.getpeername(fd, addrBuf, lenBytes) !== 0) return failedProbe(n, fd);
@@ -65,6 +79,7 @@ function probeConnected(n: Native, fd: number, local: AddrKey, peer: AddrKey): P
   if (libc.getsockname(fd, addrBuf, lenBytes) !== 0 || sockaddrKey(p) !== local) {
     return "other";
   }
+  if (!stream) return "match";
   try {
     return getInt(n, fd, p.SOL_SOCKET, p.SO_TYPE) === p.SOCK_STREAM ? "match" : "other";
   } catch {
@@ -376,11 +391,15 @@ function fromDiscovered(n: Native, t: Target): number | null {
   return !owners.has(fd) && probe(n, fd, t) === "match" ? fd : null;
 }
 
-/** What a conn's socket must look like: its two addresses as keys; null when it is not TCP over IP. */
-export function connTarget(conn: Deno.Conn): Target | null {
+/**
+ * What a conn's socket must look like: its two addresses as keys; null when
+ * it is not TCP over IP. `stream: false` leaves out the type check (see
+ * {@linkcode Target}).
+ */
+export function connTarget(conn: Deno.Conn, stream = true): Target | null {
   const local = denoAddrKey(conn.localAddr);
   const peer = denoAddrKey(conn.remoteAddr);
-  return local !== null && peer !== null ? { local, peer } : null;
+  return local !== null && peer !== null ? { local, peer, stream } : null;
 }
 
 /**
@@ -429,7 +448,7 @@ export function dupListenerFd(listener: Deno.Listener): number | null {
   const n = load();
   const local = denoAddrKey(listener.addr);
   if ("reason" in n || local === null) return null;
-  const fd = findFd(n, listener, { local, peer: null });
+  const fd = findFd(n, listener, { local, peer: null, stream: true });
   if (fd === null) return null;
   const dup = n.libc.fcntl(fd, F_DUPFD, 0);
   return dup < 0 ? null : dup;

@@ -13,7 +13,19 @@
 
 import { connTarget, findFd } from "./fd.ts";
 import type { KeepAlivePolicy, KernelKeepAlive } from "./keepalive.ts";
-import { denoAddrKey, errno, errnoText, getInt, load, type Native, setInt } from "./libc.ts";
+import {
+  denoAddrKey,
+  errno,
+  errnoText,
+  getInt,
+  intBuf,
+  intBytes,
+  lenBuf,
+  lenBytes,
+  load,
+  type Native,
+  setInt,
+} from "./libc.ts";
 
 export { closeConn, releaseConn } from "./fd.ts";
 export { sockoptUnavailableReason } from "./libc.ts";
@@ -220,9 +232,104 @@ export function applyToListener(
   if ("reason" in n) return unverified(n.reason);
   const local = denoAddrKey(listener.addr);
   if (local === null) return unverified("not a TCP listener");
-  const fd = findFd(n, listener, { local, peer: null });
+  const fd = findFd(n, listener, { local, peer: null, stream: true });
   if (fd === null) return unverified("the listener's file descriptor was not found");
   return applyToFd(n, fd, policy, opts);
+}
+
+/**
+ * How to show with one `getsockopt` that an accepted socket holds the
+ * options of its listener: the listener's read-back, and one option whose
+ * value there differs from a fresh socket's. Linux copies a listener's
+ * options into each socket it accepts all together, so finding that one
+ * value on an accepted socket shows the copy was made; every option whose
+ * listener value is the fresh socket's default has that value either way.
+ */
+export interface Inheritance {
+  /** What the listener's socket holds, read back from it. */
+  listener: SocketOptions;
+  /** The option read on each accepted socket (its level, number and name)… */
+  level: number;
+  option: number;
+  name: string;
+  /** …and the raw value it must have. */
+  value: number;
+}
+
+/**
+ * The {@linkcode Inheritance} of a listener whose options were read back
+ * (`applyToListener()`), or null when there is no FFI, the read-back is not
+ * verified, or no option tells an inheriting socket from a fresh one.
+ */
+export function inheritance(listener: SocketOptions): Inheritance | null {
+  const n = load();
+  if ("reason" in n || !listener.verified) return null;
+  const fd = n.libc.socket(n.p.AF_INET, n.p.SOCK_STREAM, 0);
+  if (fd < 0) return null;
+  try {
+    const fresh = readFd(n, fd);
+    if (!fresh.verified) return null;
+    const { p } = n;
+    // TCP-level options first: reading one on an fd checks that it is a TCP socket too.
+    const candidates: [string, number, number | null, number, number][] = [
+      ["TCP_KEEPIDLE", p.IPPROTO_TCP, p.TCP_KEEPIDLE, listener.idle! / 1000, fresh.idle! / 1000],
+      [
+        "TCP_KEEPINTVL",
+        p.IPPROTO_TCP,
+        p.TCP_KEEPINTVL,
+        listener.interval! / 1000,
+        fresh.interval! / 1000,
+      ],
+      ["TCP_KEEPCNT", p.IPPROTO_TCP, p.TCP_KEEPCNT, listener.count!, fresh.count!],
+      [
+        "TCP_USER_TIMEOUT",
+        p.IPPROTO_TCP,
+        p.TCP_USER_TIMEOUT,
+        listener.userTimeout,
+        fresh.userTimeout,
+      ],
+      [
+        "TCP_NODELAY",
+        p.IPPROTO_TCP,
+        p.TCP_NODELAY,
+        Number(listener.noDelay),
+        Number(fresh.noDelay),
+      ],
+    ];
+    for (const [name, level, option, value, freshValue] of candidates) {
+      if (option !== null && value !== freshValue) return { listener, level, option, name, value };
+    }
+    return null;
+  } finally {
+    n.libc.close(fd);
+  }
+}
+
+/**
+ * The options in force on an accepted conn, with one `getsockopt` beyond
+ * finding its fd: the listener's when the conn holds `inh`'s telling value
+ * (so it inherited them all), else null (then read or apply them in full).
+ */
+export function readInherited(conn: Deno.Conn, inh: Inheritance): SocketOptions | null {
+  const n = load();
+  const t = connTarget(conn, false); // the TCP-level read below checks the type
+  if ("reason" in n || t === null) return null;
+  const fd = findFd(n, conn, t);
+  if (fd === null) return null;
+  lenBuf[0] = 4;
+  if (n.libc.getsockopt(fd, inh.level, inh.option, intBytes, lenBytes) !== 0) return null;
+  if (intBuf[0] !== inh.value) return null;
+  const l = inh.listener;
+  return {
+    keepAlive: l.keepAlive,
+    idle: l.idle,
+    interval: l.interval,
+    count: l.count,
+    noDelay: l.noDelay,
+    userTimeout: l.userTimeout,
+    verified: true,
+    errors: [],
+  };
 }
 
 /** Reads a conn's options without changing them; null when FFI is unavailable or the fd is not found. */
