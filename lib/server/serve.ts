@@ -282,8 +282,8 @@ class ServerCore implements AcceptSink, RequestContext {
     this.connection = connectionSettings(options, SERVER_CONNECTION_DEFAULTS);
     this.#apply = { userTimeout: options.userTimeout || undefined };
     // Linux copies a listening socket's options to every socket it accepts:
-    // set them once here, and only read them back per connection.
-    // Each accepted socket is then shown to hold them with one read (see Inheritance).
+    // set them once here, and show each accepted socket holds them with one
+    // read (see Inheritance).
     const onListener = applyToListener(listener, policy, this.#apply);
     this.#inherited = onListener.verified && onListener.errors.length === 0 &&
         matches(onListener, policy, this.#apply)

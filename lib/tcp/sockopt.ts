@@ -13,19 +13,7 @@
 
 import { connTarget, findFd } from "./fd.ts";
 import type { KeepAlivePolicy, KernelKeepAlive } from "./keepalive.ts";
-import {
-  denoAddrKey,
-  errno,
-  errnoText,
-  getInt,
-  intBuf,
-  intBytes,
-  lenBuf,
-  lenBytes,
-  load,
-  type Native,
-  setInt,
-} from "./libc.ts";
+import { denoAddrKey, errno, errnoText, getInt, load, type Native, setInt } from "./libc.ts";
 
 export { closeConn, releaseConn } from "./fd.ts";
 export { sockoptUnavailableReason } from "./libc.ts";
@@ -146,17 +134,19 @@ export function kernelKeepAliveDefaults(): KernelKeepAlive | null {
   }
   const n = load();
   if ("reason" in n) return null;
-  // An untouched socket reports the namespace's sysctl values.
+  const fresh = freshOptions(n);
+  return fresh === null
+    ? null
+    : { idle: fresh.idle!, interval: fresh.interval!, count: fresh.count! };
+}
+
+/** What an untouched socket holds: the namespace's sysctl values and the kernel's defaults. */
+function freshOptions(n: Native): SocketOptions | null {
   const fd = n.libc.socket(n.p.AF_INET, n.p.SOCK_STREAM, 0);
   if (fd < 0) return null;
   try {
-    return {
-      idle: getInt(n, fd, n.p.IPPROTO_TCP, n.p.TCP_KEEPIDLE) * 1000,
-      interval: getInt(n, fd, n.p.IPPROTO_TCP, n.p.TCP_KEEPINTVL) * 1000,
-      count: getInt(n, fd, n.p.IPPROTO_TCP, n.p.TCP_KEEPCNT),
-    };
-  } catch {
-    return null;
+    const fresh = readFd(n, fd);
+    return fresh.verified ? fresh : null;
   } finally {
     n.libc.close(fd);
   }
@@ -248,13 +238,26 @@ export function applyToListener(
 export interface Inheritance {
   /** What the listener's socket holds, read back from it. */
   listener: SocketOptions;
-  /** The option read on each accepted socket (its level, number and name)… */
-  level: number;
+  /** The TCP-level option read on each accepted socket (its number and name)… */
   option: number;
   name: string;
   /** …and the raw value it must have. */
   value: number;
 }
+
+/**
+ * The options that can tell an inheriting socket from a fresh one, in the
+ * order tried: each its {@linkcode SocketOptions} field and the unit that
+ * field has over the kernel's raw value. All are TCP-level, so reading one
+ * on an fd also shows it is a TCP socket.
+ */
+const TELLING = [
+  ["TCP_KEEPIDLE", "idle", 1000],
+  ["TCP_KEEPINTVL", "interval", 1000],
+  ["TCP_KEEPCNT", "count", 1],
+  ["TCP_USER_TIMEOUT", "userTimeout", 1],
+  ["TCP_NODELAY", "noDelay", 1],
+] as const;
 
 /**
  * The {@linkcode Inheritance} of a listener whose options were read back
@@ -264,45 +267,16 @@ export interface Inheritance {
 export function inheritance(listener: SocketOptions): Inheritance | null {
   const n = load();
   if ("reason" in n || !listener.verified) return null;
-  const fd = n.libc.socket(n.p.AF_INET, n.p.SOCK_STREAM, 0);
-  if (fd < 0) return null;
-  try {
-    const fresh = readFd(n, fd);
-    if (!fresh.verified) return null;
-    const { p } = n;
-    // TCP-level options first: reading one on an fd checks that it is a TCP socket too.
-    const candidates: [string, number, number | null, number, number][] = [
-      ["TCP_KEEPIDLE", p.IPPROTO_TCP, p.TCP_KEEPIDLE, listener.idle! / 1000, fresh.idle! / 1000],
-      [
-        "TCP_KEEPINTVL",
-        p.IPPROTO_TCP,
-        p.TCP_KEEPINTVL,
-        listener.interval! / 1000,
-        fresh.interval! / 1000,
-      ],
-      ["TCP_KEEPCNT", p.IPPROTO_TCP, p.TCP_KEEPCNT, listener.count!, fresh.count!],
-      [
-        "TCP_USER_TIMEOUT",
-        p.IPPROTO_TCP,
-        p.TCP_USER_TIMEOUT,
-        listener.userTimeout,
-        fresh.userTimeout,
-      ],
-      [
-        "TCP_NODELAY",
-        p.IPPROTO_TCP,
-        p.TCP_NODELAY,
-        Number(listener.noDelay),
-        Number(fresh.noDelay),
-      ],
-    ];
-    for (const [name, level, option, value, freshValue] of candidates) {
-      if (option !== null && value !== freshValue) return { listener, level, option, name, value };
+  const fresh = freshOptions(n);
+  if (fresh === null) return null;
+  for (const [name, field, unit] of TELLING) {
+    const option = n.p[name];
+    const value = Number(listener[field]) / unit;
+    if (option !== null && value !== Number(fresh[field]) / unit) {
+      return { listener, option, name, value };
     }
-    return null;
-  } finally {
-    n.libc.close(fd);
   }
+  return null;
 }
 
 /**
@@ -316,20 +290,12 @@ export function readInherited(conn: Deno.Conn, inh: Inheritance): SocketOptions 
   if ("reason" in n || t === null) return null;
   const fd = findFd(n, conn, t);
   if (fd === null) return null;
-  lenBuf[0] = 4;
-  if (n.libc.getsockopt(fd, inh.level, inh.option, intBytes, lenBytes) !== 0) return null;
-  if (intBuf[0] !== inh.value) return null;
-  const l = inh.listener;
-  return {
-    keepAlive: l.keepAlive,
-    idle: l.idle,
-    interval: l.interval,
-    count: l.count,
-    noDelay: l.noDelay,
-    userTimeout: l.userTimeout,
-    verified: true,
-    errors: [],
-  };
+  try {
+    if (getInt(n, fd, n.p.IPPROTO_TCP, inh.option) !== inh.value) return null;
+  } catch {
+    return null; // not a TCP socket after all
+  }
+  return { ...inh.listener, verified: true, errors: [] };
 }
 
 /** Reads a conn's options without changing them; null when FFI is unavailable or the fd is not found. */
