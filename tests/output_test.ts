@@ -241,3 +241,17 @@ Deno.test("a refusal's body becomes part of one line: no tags, no control charac
   assert.equal(bodyLine("x".repeat(500)).length, 200);
   assert.equal(bodyLine("\n\n"), "");
 });
+
+Deno.test("writeStderr writes long text whole, a surrogate pair split across its pieces included", async () => {
+  // 5,461 units fill one piece of the 16 KiB buffer: put pairs across that edge and later ones.
+  const text = "é".repeat(5460) + "😀" + "x".repeat(10_000) + "😀".repeat(9000) + "\n";
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", `import { writeStderr } from "${import.meta.resolve("../app/common/log.ts")}";
+      writeStderr(${JSON.stringify(text)});`],
+    stderr: "piped",
+    stdout: "null",
+  });
+  const out = await child.output();
+  assert.equal(out.code, 0);
+  assert.equal(dec.decode(out.stderr), text);
+});

@@ -406,3 +406,27 @@ Deno.test("Protocol coalesces sends into one chunk and hands large server payloa
   assert.ok(chunks.some((c) => c.buffer === big.buffer), "the payload itself is queued");
   assert.equal(p.bufferedAmount, 10 + big.length, "a 10-byte header and the payload");
 });
+
+Deno.test("Protocol gives its send buffer back once written, and never one still being written", () => {
+  const a = server().p, b = server().p;
+  const idle = a.held;
+  a.send("first");
+  const lent = a.takeOutput()!;
+  assert.ok(a.held > idle, "the queued frame's buffer is held while it is written");
+  // While a's buffer is out, b's frames must not land in it.
+  b.send("other");
+  const bOut = b.takeOutput()!;
+  assert.notEqual(bOut[0].buffer, lent[0].buffer, "a buffer being written is nobody's to reuse");
+  assert.equal(text(splitFrames(lent[0].slice())[0].payload), "first");
+  for (const c of lent) a.written(c.length);
+  assert.equal(a.held, idle, "an idle connection holds no send buffer");
+  // The buffer given back serves the next send, of either connection.
+  b.written(bOut[0].length);
+  a.send("second");
+  const again = a.takeOutput()!;
+  assert.ok(
+    [lent[0].buffer, bOut[0].buffer].includes(again[0].buffer),
+    "a written buffer is reused",
+  );
+  assert.equal(text(splitFrames(again[0].slice())[0].payload), "second");
+});

@@ -43,11 +43,22 @@ export interface Logger {
 
 const encoder = new TextEncoder();
 
+/** Where text for stderr is encoded: one buffer, as a new one per write cost more than the write. */
+const stderrBuf = new Uint8Array(16 * 1024);
+
 /** Writes a whole string to stderr synchronously, so no line is lost at exit. */
 export function writeStderr(text: string): void {
-  const bytes = encoder.encode(text);
-  let off = 0;
-  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+  // Every UTF-16 unit takes at most 3 bytes: encode what fits, a piece at a time.
+  const step = Math.floor(stderrBuf.length / 3);
+  for (let at = 0; at < text.length;) {
+    let end = Math.min(text.length, at + step);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--; // keep a surrogate pair whole
+    const { written } = encoder.encodeInto(text.slice(at, end), stderrBuf);
+    let off = 0;
+    while (off < written) off += Deno.stderr.writeSync(stderrBuf.subarray(off, written));
+    at = end;
+  }
 }
 
 /** Lines written by {@linkcode writeStderrSoon} and not yet flushed. */
@@ -105,8 +116,8 @@ export function createLogger(
     const time = now().toISOString();
     sink(
       format === "json"
-        ? safeJson({ time, level, event, ...fields }) + "\n"
-        : formatText({ time, level, event, ...fields }) + "\n",
+        ? jsonLine(time, level, event, fields)
+        : textLine(time, level, event, fields),
     );
   };
   return {
@@ -130,14 +141,41 @@ export function closeLogFields(info: CloseInfo, startedMs: number): LogFields {
   };
 }
 
+/** One logfmt line: `time`, `level` and `event`, then `fields` (no field may take those names). */
+function textLine(time: string, level: LogLevel, event: string, fields: LogFields): string {
+  const rest = formatText(fields);
+  return `time=${time} level=${level} event=${quote(event)}${rest === "" ? "" : " "}${rest}\n`;
+}
+
+/**
+ * One JSON line: `time`, `level` and `event` first, then `fields` in their
+ * order (no field may take those names), without copying them into a new
+ * object: a server logs two lines a connection.
+ */
+function jsonLine(time: string, level: LogLevel, event: string, fields: LogFields): string {
+  const head = `{"time":"${time}","level":"${level}","event":${JSON.stringify(event)}`;
+  const rest = JSON.stringify(fields);
+  return terminalSafe(rest.length > 2 ? `${head},${rest.slice(1)}\n` : `${head}}\n`);
+}
+
 /**
  * `JSON.stringify(value)` that is also safe on a terminal: DEL, the C1
  * controls (U+009B is a one-character CSI), the line separators and the
  * bidi overrides, which JSON leaves raw, become `\uXXXX` escapes.
  */
 export function safeJson(value: unknown): string {
-  return JSON.stringify(value).replace(
-    /[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+  return terminalSafe(JSON.stringify(value));
+}
+
+/** What JSON leaves raw that a terminal must not get raw (see {@linkcode safeJson}). */
+const JSON_UNSAFE = /[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const JSON_UNSAFE_ALL = new RegExp(JSON_UNSAFE.source, "g");
+
+/** JSON text with {@linkcode JSON_UNSAFE} characters escaped; most lines have none, and are returned as they are. */
+function terminalSafe(json: string): string {
+  if (!JSON_UNSAFE.test(json)) return json;
+  return json.replace(
+    JSON_UNSAFE_ALL,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }

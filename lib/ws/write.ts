@@ -25,6 +25,27 @@ const KEEP_SEND_BUFFER = 256 * 1024;
 /** First size of a send buffer. */
 const INITIAL_SEND_BUFFER = 4 * 1024;
 
+/**
+ * Send buffers of {@linkcode INITIAL_SEND_BUFFER} bytes that are written
+ * and free, shared by every connection of the process. A queue gives its
+ * buffer back once all it holds is written, and takes one when it next has
+ * something to send: an idle connection holds no send buffer, and a new one
+ * allocates none (an ArrayBuffer cost 2-9 us to make here; a reconnect
+ * storm made one per connection). Bounded: at most 1 MiB waits here.
+ */
+const sendBuffers: Uint8Array[] = [];
+const SEND_BUFFERS_MAX = 256;
+
+/** A free send buffer of the initial size. */
+function takeSendBuffer(): Uint8Array {
+  return sendBuffers.pop() ?? new Uint8Array(INITIAL_SEND_BUFFER);
+}
+
+/** Gives back a written buffer of the initial size (a larger one is left to the caller). */
+function giveSendBuffer(buf: Uint8Array): void {
+  if (sendBuffers.length < SEND_BUFFERS_MAX) sendBuffers.push(buf);
+}
+
 const encoder = new TextEncoder();
 
 /** A pool of random bytes for client mask keys (RFC 6455 §5.3 asks for unpredictable keys). */
@@ -168,11 +189,14 @@ export class SendQueue {
     this.writtenTotal += n;
     const lent = this.#lent;
     if (lent !== null && this.writtenTotal >= this.#lentEnd) {
-      // The buffer handed out is written: use it again (small ones only).
+      // The buffer handed out is written: use it again (small ones only),
+      // or, with nothing more to send, give a pool-sized one back.
       this.#lent = null;
       if (lent.length > KEEP_SEND_BUFFER) return;
-      if (this.#buf === null) this.#buf = lent;
-      else this.#spare ??= lent;
+      if (this.#buf === null) {
+        if (lent.length === INITIAL_SEND_BUFFER) giveSendBuffer(lent);
+        else this.#buf = lent;
+      } else this.#spare ??= lent;
     }
   }
 
@@ -198,6 +222,7 @@ export class SendQueue {
   #reserve(bytes: number): Uint8Array {
     const need = this.#len + bytes;
     let buf = this.#buf;
+    if (buf === null && need <= INITIAL_SEND_BUFFER) return this.#buf = takeSendBuffer();
     if (!buf || buf.length < need) {
       let size = buf ? buf.length : INITIAL_SEND_BUFFER;
       // Grow geometrically, so many small frames behind a big one cost
