@@ -246,8 +246,11 @@ Deno.test("writeStderr writes long text whole, a surrogate pair split across its
   // 5,461 units fill one piece of the 16 KiB buffer: put pairs across that edge and later ones.
   const text = "é".repeat(5460) + "😀" + "x".repeat(10_000) + "😀".repeat(9000) + "\n";
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", `import { writeStderr } from "${import.meta.resolve("../app/common/log.ts")}";
-      writeStderr(${JSON.stringify(text)});`],
+    args: [
+      "eval",
+      `import { writeStderr } from "${import.meta.resolve("../app/common/log.ts")}";
+      writeStderr(${JSON.stringify(text)});`,
+    ],
     stderr: "piped",
     stdout: "null",
   });

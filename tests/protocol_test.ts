@@ -430,3 +430,21 @@ Deno.test("Protocol gives its send buffer back once written, and never one still
   );
   assert.equal(text(splitFrames(again[0].slice())[0].payload), "second");
 });
+
+Deno.test("Protocol hands its read buffer to the next connection only when no read writes into it", () => {
+  const end = { code: 1006, reason: "", cause: "eof", clean: false } as const;
+  // Ended between reads: its buffer is free, and the next connection's reads land in it.
+  const a = server().p;
+  feed(a, frame(TEXT, "hi", m));
+  const aBuffer = a.readTarget().buffer;
+  a.commit(0);
+  a.finish(end);
+  const b = server().p;
+  assert.equal(b.readTarget().buffer, aBuffer, "a free read buffer is reused");
+  // Ended with a read in flight: that read still writes into the buffer, so nobody else gets it.
+  const inFlight = b.readTarget();
+  b.finish(end);
+  const c = server().p;
+  assert.notEqual(c.readTarget().buffer, inFlight.buffer, "a buffer under a read is not handed on");
+  assert.ok(b.held >= inFlight.length, "and it is still counted as held");
+});

@@ -35,7 +35,7 @@ import { X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import { isIP } from "node:net";
 import { closeConn } from "../tcp/sockopt.ts";
-import { sameBytes } from "../ws/bytes.ts";
+import { sameBytes } from "../bytes.ts";
 import { denoError, NodeTlsConn } from "../tcp/node_tls.ts";
 import { errorText } from "../errors.ts";
 import { connDuplex } from "./duplex.ts";

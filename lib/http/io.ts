@@ -1,6 +1,6 @@
 /**
  * The little I/O an HTTP/1.1 head needs: read one off a stream without
- * losing the bytes behind it, and write a buffer completely.
+ * losing the bytes behind it, and write a buffer (or a head's text) completely.
  *
  * @module
  */
@@ -8,6 +8,7 @@
 import { HandshakeError, INVALID_RESPONSE } from "./errors.ts";
 import { findHeadEnd } from "./head.ts";
 import { abortable } from "../async.ts";
+import { smallBuffers } from "../bytes.ts";
 
 /** Anything with `Deno.Conn`'s read: fills `p`, resolves the count or null at EOF. */
 export interface Reader {
@@ -138,5 +139,23 @@ export async function writeAll(conn: Writer, data: Uint8Array): Promise<void> {
     const n = await conn.write(data.subarray(off));
     if (n <= 0) throw new Error("write made no progress");
     off += n;
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Writes all of `text` as UTF-8. Text that fits is encoded into one of the
+ * process's free 4 KiB buffers, given back once written, rather than into
+ * a new one: a server writes a 101 response for every connection.
+ */
+export async function writeText(conn: Writer, text: string): Promise<void> {
+  if (text.length * 3 > smallBuffers.size) return await writeAll(conn, encoder.encode(text));
+  const buf = smallBuffers.take();
+  const { written } = encoder.encodeInto(text, buf);
+  try {
+    await writeAll(conn, buf.subarray(0, written));
+  } finally {
+    smallBuffers.give(buf);
   }
 }

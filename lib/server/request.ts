@@ -22,7 +22,7 @@ import {
 import { buildErrorResponse, buildResponseHead } from "../http/response.ts";
 import type { RequestHead } from "../http/head.ts";
 import { authority } from "../http/grammar.ts";
-import { writeAll } from "../http/io.ts";
+import { writeAll, writeText } from "../http/io.ts";
 import { closeConn, type SocketOptions } from "../tcp/sockopt.ts";
 import { peerSubject } from "../tcp/node_tls.ts";
 
@@ -205,7 +205,7 @@ export class ServerRequest {
     }
     const response = buildUpgradeResponse(key, protocol, deflate ? deflate.response : "");
     try {
-      await writeAll(this.#conn, encoder.encode(response));
+      await writeText(this.#conn, response);
     } catch (err) {
       closeConn(this.#conn); // the peer went away mid-handshake: nothing is left to answer
       throw err;

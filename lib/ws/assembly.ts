@@ -15,7 +15,7 @@
 
 import { unmask } from "./mask.ts";
 import { decodeText, invalidUtf8, Utf8Validator } from "./utf8.ts";
-import { release, resize } from "./bytes.ts";
+import { release, resize } from "../bytes.ts";
 
 /** The first size of a message buffer when nothing says it must be smaller. */
 export const FIRST_MESSAGE_BUFFER = 16 * 1024;

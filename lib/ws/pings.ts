@@ -8,7 +8,7 @@
 
 import { MAX_CONTROL_PAYLOAD } from "./frame.ts";
 import { type Protocol, State } from "./protocol.ts";
-import { sameBytes } from "./bytes.ts";
+import { sameBytes } from "../bytes.ts";
 import { quietRejection } from "../async.ts";
 
 /** Pings awaiting their pong; older ones are given up on. */

@@ -29,7 +29,7 @@ import {
 } from "./frame.ts";
 import { unmask } from "./mask.ts";
 import { decodeAscii, decodeText, SHORT_TEXT } from "./utf8.ts";
-import { release, resize } from "./bytes.ts";
+import { BufferPool, release, resize } from "../bytes.ts";
 import {
   type InflateStep,
   type Inflation,
@@ -47,6 +47,8 @@ export const DEFAULT_MAX_FRAGMENTS = 16_384;
 
 /** First size of a connection's read buffer; small, so idle connections are cheap. */
 const INITIAL_READ_BUFFER = 512;
+/** Free first read buffers: taken by each new reader, given back by one discarded between reads. */
+const readBuffers = new BufferPool(INITIAL_READ_BUFFER, 1024);
 /** The read buffer doubles while reads fill it, up to this size. */
 const MAX_READ_BUFFER = 64 * 1024;
 /** A whole frame up to this size waits in the read buffer; a larger one streams. */
@@ -128,7 +130,7 @@ export class FrameReader {
   #inflateInput: Uint8Array | null = null;
 
   // The read buffer: unparsed bytes are #buf[#start, #end).
-  #buf = new Uint8Array(INITIAL_READ_BUFFER);
+  #buf: Uint8Array = readBuffers.take();
   #start = 0;
   #end = 0;
   /** The last readTarget() was the message buffer, not the read buffer. */
@@ -234,7 +236,9 @@ export class FrameReader {
     if (this.#discarding) return;
     this.#discarding = true;
     if (this.#reading) this.#pinned = this.#direct ? this.#asm!.held : this.#buf.length;
-    release(this.#buf);
+    // A buffer no read writes into is the next reader's; else it is released.
+    if (this.#reading && !this.#direct) release(this.#buf);
+    else readBuffers.give(this.#buf);
     this.#asm?.discard();
     this.#endInflation();
     this.#buf = EMPTY;

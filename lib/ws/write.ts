@@ -15,36 +15,20 @@
 
 import { frameHeaderSize, MAX_HEADER_SIZE, Opcode, writeFrameHeader } from "./frame.ts";
 import { maskInto, unmask } from "./mask.ts";
-import { release, resize } from "./bytes.ts";
+import { release, resize, smallBuffers } from "../bytes.ts";
 import { encodeAscii, SHORT_TEXT } from "./utf8.ts";
 
 /** A payload at least this large is sent from the caller's bytes, not copied. */
 export const ZERO_COPY_PAYLOAD = 64 * 1024;
 /** A send buffer larger than this is dropped after its write, not kept for the next. */
 const KEEP_SEND_BUFFER = 256 * 1024;
-/** First size of a send buffer. */
-const INITIAL_SEND_BUFFER = 4 * 1024;
-
 /**
- * Send buffers of {@linkcode INITIAL_SEND_BUFFER} bytes that are written
- * and free, shared by every connection of the process. A queue gives its
- * buffer back once all it holds is written, and takes one when it next has
- * something to send: an idle connection holds no send buffer, and a new one
- * allocates none (an ArrayBuffer cost 2-9 us to make here; a reconnect
- * storm made one per connection). Bounded: at most 1 MiB waits here.
+ * First size of a send buffer: one of the process's free 4 KiB buffers
+ * ({@linkcode smallBuffers}). A queue gives it back once all it holds is
+ * written and takes one again when it next has something to send, so an
+ * idle connection holds no send buffer and a new one makes none.
  */
-const sendBuffers: Uint8Array[] = [];
-const SEND_BUFFERS_MAX = 256;
-
-/** A free send buffer of the initial size. */
-function takeSendBuffer(): Uint8Array {
-  return sendBuffers.pop() ?? new Uint8Array(INITIAL_SEND_BUFFER);
-}
-
-/** Gives back a written buffer of the initial size (a larger one is left to the caller). */
-function giveSendBuffer(buf: Uint8Array): void {
-  if (sendBuffers.length < SEND_BUFFERS_MAX) sendBuffers.push(buf);
-}
+const INITIAL_SEND_BUFFER = smallBuffers.size;
 
 const encoder = new TextEncoder();
 
@@ -194,7 +178,7 @@ export class SendQueue {
       this.#lent = null;
       if (lent.length > KEEP_SEND_BUFFER) return;
       if (this.#buf === null) {
-        if (lent.length === INITIAL_SEND_BUFFER) giveSendBuffer(lent);
+        if (lent.length === INITIAL_SEND_BUFFER) smallBuffers.give(lent);
         else this.#buf = lent;
       } else this.#spare ??= lent;
     }
@@ -222,7 +206,7 @@ export class SendQueue {
   #reserve(bytes: number): Uint8Array {
     const need = this.#len + bytes;
     let buf = this.#buf;
-    if (buf === null && need <= INITIAL_SEND_BUFFER) return this.#buf = takeSendBuffer();
+    if (buf === null && need <= INITIAL_SEND_BUFFER) return this.#buf = smallBuffers.take();
     if (!buf || buf.length < need) {
       let size = buf ? buf.length : INITIAL_SEND_BUFFER;
       // Grow geometrically, so many small frames behind a big one cost

@@ -51,6 +51,53 @@ export function release(buf: Uint8Array | null): void {
   }
 }
 
+/**
+ * A bounded stack of free buffers of one size, shared by the whole process:
+ * a connection takes one when it needs it and gives it back when nothing
+ * reads or writes into it any more, so that a reconnect storm does not make
+ * (and collect) an ArrayBuffer per connection for each of its buffers (each
+ * cost 2-9 us to make here, against ~0.1 us to pop one). A buffer taken is
+ * the taker's alone; its old bytes are stale, never meaningful.
+ */
+export class BufferPool {
+  /** The size of every buffer in the pool. */
+  readonly size: number;
+  #max: number;
+  #free: Uint8Array<ArrayBuffer>[] = [];
+
+  /**
+   * @param size bytes of each buffer
+   * @param max most buffers kept free (so at most `size * max` bytes wait here)
+   */
+  constructor(size: number, max: number) {
+    this.size = size;
+    this.#max = max;
+  }
+
+  /** A free buffer of {@linkcode size} bytes, new when none waits. */
+  take(): Uint8Array<ArrayBuffer> {
+    return this.#free.pop() ?? new Uint8Array(this.size);
+  }
+
+  /**
+   * Gives back a buffer nothing uses any more; one of another size, or
+   * past the bound, is released instead ({@linkcode release}).
+   */
+  give(buf: Uint8Array): void {
+    if (buf.length === this.size && whole(buf) && this.#free.length < this.#max) {
+      this.#free.push(buf as Uint8Array<ArrayBuffer>);
+    } else {
+      release(buf);
+    }
+  }
+}
+
+/**
+ * The process's free 4 KiB buffers: a connection's first send buffer, and
+ * the bytes of a handshake's response while it is written.
+ */
+export const smallBuffers = new BufferPool(4 * 1024, 256);
+
 /** Whether `a` and `b` hold the same bytes. */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
