@@ -15,7 +15,7 @@ import {
   TERMINAL_BINARY_PREVIEW,
   terminalLine,
 } from "../app/client/output.ts";
-import { createLogger, formatText, safeJson } from "../app/common/log.ts";
+import { createLogger, formatText, pieceEnd, safeJson } from "../app/common/log.ts";
 import { parseLine } from "../app/client/slash.ts";
 import { parseWebSocketUrl } from "../app/client/url.ts";
 import { parseHeader } from "../app/client/headers.ts";
@@ -242,14 +242,14 @@ Deno.test("a refusal's body becomes part of one line: no tags, no control charac
   assert.equal(bodyLine("\n\n"), "");
 });
 
-Deno.test("writeStderr writes long text whole, a surrogate pair split across its pieces included", async () => {
-  // 5,461 units fill one piece of the 16 KiB buffer: put pairs across that edge and later ones.
-  const text = "é".repeat(5460) + "😀" + "x".repeat(10_000) + "😀".repeat(9000) + "\n";
+Deno.test("writeStderr writes long text whole, in pieces cut after a newline or else between characters", async () => {
+  // Past one 64 Ki-unit piece: lines, then one long line with surrogate pairs around the cuts.
+  const text = "é".repeat(70_000) + "\n" + "😀".repeat(40_000) + "x".repeat(3) + "\n"; // as the child makes it
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
       `import { writeStderr } from "${import.meta.resolve("../app/common/log.ts")}";
-      writeStderr(${JSON.stringify(text)});`,
+      writeStderr("é".repeat(70_000) + "\\n" + "😀".repeat(40_000) + "x".repeat(3) + "\\n");`,
     ],
     stderr: "piped",
     stdout: "null",
@@ -257,4 +257,9 @@ Deno.test("writeStderr writes long text whole, a surrogate pair split across its
   const out = await child.output();
   assert.equal(out.code, 0);
   assert.equal(dec.decode(out.stderr), text);
+  // Where the pieces end: after the last newline that fits, else never inside a pair.
+  assert.equal(pieceEnd("ab\ncd\nef", 0, 7), 6, "after the last newline that fits");
+  assert.equal(pieceEnd("ab\ncd\nef", 6, 7), 8, "the rest, when it fits");
+  assert.equal(pieceEnd("abcdefgh", 0, 5), 5, "no newline: as much as fits");
+  assert.equal(pieceEnd("abcd😀efgh", 0, 5), 4, "not between a surrogate pair's halves");
 });

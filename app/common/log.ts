@@ -43,17 +43,36 @@ export interface Logger {
 
 const encoder = new TextEncoder();
 
-/** Where text for stderr is encoded: one buffer, as a new one per write cost more than the write. */
-const stderrBuf = new Uint8Array(16 * 1024);
+/** Past this much waiting text it is written at once. */
+const FLUSH_CHARS = 64 * 1024;
+
+/**
+ * Where text for stderr is encoded: one buffer, as a new one per write cost
+ * more than the write. Every UTF-16 unit takes at most 3 bytes, so a flush
+ * of {@linkcode FLUSH_CHARS} fits in one write.
+ */
+const stderrBuf = new Uint8Array(3 * FLUSH_CHARS);
+
+/**
+ * Where the piece of `text` from `at` that is written next ends: at most
+ * `max` units, cut after a newline when the rest does not fit, so that a
+ * line is one write (workers share one stderr, and another process's write
+ * may land between two), and never inside a surrogate pair.
+ */
+export function pieceEnd(text: string, at: number, max: number): number {
+  if (text.length - at <= max) return text.length;
+  const newline = text.lastIndexOf("\n", at + max - 1);
+  if (newline >= at) return newline + 1;
+  const end = at + max;
+  const last = text.charCodeAt(end - 1);
+  return last >= 0xd800 && last <= 0xdbff ? end - 1 : end;
+}
 
 /** Writes a whole string to stderr synchronously, so no line is lost at exit. */
 export function writeStderr(text: string): void {
-  // Every UTF-16 unit takes at most 3 bytes: encode what fits, a piece at a time.
-  const step = Math.floor(stderrBuf.length / 3);
+  const max = Math.floor(stderrBuf.length / 3);
   for (let at = 0; at < text.length;) {
-    let end = Math.min(text.length, at + step);
-    const last = text.charCodeAt(end - 1);
-    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--; // keep a surrogate pair whole
+    const end = pieceEnd(text, at, max);
     const { written } = encoder.encodeInto(text.slice(at, end), stderrBuf);
     let off = 0;
     while (off < written) off += Deno.stderr.writeSync(stderrBuf.subarray(off, written));
@@ -67,8 +86,6 @@ let pendingChars = 0;
 let flushTimer: number | undefined; // a timer id, as Deno.unrefTimer takes it
 /** How long a line may wait to be written with others. */
 const FLUSH_DELAY_MS = 5;
-/** Past this much waiting text it is written at once. */
-const FLUSH_CHARS = 64 * 1024;
 
 /**
  * Writes `text` to stderr within a few milliseconds, together with the
