@@ -69,7 +69,7 @@ interface Deflate {
  */
 export async function answer(conn: Deno.Conn, response: string | Uint8Array): Promise<void> {
   try {
-    await writeAll(conn, typeof response === "string" ? encoder.encode(response) : response);
+    await (typeof response === "string" ? writeText(conn, response) : writeAll(conn, response));
   } catch {
     // The peer may be gone already; nothing more to tell it.
   }

@@ -174,7 +174,7 @@ export class SendQueue {
     const lent = this.#lent;
     if (lent !== null && this.writtenTotal >= this.#lentEnd) {
       // The buffer handed out is written: use it again (small ones only),
-      // or, with nothing more to send, give a pool-sized one back.
+      // or, when no sends have started a buffer since, give a pool-sized one back.
       this.#lent = null;
       if (lent.length > KEEP_SEND_BUFFER) return;
       if (this.#buf === null) {
